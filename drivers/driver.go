@@ -1,0 +1,128 @@
+// Package drivers defines how a client runs a job: a Driver creates one
+// ephemeral worker per job, runs the job's steps in it in order, and destroys
+// it. Implementations live in sub-packages (exec, mock; docker, kubernetes and
+// external plugins later). This package imports nothing of the project, so a
+// plugin author needs only it.
+package drivers
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Driver runs jobs in ephemeral workers.
+//
+// Lifecycle, per job: Fingerprint (any time) → CreateWorker → RunStep for
+// each step, in order → DestroyWorker. After a client restart, RecoverWorker
+// re-attaches to a handle the client persisted, and ListWorkers finds workers
+// the client no longer knows (orphans to destroy).
+//
+// Concurrency: one Driver value serves many jobs at once; every method must be
+// safe for concurrent use on different workers. For one worker the client
+// calls methods one at a time, except DestroyWorker, which may be called while
+// RunStep is in flight (cancel) and must make that RunStep return promptly.
+// DestroyWorker is idempotent. Cancelling ctx of RunStep kills the step (the
+// whole process tree) and returns ctx's error.
+type Driver interface {
+	// Name is the driver's name as jobs and nodes know it ("exec", "docker").
+	Name() string
+	// Fingerprint reports whether the driver can run work on this host now.
+	Fingerprint(ctx context.Context) Fingerprint
+	// CreateWorker makes the worker for one job attempt: its workspace and,
+	// for container drivers, its container.
+	CreateWorker(ctx context.Context, cfg WorkerConfig) (*WorkerHandle, error)
+	// RunStep runs one step in the worker, sending each output line to sink as
+	// it is produced, and returns the step's exit code. A non-zero exit code is
+	// a result, not an error; err is for failures to run the step at all.
+	RunStep(ctx context.Context, h *WorkerHandle, step StepConfig, sink LogSink) (StepResult, error)
+	// DestroyWorker stops anything still running in the worker and removes it
+	// and its workspace. Destroying a worker that is gone returns nil.
+	DestroyWorker(ctx context.Context, h *WorkerHandle) error
+	// RecoverWorker checks that a worker created before a client restart is
+	// still there; ErrWorkerNotFound when it is not.
+	RecoverWorker(ctx context.Context, h *WorkerHandle) error
+	// ListWorkers lists the workers this driver owns on this host.
+	ListWorkers(ctx context.Context) ([]*WorkerHandle, error)
+}
+
+// ErrWorkerNotFound is returned when a handle names a worker that is gone.
+var ErrWorkerNotFound = errors.New("worker not found")
+
+// Fingerprint is a driver's health on this host.
+type Fingerprint struct {
+	Detected   bool              `json:"detected"`
+	Healthy    bool              `json:"healthy"`
+	Reason     string            `json:"reason,omitempty"`
+	Version    string            `json:"version,omitempty"`
+	Attributes map[string]string `json:"attributes,omitempty"`
+}
+
+// WorkerConfig is what a driver needs to create one job attempt's worker.
+type WorkerConfig struct {
+	// ID is unique per job attempt (the allocation ID); drivers name and label
+	// the worker with it.
+	ID         string            `json:"id"`
+	JobID      string            `json:"job_id"`
+	JobName    string            `json:"job_name"`
+	PipelineID string            `json:"pipeline_id"`
+	NodeID     string            `json:"node_id"`
+	Image      string            `json:"image,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	CPU        int               `json:"cpu"`       // millicores
+	MemoryMB   int               `json:"memory_mb"` // MiB
+	Labels     map[string]string `json:"labels,omitempty"`
+}
+
+// WorkerHandle names a created worker. It is plain data so the client can
+// persist it and hand it back to RecoverWorker after a restart.
+type WorkerHandle struct {
+	ID     string            `json:"id"`
+	Driver string            `json:"driver"`
+	JobID  string            `json:"job_id,omitempty"`
+	State  map[string]string `json:"state,omitempty"`
+}
+
+// StepConfig is one step to run in a worker.
+type StepConfig struct {
+	Name string `json:"name"`
+	// Run is the shell script, run with `sh -e -c`.
+	Run string `json:"run"`
+	// Env is merged over the worker's env for this step only.
+	Env map[string]string `json:"env,omitempty"`
+}
+
+// StepResult is how a step ended.
+type StepResult struct {
+	ExitCode int           `json:"exit_code"`
+	Duration time.Duration `json:"duration"`
+}
+
+// Stream names where a log line came from.
+type Stream string
+
+// The two output streams.
+const (
+	Stdout Stream = "stdout"
+	Stderr Stream = "stderr"
+)
+
+// LogLine is one line of step output, without its trailing newline.
+type LogLine struct {
+	Time   time.Time `json:"time"`
+	Stream Stream    `json:"stream"`
+	Line   string    `json:"line"`
+}
+
+// LogSink receives a step's output lines. Drivers may call Emit from two
+// goroutines at once (stdout and stderr), so implementations must be safe for
+// concurrent use; lines of one stream arrive in order.
+type LogSink interface {
+	Emit(LogLine)
+}
+
+// LogSinkFunc adapts a function to LogSink.
+type LogSinkFunc func(LogLine)
+
+// Emit calls f.
+func (f LogSinkFunc) Emit(l LogLine) { f(l) }

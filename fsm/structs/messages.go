@@ -1,0 +1,122 @@
+package structs
+
+import "time"
+
+// MessageType is the first byte of every Raft log entry; the rest is the JSON
+// of the matching request. The list is append-only: never renumber or reuse a
+// value, since old logs and snapshots must still replay.
+type MessageType uint8
+
+// Raft message types.
+const (
+	PipelineRegisterRequestType  MessageType = 0
+	PlanApplyRequestType         MessageType = 1
+	AllocClientUpdateRequestType MessageType = 2
+	PipelineCancelRequestType    MessageType = 3
+	NodeRegisterRequestType      MessageType = 4
+	NodeStatusUpdateRequestType  MessageType = 5
+	EvalUpdateRequestType        MessageType = 6
+)
+
+func (t MessageType) String() string {
+	switch t {
+	case PipelineRegisterRequestType:
+		return "PipelineRegister"
+	case PlanApplyRequestType:
+		return "PlanApply"
+	case AllocClientUpdateRequestType:
+		return "AllocClientUpdate"
+	case PipelineCancelRequestType:
+		return "PipelineCancel"
+	case NodeRegisterRequestType:
+		return "NodeRegister"
+	case NodeStatusUpdateRequestType:
+		return "NodeStatusUpdate"
+	case EvalUpdateRequestType:
+		return "EvalUpdate"
+	}
+	return "Unknown"
+}
+
+// WriteRequest carries what every entry needs to apply deterministically: the
+// leader's clock at the time the entry was proposed. Apply never reads a clock.
+type WriteRequest struct {
+	Timestamp time.Time `json:"timestamp"`
+}
+
+// PipelineRegisterRequest registers a pipeline and its jobs (all PENDING).
+// The FSM creates an evaluation for each job that needs nothing. When
+// IdempotencyKey names a pipeline already registered, the entry changes
+// nothing and the response names that pipeline.
+type PipelineRegisterRequest struct {
+	WriteRequest
+	Pipeline       *Pipeline `json:"pipeline"`
+	Jobs           []*Job    `json:"jobs"`
+	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+}
+
+// PipelineRegisterResponse is what Apply returns for a register entry.
+type PipelineRegisterResponse struct {
+	PipelineID string
+	// Existing is true when the idempotency key matched an earlier pipeline.
+	Existing bool
+	Index    uint64
+}
+
+// PlanApplyRequest commits the placements the plan applier accepted (each
+// job PENDING → SCHEDULED with its allocation; the evaluation completes) and
+// records evaluations that could not be placed (blocked, with metrics).
+type PlanApplyRequest struct {
+	WriteRequest
+	Allocs  []*Allocation                `json:"allocs,omitempty"`
+	Evals   []*Evaluation                `json:"evals,omitempty"`
+	Metrics map[string]*PlacementMetrics `json:"metrics,omitempty"` // by job ID
+}
+
+// AllocClientUpdateRequest is a client reporting on an allocation it runs:
+// the job moved to RUNNING, a step started or ended, or the attempt ended
+// (SUCCEEDED or FAILED). A FAILED attempt with retries left puts the job back
+// to PENDING with a delayed evaluation; updates for allocations that are no
+// longer their job's current one only change the allocation.
+type AllocClientUpdateRequest struct {
+	WriteRequest
+	Updates []*AllocUpdate `json:"updates"`
+}
+
+// AllocUpdate is one allocation's news.
+type AllocUpdate struct {
+	AllocID      string       `json:"alloc_id"`
+	ClientStatus string       `json:"client_status"`
+	JobState     JobState     `json:"job_state,omitempty"`
+	Reason       string       `json:"reason,omitempty"`
+	Steps        []StepStatus `json:"steps,omitempty"`
+}
+
+// PipelineCancelRequest cancels every job of a pipeline that has not ended
+// and asks clients to stop their workers.
+type PipelineCancelRequest struct {
+	WriteRequest
+	PipelineID string `json:"pipeline_id"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// NodeRegisterRequest adds a node or replaces its record (capacity, drivers,
+// attributes), keeping its create index.
+type NodeRegisterRequest struct {
+	WriteRequest
+	Node *Node `json:"node"`
+}
+
+// NodeStatusUpdateRequest marks a node ready or down. A down node's live
+// allocations become lost and their jobs TERMINATED (then retried per policy).
+type NodeStatusUpdateRequest struct {
+	WriteRequest
+	NodeID string `json:"node_id"`
+	Status string `json:"status"`
+}
+
+// EvalUpdateRequest upserts evaluations (blocked, failed, re-queued).
+type EvalUpdateRequest struct {
+	WriteRequest
+	Evals []*Evaluation `json:"evals"`
+}
