@@ -23,7 +23,11 @@ import (
 // calls methods one at a time, except DestroyWorker, which may be called while
 // RunStep is in flight (cancel) and must make that RunStep return promptly.
 // DestroyWorker is idempotent. Cancelling ctx of RunStep kills the step (the
-// whole process tree) and returns ctx's error.
+// whole process tree) and returns ctx's error; the worker stays usable.
+//
+// Every implementation asserts `var _ drivers.Driver = (*Driver)(nil)` and
+// passes the conformance suite in drivers/drivertest, which checks these
+// rules against the real thing.
 type Driver interface {
 	// Name is the driver's name as jobs and nodes know it ("exec", "docker").
 	Name() string
@@ -35,12 +39,19 @@ type Driver interface {
 	// RunStep runs one step in the worker, sending each output line to sink as
 	// it is produced, and returns the step's exit code. A non-zero exit code is
 	// a result, not an error; err is for failures to run the step at all.
+	//
+	// The step's stdin is empty, and the step ends when its shell exits, even
+	// if a background child still holds stdout open. sink is never called
+	// after RunStep returns. On a worker that is gone, or when DestroyWorker
+	// interrupts the step, RunStep returns an error wrapping
+	// ErrWorkerNotFound.
 	RunStep(ctx context.Context, h *WorkerHandle, step StepConfig, sink LogSink) (StepResult, error)
 	// DestroyWorker stops anything still running in the worker and removes it
 	// and its workspace. Destroying a worker that is gone returns nil.
 	DestroyWorker(ctx context.Context, h *WorkerHandle) error
 	// RecoverWorker checks that a worker created before a client restart is
-	// still there; ErrWorkerNotFound when it is not.
+	// still there; an error wrapping ErrWorkerNotFound when it is not. A
+	// recovered worker runs steps as before, with its WorkerConfig's env.
 	RecoverWorker(ctx context.Context, h *WorkerHandle) error
 	// ListWorkers lists the workers this driver owns on this host.
 	ListWorkers(ctx context.Context) ([]*WorkerHandle, error)
@@ -84,9 +95,15 @@ type WorkerHandle struct {
 }
 
 // StepConfig is one step to run in a worker.
+//
+// A step's environment is, later entries winning: the driver's base (exec:
+// PATH and HOME; a container: its image's env), then CI=true, CIPLAT_JOB_ID,
+// CIPLAT_JOB_NAME, CIPLAT_PIPELINE_ID and CIPLAT_WORKSPACE (the workspace
+// path as the step sees it), then WorkerConfig.Env, then Env. The agent's
+// own environment does not leak into steps.
 type StepConfig struct {
 	Name string `json:"name"`
-	// Run is the shell script, run with `sh -e -c`.
+	// Run is the shell script, run with `sh -e -c` in the workspace.
 	Run string `json:"run"`
 	// Env is merged over the worker's env for this step only.
 	Env map[string]string `json:"env,omitempty"`

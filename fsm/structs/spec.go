@@ -86,7 +86,7 @@ var ConstraintOps = []string{"=", "!=", "<", ">", "<=", ">=", "regexp", "set_con
 // Backoff × 2^(n−1).
 type RetryPolicy struct {
 	Attempts int      `json:"attempts"`
-	Backoff  Duration `json:"backoff,omitempty"`
+	Backoff  Duration `json:"backoff"`
 }
 
 // Spec defaults applied by the parser when a field is left out.

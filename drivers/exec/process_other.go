@@ -1,0 +1,21 @@
+//go:build !unix
+
+package exec
+
+import (
+	"os"
+	osexec "os/exec"
+)
+
+// setProcessGroup does nothing where there are no process groups; only the
+// shell itself is killed there.
+func setProcessGroup(cmd *osexec.Cmd) {}
+
+// terminateGroup kills the shell: there is no gentler signal here.
+func terminateGroup(p *os.Process) { p.Kill() }
+
+// killGroup kills the shell.
+func killGroup(p *os.Process) { p.Kill() }
+
+// exitCode is the shell's exit status.
+func exitCode(ps *os.ProcessState) int { return ps.ExitCode() }

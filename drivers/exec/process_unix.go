@@ -1,0 +1,31 @@
+//go:build unix
+
+package exec
+
+import (
+	"os"
+	osexec "os/exec"
+	"syscall"
+)
+
+// setProcessGroup makes cmd the leader of a new process group, so the step
+// and everything it starts can be signalled together.
+func setProcessGroup(cmd *osexec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+}
+
+// terminateGroup asks p's process group to stop (SIGTERM).
+func terminateGroup(p *os.Process) { syscall.Kill(-p.Pid, syscall.SIGTERM) }
+
+// killGroup kills p's process group (SIGKILL). A group that is already gone
+// is not an error.
+func killGroup(p *os.Process) { syscall.Kill(-p.Pid, syscall.SIGKILL) }
+
+// exitCode is the shell's exit status, or 128+n when signal n killed it, as
+// a shell reports a child killed by a signal.
+func exitCode(ps *os.ProcessState) int {
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ps.ExitCode()
+}

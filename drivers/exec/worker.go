@@ -1,0 +1,368 @@
+package exec
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ciplat/ciplat/drivers"
+)
+
+// stateWorkspace is the WorkerHandle.State key holding the workspace path.
+// It is informational: the driver always derives the path from Root and the
+// worker ID, so a tampered handle cannot point it at another directory.
+const stateWorkspace = "workspace"
+
+// metaDirName is the directory under Root that holds one JSON file per
+// worker. It starts with a dot, and worker IDs may not, so it cannot clash
+// with a workspace.
+const metaDirName = ".workers"
+
+// worker is what the driver keeps in memory about one worker: how it was
+// created and the steps running in it. Guarded by Driver.mu.
+type worker struct {
+	meta      workerMeta
+	steps     map[*runningStep]struct{}
+	destroyed bool // DestroyWorker has begun; no new step may start
+}
+
+// workerMeta is the content of a worker's JSON file: enough to run steps in
+// the worker after a restart with nothing but its handle.
+type workerMeta struct {
+	Handle  drivers.WorkerHandle `json:"handle"`
+	Config  drivers.WorkerConfig `json:"config"`
+	Created time.Time            `json:"created"`
+}
+
+// runningStep is one RunStep in flight, so DestroyWorker can stop it.
+type runningStep struct {
+	kill   chan struct{} // closed by DestroyWorker: SIGKILL the step now
+	killed bool          // kill is closed; guarded by Driver.mu
+	done   chan struct{} // closed when RunStep has returned
+}
+
+// CreateWorker creates the workspace <Root>/<cfg.ID> (0700) and records cfg
+// beside it. cfg.Image, CPU and MemoryMB are ignored: this driver neither
+// isolates nor limits. The ID must be a plain file name not starting with
+// '.'; a worker with the same ID must not exist.
+func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*drivers.WorkerHandle, error) {
+	if err := validID(cfg.ID); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if d.root == "" {
+		return nil, errors.New("exec: Config.Root is empty: set the directory where workspaces live")
+	}
+	if err := os.MkdirAll(d.metaDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("exec: workspace root %s is not usable: %w", d.root, err)
+	}
+	ws := d.workspace(cfg.ID)
+	if err := os.Mkdir(ws, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("exec: worker %s already exists at %s: use a new worker ID per job attempt: %w", cfg.ID, ws, err)
+		}
+		return nil, fmt.Errorf("exec: create workspace: %w", err)
+	}
+	h := &drivers.WorkerHandle{
+		ID:     cfg.ID,
+		Driver: d.Name(),
+		JobID:  cfg.JobID,
+		State:  map[string]string{stateWorkspace: ws},
+	}
+	meta := workerMeta{Handle: *h, Config: cfg, Created: time.Now().UTC()}
+	if err := writeMeta(d.metaPath(cfg.ID), meta); err != nil {
+		os.Remove(ws)
+		return nil, err
+	}
+	d.mu.Lock()
+	d.workers[cfg.ID] = &worker{meta: meta, steps: make(map[*runningStep]struct{})}
+	d.mu.Unlock()
+	d.log.Debug("worker created", "worker", cfg.ID, "workspace", ws)
+	return cloneHandle(h), nil
+}
+
+// DestroyWorker kills the steps running in the worker (SIGKILL to their
+// process groups), waits for them to return, and removes the workspace and
+// the worker's record. Destroying a worker that is gone returns nil. A step
+// interrupted this way returns an error wrapping drivers.ErrWorkerNotFound.
+// If ctx ends while steps are still stopping, DestroyWorker returns ctx's
+// error and leaves the workspace; call it again.
+func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) error {
+	if h == nil {
+		return errors.New("exec: DestroyWorker: nil handle")
+	}
+	if err := validID(h.ID); err != nil {
+		return err
+	}
+	// Mark the worker destroyed (a tombstone if this Driver never saw it),
+	// so no step can start while it goes away.
+	d.mu.Lock()
+	w := d.workers[h.ID]
+	if w == nil {
+		w = &worker{steps: make(map[*runningStep]struct{})}
+		d.workers[h.ID] = w
+	}
+	w.destroyed = true
+	steps := make([]*runningStep, 0, len(w.steps))
+	for s := range w.steps {
+		if !s.killed {
+			s.killed = true
+			close(s.kill)
+		}
+		steps = append(steps, s)
+	}
+	d.mu.Unlock()
+
+	for _, s := range steps {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return fmt.Errorf("exec: destroy worker %s: steps still stopping: %w", h.ID, ctx.Err())
+		}
+	}
+
+	ws := d.workspace(h.ID)
+	if err := removeAll(ws); err != nil {
+		return fmt.Errorf("exec: destroy worker %s: remove workspace: %w", h.ID, err)
+	}
+	if err := os.Remove(d.metaPath(h.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("exec: destroy worker %s: %w", h.ID, err)
+	}
+	d.mu.Lock()
+	if d.workers[h.ID] == w {
+		delete(d.workers, h.ID)
+	}
+	d.mu.Unlock()
+	d.log.Debug("worker destroyed", "worker", h.ID, "steps_killed", len(steps))
+	return nil
+}
+
+// RecoverWorker returns nil when the worker's workspace exists and an error
+// wrapping drivers.ErrWorkerNotFound when it does not. Steps that were
+// running when the old agent stopped are not re-attached: the agent that
+// started them was their only reader.
+func (d *Driver) RecoverWorker(ctx context.Context, h *drivers.WorkerHandle) error {
+	if h == nil {
+		return errors.New("exec: RecoverWorker: nil handle")
+	}
+	if err := validID(h.ID); err != nil {
+		return err
+	}
+	fi, err := os.Stat(d.workspace(h.ID))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("exec: worker %s: %w", h.ID, drivers.ErrWorkerNotFound)
+	case err != nil:
+		return fmt.Errorf("exec: recover worker %s: %w", h.ID, err)
+	case !fi.IsDir():
+		return fmt.Errorf("exec: worker %s: %s is not a directory: %w", h.ID, d.workspace(h.ID), drivers.ErrWorkerNotFound)
+	}
+	return nil
+}
+
+// ListWorkers returns a handle for every workspace under Root and for every
+// worker record without one (a create or destroy cut short), sorted by ID.
+// Handles come from the worker's record when it is readable and are rebuilt
+// from the ID otherwise, so every orphan can be destroyed. A missing Root
+// means no workers.
+func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, error) {
+	if d.root == "" {
+		return nil, errors.New("exec: Config.Root is empty: set the directory where workspaces live")
+	}
+	ids := map[string]bool{}
+	entries, err := os.ReadDir(d.root)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("exec: list workers: %w", err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && validID(e.Name()) == nil {
+			ids[e.Name()] = true
+		}
+	}
+	metas, err := os.ReadDir(d.metaDir())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("exec: list workers: %w", err)
+	}
+	for _, e := range metas {
+		if id, ok := strings.CutSuffix(e.Name(), ".json"); ok && !e.IsDir() && validID(id) == nil {
+			ids[id] = true
+		}
+	}
+	out := make([]*drivers.WorkerHandle, 0, len(ids))
+	for id := range ids {
+		if meta, err := readMeta(d.metaPath(id)); err == nil && meta.Handle.ID == id {
+			out = append(out, cloneHandle(&meta.Handle))
+			continue
+		}
+		out = append(out, &drivers.WorkerHandle{
+			ID:     id,
+			Driver: d.Name(),
+			State:  map[string]string{stateWorkspace: d.workspace(id)},
+		})
+	}
+	slices.SortFunc(out, func(a, b *drivers.WorkerHandle) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// startStep registers a step about to run in worker h and returns the
+// worker's record and the step, whose kill channel DestroyWorker closes.
+// The caller must call finishStep when the step has returned. It fails with
+// ErrWorkerNotFound when the worker is gone or going.
+func (d *Driver) startStep(ctx context.Context, h *drivers.WorkerHandle) (workerMeta, *runningStep, error) {
+	if h == nil {
+		return workerMeta{}, nil, errors.New("exec: RunStep: nil handle")
+	}
+	if err := validID(h.ID); err != nil {
+		return workerMeta{}, nil, err
+	}
+	notFound := fmt.Errorf("exec: worker %s: %w", h.ID, drivers.ErrWorkerNotFound)
+
+	d.mu.Lock()
+	w := d.workers[h.ID]
+	d.mu.Unlock()
+	if w == nil { // created by an earlier agent: load its record
+		if err := d.RecoverWorker(ctx, h); err != nil {
+			return workerMeta{}, nil, err
+		}
+		meta, err := readMeta(d.metaPath(h.ID))
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return workerMeta{}, nil, notFound
+			}
+			return workerMeta{}, nil, err
+		}
+		d.mu.Lock()
+		if w = d.workers[h.ID]; w == nil {
+			w = &worker{meta: meta, steps: make(map[*runningStep]struct{})}
+			d.workers[h.ID] = w
+		}
+		d.mu.Unlock()
+	}
+
+	s := &runningStep{kill: make(chan struct{}), done: make(chan struct{})}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if w.destroyed || d.workers[h.ID] != w {
+		return workerMeta{}, nil, notFound
+	}
+	w.steps[s] = struct{}{}
+	return w.meta, s, nil
+}
+
+// checkWorkspace runs after startStep has registered a step: if a
+// DestroyWorker removed the workspace between the two, the step must not
+// start. (A DestroyWorker that begins later sees the step and cancels it.)
+func (d *Driver) checkWorkspace(id string) error {
+	fi, err := os.Stat(d.workspace(id))
+	if err != nil || !fi.IsDir() {
+		return fmt.Errorf("exec: worker %s: %w", id, drivers.ErrWorkerNotFound)
+	}
+	return nil
+}
+
+// finishStep unregisters s from worker id and tells a waiting DestroyWorker.
+func (d *Driver) finishStep(id string, s *runningStep) {
+	d.mu.Lock()
+	if w := d.workers[id]; w != nil {
+		delete(w.steps, s)
+	}
+	d.mu.Unlock()
+	close(s.done)
+}
+
+// workspace is the workspace directory of worker id.
+func (d *Driver) workspace(id string) string { return filepath.Join(d.root, id) }
+
+// metaDir is the directory holding the worker records.
+func (d *Driver) metaDir() string { return filepath.Join(d.root, metaDirName) }
+
+// metaPath is the record file of worker id.
+func (d *Driver) metaPath(id string) string { return filepath.Join(d.metaDir(), id+".json") }
+
+// validID checks that id can name a directory under Root and nothing else.
+func validID(id string) error {
+	bad := id == "" || len(id) > 200 || id[0] == '.' ||
+		strings.ContainsAny(id, `/\:`) || strings.ContainsFunc(id, func(r rune) bool { return r < ' ' || r == 0x7f })
+	if bad {
+		return fmt.Errorf("exec: worker ID %q: want 1-200 characters, no '/', '\\', ':' or control characters, not starting with '.'", id)
+	}
+	return nil
+}
+
+// writeMeta writes m to path atomically (temp file, then rename), 0600
+// because the worker's env may hold secrets.
+func writeMeta(path string, m workerMeta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("exec: encode worker record: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("exec: write worker record: %w", err)
+	}
+	_, err = f.Write(append(b, '\n'))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("exec: write worker record: %w", err)
+	}
+	return nil
+}
+
+// readMeta reads a worker record written by writeMeta.
+func readMeta(path string) (workerMeta, error) {
+	var m workerMeta
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return m, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("exec: worker record %s: %w", path, err)
+	}
+	return m, nil
+}
+
+// removeAll is os.RemoveAll that also removes trees a step made read-only
+// (the Go module cache does that): on failure it makes every directory
+// writable by its owner and tries once more.
+func removeAll(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return nil
+	}
+	filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+		if err == nil && e.IsDir() {
+			if info, err := e.Info(); err == nil {
+				os.Chmod(path, info.Mode().Perm()|0o700)
+			}
+		}
+		return nil
+	})
+	return os.RemoveAll(dir)
+}
+
+// cloneHandle returns a deep copy of h, so callers never share State maps.
+func cloneHandle(h *drivers.WorkerHandle) *drivers.WorkerHandle {
+	c := *h
+	if h.State != nil {
+		c.State = make(map[string]string, len(h.State))
+		for k, v := range h.State {
+			c.State[k] = v
+		}
+	}
+	return &c
+}

@@ -1,0 +1,139 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// applyAllocClientUpdate records what clients report about the allocations
+// they run. The allocation always takes the new client status; its job
+// changes only while the allocation is the job's current one and the job has
+// not ended: steps are merged, and the job moves to RUNNING, SUCCEEDED (then
+// jobs whose needs are all met get evaluations) or FAILED (then it is
+// retried with backoff, or fails for good and its dependents are skipped).
+// Updates for unknown allocations are ignored.
+func applyAllocClientUpdate(tx *state.WriteTxn, req *structs.AllocClientUpdateRequest) (any, error) {
+	ac := newApplyCtx(tx, req.Timestamp)
+	for _, u := range req.Updates {
+		if u == nil {
+			continue
+		}
+		if err := ac.allocUpdate(u); err != nil {
+			return nil, err
+		}
+	}
+	return ac.done(nil)
+}
+
+func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
+	switch u.JobState {
+	case "", structs.JobRunning, structs.JobSucceeded, structs.JobFailed:
+	default:
+		return fmt.Errorf("allocation %s: job_state %q is not one a client may report (RUNNING, SUCCEEDED or FAILED)",
+			u.AllocID, u.JobState)
+	}
+	a, err := ac.tx.AllocByID(u.AllocID)
+	if err != nil || a == nil {
+		return err
+	}
+	if u.ClientStatus != "" && u.ClientStatus != a.ClientStatus {
+		c := a.Copy()
+		c.ClientStatus = u.ClientStatus
+		if err := ac.tx.UpsertAlloc(c); err != nil {
+			return err
+		}
+	}
+	j, err := ac.tx.JobByID(a.JobID)
+	if err != nil || j == nil || j.AllocID != a.ID || j.State.Terminal() {
+		return err
+	}
+
+	c := j.Copy()
+	changed := mergeSteps(c, u.Steps)
+	switch u.JobState {
+	case structs.JobRunning:
+		if c.State == structs.JobScheduled {
+			if err := ac.start(c); err != nil {
+				return err
+			}
+			changed = true
+		}
+	case structs.JobSucceeded:
+		if err := ac.start(c); err != nil {
+			return err
+		}
+		if err := move(c, structs.JobSucceeded); err != nil {
+			return err
+		}
+		c.FinishedAt = ac.ts
+		ac.record(c, structs.JobSucceeded, u.Reason)
+		if err := ac.putJob(c); err != nil {
+			return err
+		}
+		return ac.placeReadyJobs(c.PipelineID)
+	case structs.JobFailed:
+		if err := ac.start(c); err != nil {
+			return err
+		}
+		return ac.attemptFailed(c, structs.JobFailed, u.Reason)
+	}
+	if !changed {
+		return nil
+	}
+	return ac.putJob(c)
+}
+
+// start moves a SCHEDULED job to RUNNING (a RUNNING job stays) and stamps
+// its first start.
+func (ac *applyCtx) start(j *structs.Job) error {
+	if j.State == structs.JobScheduled {
+		if err := move(j, structs.JobRunning); err != nil {
+			return err
+		}
+	}
+	if j.StartedAt.IsZero() {
+		j.StartedAt = ac.ts
+	}
+	return nil
+}
+
+// attemptFailed ends the current attempt of a job that failed (RUNNING) or
+// was lost (TERMINATED): the attempt is recorded, then the job goes back to
+// PENDING with a delayed evaluation if its retry policy allows, else it
+// stays in end state and the jobs needing it are skipped.
+func (ac *applyCtx) attemptFailed(j *structs.Job, end structs.JobState, reason string) error {
+	ac.record(j, end, reason)
+	if retriesLeft(j) {
+		if err := move(j, structs.JobPending); err != nil {
+			return err
+		}
+		if err := ac.retry(j, reason); err != nil {
+			return err
+		}
+		return ac.putJob(j)
+	}
+	if j.State != end {
+		if err := move(j, end); err != nil {
+			return err
+		}
+	}
+	return ac.failForGood(j, reason)
+}
+
+// mergeSteps replaces the job's step statuses with the reported ones of the
+// same name; names the spec does not have are ignored.
+func mergeSteps(j *structs.Job, steps []structs.StepStatus) bool {
+	changed := false
+	for _, s := range steps {
+		for i := range j.Steps {
+			if j.Steps[i].Name == s.Name {
+				j.Steps[i] = s
+				changed = true
+				break
+			}
+		}
+	}
+	return changed
+}

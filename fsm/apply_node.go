@@ -1,0 +1,94 @@
+package fsm
+
+import (
+	"fmt"
+
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// applyNodeRegister adds a node or replaces its record, keeping its
+// CreateIndex.
+func applyNodeRegister(tx *state.WriteTxn, req *structs.NodeRegisterRequest) (any, error) {
+	ac := newApplyCtx(tx, req.Timestamp)
+	if req.Node == nil || req.Node.ID == "" {
+		return nil, fmt.Errorf("register node: the request has no node or no node ID")
+	}
+	n := req.Node.Copy()
+	if n.StatusUpdatedAt.IsZero() {
+		n.StatusUpdatedAt = ac.ts
+	}
+	if err := tx.UpsertNode(n); err != nil {
+		return nil, err
+	}
+	return ac.done(nil)
+}
+
+// applyNodeStatusUpdate marks a node ready or down. When it goes down, its
+// live allocations are lost and their jobs TERMINATED, then retried per
+// their policy or ended (their dependents skipped).
+func applyNodeStatusUpdate(tx *state.WriteTxn, req *structs.NodeStatusUpdateRequest) (any, error) {
+	ac := newApplyCtx(tx, req.Timestamp)
+	if req.Status != structs.NodeStatusReady && req.Status != structs.NodeStatusDown {
+		return nil, fmt.Errorf("node %s: status %q is not %q or %q", req.NodeID, req.Status, structs.NodeStatusReady, structs.NodeStatusDown)
+	}
+	n, err := tx.NodeByID(req.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	if n == nil {
+		return nil, fmt.Errorf("node %q: %w", req.NodeID, structs.ErrNotFound)
+	}
+	c := n.Copy()
+	c.Status = req.Status
+	c.StatusUpdatedAt = ac.ts
+	if err := tx.UpsertNode(c); err != nil {
+		return nil, err
+	}
+	if req.Status == structs.NodeStatusDown {
+		if err := ac.loseNode(c); err != nil {
+			return nil, err
+		}
+	}
+	return ac.done(nil)
+}
+
+// loseNode marks the node's live allocations lost and terminates the jobs
+// they were running.
+func (ac *applyCtx) loseNode(n *structs.Node) error {
+	name := n.Name
+	if name == "" {
+		name = n.ID
+	}
+	reason := fmt.Sprintf("node %s down", name)
+	allocs, err := ac.tx.AllocsByNode(n.ID)
+	if err != nil {
+		return err
+	}
+	for _, a := range allocs {
+		if !a.Live() {
+			continue
+		}
+		lost := a.Copy()
+		lost.ClientStatus = structs.AllocClientLost
+		if err := ac.tx.UpsertAlloc(lost); err != nil {
+			return err
+		}
+		j, err := ac.tx.JobByID(a.JobID)
+		if err != nil {
+			return err
+		}
+		if j == nil || j.AllocID != a.ID || (j.State != structs.JobScheduled && j.State != structs.JobRunning) {
+			continue
+		}
+		c := j.Copy()
+		if err := move(c, structs.JobTerminated); err != nil {
+			return err
+		}
+		c.Reason = reason
+		if err := ac.attemptFailed(c, structs.JobTerminated, reason); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,170 @@
+// Package fsm is ciplat's Raft finite state machine: the only writer of
+// cluster state. Every committed log entry is one message-type byte and a
+// JSON request (structs.Encode); Apply decodes it, runs the matching apply
+// function inside one state store transaction, and returns a typed response
+// or an error value (raft hands either back through ApplyFuture.Response).
+//
+// Apply is a pure function of (state, entry): no clock, no randomness, no
+// I/O. Timestamps come from the request's WriteRequest, IDs from the request
+// or from structs.EvalID(index, jobID), so every server reaches the same
+// state and any bug replays from the log.
+package fsm
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// FSM applies Raft entries to a state store.
+//
+// Concurrency (raft's contract): Apply, ApplyBatch, Snapshot and Restore are
+// called from raft's one FSM goroutine; FSMSnapshot.Persist runs beside
+// Apply. Any goroutine may call State; the store is replaced by Restore, so
+// call State for each read instead of keeping the pointer.
+type FSM struct {
+	logger *slog.Logger
+	state  atomic.Pointer[state.StateStore]
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns an FSM over an empty state store. A nil logger discards.
+func New(logger *slog.Logger) (*FSM, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s, err := state.NewStateStore()
+	if err != nil {
+		return nil, err
+	}
+	f := &FSM{logger: logger}
+	f.state.Store(s)
+	return f, nil
+}
+
+// State returns the current state store.
+func (f *FSM) State() *state.StateStore { return f.state.Load() }
+
+// applyFunc applies one decoded-type entry at a Raft index.
+type applyFunc func(s *state.StateStore, index uint64, buf []byte) (any, error)
+
+// appliers maps each message type to its apply function. Message types are
+// append-only (structs.MessageType): add, never renumber or remove.
+var appliers = map[structs.MessageType]applyFunc{
+	structs.PipelineRegisterRequestType:  entry(applyPipelineRegister),
+	structs.PlanApplyRequestType:         entry(applyPlan),
+	structs.AllocClientUpdateRequestType: entry(applyAllocClientUpdate),
+	structs.PipelineCancelRequestType:    entry(applyPipelineCancel),
+	structs.NodeRegisterRequestType:      entry(applyNodeRegister),
+	structs.NodeStatusUpdateRequestType:  entry(applyNodeStatusUpdate),
+	structs.EvalUpdateRequestType:        entry(applyEvalUpdate),
+}
+
+// entry turns a typed apply function into an applyFunc: it decodes the
+// request and runs fn in one write transaction, committed only when fn
+// succeeds.
+func entry[R any](fn func(tx *state.WriteTxn, req *R) (any, error)) applyFunc {
+	return func(s *state.StateStore, index uint64, buf []byte) (any, error) {
+		var req R
+		if err := structs.Decode(buf, &req); err != nil {
+			return nil, fmt.Errorf("decode %s entry: %w", structs.MessageType(buf[0]), err)
+		}
+		var resp any
+		err := s.Write(index, func(tx *state.WriteTxn) error {
+			var err error
+			resp, err = fn(tx, &req)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+}
+
+// Apply applies one committed entry. It returns the entry's response, or an
+// error value when the entry was refused (nothing of it was written).
+func (f *FSM) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	return f.apply(l.Index, l.Data)
+}
+
+// ApplyBatch applies entries in order, each in its own transaction, so one
+// refused entry does not undo the others.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		out[i] = f.Apply(l)
+	}
+	return out
+}
+
+func (f *FSM) apply(index uint64, buf []byte) any {
+	if len(buf) == 0 {
+		return fmt.Errorf("apply entry %d: empty log entry", index)
+	}
+	t := structs.MessageType(buf[0])
+	fn, ok := appliers[t]
+	if !ok {
+		f.logger.Error("unknown raft message type; is this server older than the leader?", "type", uint8(t), "index", index)
+		return fmt.Errorf("apply entry %d: unknown message type %d; upgrade this server", index, uint8(t))
+	}
+	resp, err := fn(f.State(), index, buf)
+	if err != nil {
+		f.logger.Debug("raft entry refused", "type", t.String(), "index", index, "error", err)
+		return err
+	}
+	return resp
+}
+
+// Snapshot captures the current state; the costly write happens in Persist.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	snap, err := f.State().Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	return &fsmSnapshot{snap: snap}, nil
+}
+
+// Restore replaces the whole state with a snapshot's. The new store is built
+// aside and swapped in only when complete; blocking queries on the old one
+// move to the new one.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	s, err := state.Restore(rc)
+	if err != nil {
+		return fmt.Errorf("restore FSM: %w", err)
+	}
+	old := f.state.Swap(s)
+	old.Abandon(s)
+	return nil
+}
+
+// fsmSnapshot is a point-in-time state waiting to be written to a sink.
+type fsmSnapshot struct {
+	snap *state.StateSnapshot
+}
+
+// Persist writes the state to sink and closes it, or cancels it on error.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := s.snap.Persist(sink); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist FSM snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+// Release has nothing to free: the snapshot is garbage collected.
+func (s *fsmSnapshot) Release() {}

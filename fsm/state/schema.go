@@ -1,0 +1,70 @@
+package state
+
+import (
+	"github.com/hashicorp/go-memdb"
+)
+
+// Table names. They are also the keys of the index table, so a blocking query
+// can ask "has anything in this table changed since index N?".
+const (
+	TablePipelines = "pipelines"
+	TableJobs      = "jobs"
+	TableAllocs    = "allocs"
+	TableNodes     = "nodes"
+	TableEvals     = "evals"
+	TableIndex     = "index"
+)
+
+// IndexEntry is one row of the index table: the latest Raft index that
+// changed the table named Key.
+type IndexEntry struct {
+	Key   string `json:"key"`
+	Value uint64 `json:"value"`
+}
+
+// schema is the one description of every table and its indexes. memdb needs
+// an "id" index on each table; it is the primary key.
+func schema() *memdb.DBSchema {
+	id := func(field string) *memdb.IndexSchema {
+		return &memdb.IndexSchema{Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: field}}
+	}
+	by := func(name, field string) *memdb.IndexSchema {
+		return &memdb.IndexSchema{Name: name, Indexer: &memdb.StringFieldIndex{Field: field}}
+	}
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		TablePipelines: {Name: TablePipelines, Indexes: map[string]*memdb.IndexSchema{
+			"id": id("ID"),
+			"idempotency_key": {
+				Name: "idempotency_key", Unique: true, AllowMissing: true,
+				Indexer: &memdb.StringFieldIndex{Field: "IdempotencyKey"},
+			},
+			// create orders pipelines by the Raft index that created them
+			// (big-endian, so iteration order is numeric order).
+			"create": {Name: "create", Indexer: &memdb.UintFieldIndex{Field: "CreateIndex"}},
+		}},
+		TableJobs: {Name: TableJobs, Indexes: map[string]*memdb.IndexSchema{
+			"id":          id("ID"),
+			"pipeline_id": by("pipeline_id", "PipelineID"),
+		}},
+		TableAllocs: {Name: TableAllocs, Indexes: map[string]*memdb.IndexSchema{
+			"id":      id("ID"),
+			"node_id": by("node_id", "NodeID"),
+			"job_id":  by("job_id", "JobID"),
+		}},
+		TableNodes: {Name: TableNodes, Indexes: map[string]*memdb.IndexSchema{
+			"id": id("ID"),
+		}},
+		TableEvals: {Name: TableEvals, Indexes: map[string]*memdb.IndexSchema{
+			"id":     id("ID"),
+			"status": by("status", "Status"),
+			"job_id": by("job_id", "JobID"),
+		}},
+		TableIndex: {Name: TableIndex, Indexes: map[string]*memdb.IndexSchema{
+			"id": id("Key"),
+		}},
+	}}
+}
+
+// tableOrder is the fixed order tables are persisted in, so two stores with
+// the same rows write the same bytes.
+var tableOrder = []string{TableIndex, TableNodes, TablePipelines, TableJobs, TableEvals, TableAllocs}

@@ -1,0 +1,40 @@
+package state
+
+import "github.com/ciplat/ciplat/fsm/structs"
+
+// StateSnapshot is a read-only, point-in-time view of the store: the
+// scheduler places one evaluation against it without locks while the FSM
+// keeps writing, and the FSM persists one for a Raft snapshot.
+//
+// Design: it embeds a read-only *StateStore over a memdb snapshot, so every
+// ws-taking read of StateStore (PipelineByID(ws, id), JobsByPipeline, ...) is
+// available unchanged, and Write returns ErrReadOnly. Two reads are shadowed
+// by forms without a WatchSet, because a snapshot never changes and because
+// the scheduler's State interface declares them so:
+//
+//	Nodes() ([]*structs.Node, error)            O(1): the sorted slice cached at snapshot time
+//	AllocsByNode(nodeID string) ([]*structs.Allocation, error)
+//
+// The ws forms stay reachable as snap.StateStore.Nodes(ws) and
+// snap.StateStore.AllocsByNode(ws, id).
+type StateSnapshot struct {
+	*StateStore
+}
+
+// Snapshot returns a point-in-time view. It is cheap (a root pointer and the
+// cached node slice), so the FSM may call it from Raft's Snapshot.
+func (s *StateStore) Snapshot() (*StateSnapshot, error) {
+	return &StateSnapshot{StateStore: s.view()}, nil
+}
+
+// Nodes returns every node sorted by ID, in O(1). The slice and the nodes are
+// shared by every snapshot taken between the same two node writes: never
+// change, sort or shuffle it in place (copy it first).
+func (s *StateSnapshot) Nodes() ([]*structs.Node, error) {
+	return *s.StateStore.nodes.Load(), nil
+}
+
+// AllocsByNode returns every allocation on the node, live or not, sorted by ID.
+func (s *StateSnapshot) AllocsByNode(nodeID string) ([]*structs.Allocation, error) {
+	return s.StateStore.AllocsByNode(nil, nodeID)
+}

@@ -1,0 +1,179 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// maxBodyBytes bounds request bodies; larger ones get 413.
+const maxBodyBytes = 1 << 20
+
+// maxWait bounds a blocking query's wait.
+const maxWait = 10 * time.Minute
+
+// route is one entry of the router. The OpenAPI document is checked against
+// this table in a test, so the two never drift apart.
+type route struct {
+	method, path string
+	handler      func(http.ResponseWriter, *http.Request) (any, error)
+}
+
+// streamed is returned by handlers that wrote their response themselves.
+type streamed struct{}
+
+// HTTPError is an error with an HTTP status.
+type HTTPError struct {
+	Code int
+	Msg  string
+}
+
+func (e *HTTPError) Error() string { return e.Msg }
+
+func badRequest(format string, args ...any) error {
+	return &HTTPError{Code: http.StatusBadRequest, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (s *Server) routes() []route {
+	return []route{
+		{"POST", "/v1/pipelines", s.handlePipelineSubmit},
+		{"GET", "/v1/pipelines", s.handlePipelineList},
+		{"GET", "/v1/pipelines/{id}", s.handlePipelineGet},
+		{"POST", "/v1/pipelines/{id}/cancel", s.handlePipelineCancel},
+		{"GET", "/v1/pipelines/{id}/logs", s.handlePipelineLogs},
+		{"POST", "/v1/jobs", s.handleJobSubmit},
+		{"GET", "/v1/jobs/{id}", s.handleJobGet},
+		{"GET", "/v1/jobs/{id}/logs", s.handleJobLogs},
+		{"GET", "/v1/nodes", s.handleNodeList},
+		{"GET", "/v1/nodes/{id}", s.handleNodeGet},
+		{"GET", "/v1/evaluations", s.handleEvalList},
+		{"GET", "/v1/status/leader", s.handleStatusLeader},
+		{"GET", "/v1/openapi.json", s.handleOpenAPI},
+		{"POST", "/v1/client/nodes", s.handleClientNodeRegister},
+		{"GET", "/v1/client/nodes/{id}/allocations", s.handleClientAllocs},
+		{"POST", "/v1/client/allocations", s.handleClientAllocUpdate},
+		{"POST", "/v1/client/logs", s.handleClientLogs},
+	}
+}
+
+// HTTPHandler returns the /v1 API. Unknown paths under /v1 get 404 and
+// known paths with another method 405, both as JSON errors.
+func (s *Server) HTTPHandler() http.Handler {
+	mux := http.NewServeMux()
+	paths := map[string][]string{}
+	for _, rt := range s.routes() {
+		rt := rt
+		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
+			s.serve(w, r, rt.handler)
+		})
+		paths[rt.path] = append(paths[rt.path], rt.method)
+	}
+	for p, methods := range paths {
+		allowed := methods
+		mux.HandleFunc(p, func(w http.ResponseWriter, r *http.Request) {
+			for _, m := range allowed {
+				w.Header().Add("Allow", m)
+			}
+			writeError(w, &HTTPError{Code: http.StatusMethodNotAllowed, Msg: fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)})
+		})
+	}
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, &HTTPError{Code: http.StatusNotFound, Msg: "no such route: " + r.URL.Path})
+	})
+	return mux
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request) (any, error)) {
+	if r.Body != nil {
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	}
+	out, err := h(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, ok := out.(streamed); ok {
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+// writeError maps errors to statuses and writes {"error": "..."}.
+func writeError(w http.ResponseWriter, err error) {
+	code := http.StatusInternalServerError
+	var he *HTTPError
+	var mbe *http.MaxBytesError
+	var ite *structs.ErrIllegalTransition
+	var se structs.SpecErrors
+	switch {
+	case errors.As(err, &he):
+		code = he.Code
+	case errors.As(err, &mbe):
+		code = http.StatusRequestEntityTooLarge
+		err = fmt.Errorf("request body is larger than %d bytes", maxBodyBytes)
+	case errors.As(err, &se):
+		code = http.StatusBadRequest
+	case errors.Is(err, structs.ErrNotFound):
+		code = http.StatusNotFound
+	case errors.Is(err, structs.ErrConflict), errors.As(err, &ite):
+		code = http.StatusConflict
+	case errors.Is(err, ErrNoLeader):
+		code = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, code, map[string]string{"error": err.Error()})
+}
+
+// queryOpts are a read's blocking-query parameters.
+type queryOpts struct {
+	index uint64
+	wait  time.Duration
+}
+
+func parseQuery(r *http.Request) (queryOpts, error) {
+	var q queryOpts
+	if v := r.URL.Query().Get("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return q, badRequest("invalid index %q: want a Raft index (a non-negative integer)", v)
+		}
+		q.index = n
+	}
+	q.wait = 5 * time.Minute
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return q, badRequest("invalid wait %q: want a duration such as 30s", v)
+		}
+		q.wait = min(d, maxWait)
+	}
+	return q, nil
+}
+
+func setIndex(w http.ResponseWriter, idx uint64) {
+	w.Header().Set("X-Ciplat-Index", strconv.FormatUint(max(idx, 1), 10))
+}
+
+func parseBool(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, badRequest("invalid %s %q: want true or false", name, v)
+	}
+	return b, nil
+}

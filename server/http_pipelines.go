@@ -1,0 +1,235 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/scheduler"
+)
+
+// pipelineView is GET /v1/pipelines/{id}: the pipeline with its jobs.
+type pipelineView struct {
+	*structs.Pipeline
+	Jobs []*jobView `json:"jobs"`
+}
+
+// jobView is a job as the API shows it, with its placement explained in words.
+type jobView struct {
+	*structs.Job
+	Explain string `json:"explain,omitempty"`
+}
+
+func newJobView(j *structs.Job) *jobView {
+	v := &jobView{Job: j}
+	if j.State == structs.JobPending && j.Placement != nil {
+		v.Explain = scheduler.Explain(j.Placement)
+	}
+	return v
+}
+
+// pipelineStub is one row of GET /v1/pipelines.
+type pipelineStub struct {
+	ID          string         `json:"id"`
+	Name        string         `json:"name"`
+	State       string         `json:"state"`
+	Jobs        int            `json:"jobs"`
+	JobStates   map[string]int `json:"job_states,omitempty"`
+	SubmittedAt any            `json:"submitted_at"`
+	FinishedAt  any            `json:"finished_at,omitempty"`
+	CreateIndex uint64         `json:"create_index"`
+	ModifyIndex uint64         `json:"modify_index"`
+}
+
+func (s *Server) handlePipelineSubmit(w http.ResponseWriter, r *http.Request) (any, error) {
+	return s.submit(w, r, structs.ParsePipelineSpec)
+}
+
+func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) (any, error) {
+	return s.submit(w, r, structs.ParseJobSpec)
+}
+
+// submit parses a spec body, registers it through Raft and answers 201 with
+// the new pipeline, or 200 with the earlier one when the Idempotency-Key
+// was seen before.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byte) (*structs.PipelineSpec, error)) (any, error) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return nil, err
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, badRequest("empty body: send a pipeline spec as YAML or JSON")
+	}
+	spec, err := parse(body)
+	if err != nil {
+		var se structs.SpecErrors
+		if errors.As(err, &se) {
+			return nil, err
+		}
+		return nil, badRequest("invalid pipeline spec: %v", err)
+	}
+	key := r.Header.Get("Idempotency-Key")
+	if len(key) > 256 {
+		return nil, badRequest("Idempotency-Key is longer than 256 characters")
+	}
+	p, jobs := newPipeline(spec, key)
+	resp, _, err := s.apply(structs.PipelineRegisterRequestType, &structs.PipelineRegisterRequest{
+		WriteRequest:   structs.WriteRequest{Timestamp: s.now()},
+		Pipeline:       p,
+		Jobs:           jobs,
+		IdempotencyKey: key,
+	})
+	if err != nil {
+		return nil, err
+	}
+	rr, ok := resp.(*structs.PipelineRegisterResponse)
+	if !ok {
+		return nil, fmt.Errorf("unexpected register response %T", resp)
+	}
+	view, err := s.pipelineView(nil, s.State(), rr.PipelineID)
+	if err != nil {
+		return nil, err
+	}
+	code := http.StatusCreated
+	if rr.Existing {
+		code = http.StatusOK
+	}
+	setIndex(w, rr.Index)
+	writeJSON(w, code, view)
+	return streamed{}, nil
+}
+
+// newPipeline builds the records of a submitted spec, with fresh IDs.
+func newPipeline(spec *structs.PipelineSpec, key string) (*structs.Pipeline, []*structs.Job) {
+	p := &structs.Pipeline{
+		ID:             uuid.NewString(),
+		Name:           spec.Name,
+		Spec:           spec,
+		IdempotencyKey: key,
+		State:          structs.PipelinePending,
+	}
+	jobs := make([]*structs.Job, 0, len(spec.Jobs))
+	for _, js := range spec.Jobs {
+		env := maps.Clone(spec.Env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		maps.Copy(env, js.Env)
+		j := &structs.Job{
+			ID:         uuid.NewString(),
+			PipelineID: p.ID,
+			Name:       js.Name,
+			Spec:       js,
+			Env:        env,
+			Priority:   js.Priority,
+			State:      structs.JobPending,
+			Attempt:    1,
+		}
+		p.JobIDs = append(p.JobIDs, j.ID)
+		jobs = append(jobs, j)
+	}
+	return p, jobs
+}
+
+func (s *Server) pipelineView(ws memdb.WatchSet, st *state.StateStore, id string) (*pipelineView, error) {
+	p, err := st.PipelineByIDPrefix(ws, id)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := st.JobsByPipeline(ws, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := &pipelineView{Pipeline: p, Jobs: make([]*jobView, 0, len(jobs))}
+	for _, j := range jobs {
+		v.Jobs = append(v.Jobs, newJobView(j))
+	}
+	return v, nil
+}
+
+func (s *Server) handlePipelineGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	var out *pipelineView
+	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		var err error
+		out, err = s.pipelineView(ws, st, id)
+		if err != nil {
+			return 0, err
+		}
+		return max(st.Index("pipelines"), st.Index("jobs")), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, idx)
+	return out, nil
+}
+
+func (s *Server) handlePipelineList(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []*pipelineStub
+	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		ps, err := st.Pipelines(ws)
+		if err != nil {
+			return 0, err
+		}
+		out = make([]*pipelineStub, 0, len(ps))
+		for _, p := range ps {
+			stub := &pipelineStub{
+				ID: p.ID, Name: p.Name, State: string(p.State), Jobs: len(p.JobIDs),
+				JobStates: map[string]int{}, SubmittedAt: p.SubmittedAt,
+				CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex,
+			}
+			if !p.FinishedAt.IsZero() {
+				stub.FinishedAt = p.FinishedAt
+			}
+			for _, jid := range p.JobIDs {
+				if j, _ := st.JobByID(nil, jid); j != nil {
+					stub.JobStates[string(j.State)]++
+				}
+			}
+			out = append(out, stub)
+		}
+		return st.Index("pipelines"), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, idx)
+	return out, nil
+}
+
+func (s *Server) handlePipelineCancel(w http.ResponseWriter, r *http.Request) (any, error) {
+	p, err := s.State().PipelineByIDPrefix(nil, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if p.State.Terminal() {
+		return nil, &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("pipeline %s already %s: only a pending or running pipeline can be cancelled", p.ID, p.State)}
+	}
+	_, idx, err := s.apply(structs.PipelineCancelRequestType, &structs.PipelineCancelRequest{
+		WriteRequest: structs.WriteRequest{Timestamp: s.now()},
+		PipelineID:   p.ID,
+		Reason:       "cancelled by user",
+	})
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, idx)
+	return s.pipelineView(nil, s.State(), p.ID)
+}

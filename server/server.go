@@ -1,0 +1,186 @@
+// Package server is ciplat's server agent: it holds cluster state in a Raft
+// FSM (hashicorp/raft over raft-boltdb), runs the leader's duties (evaluation
+// broker, scheduler workers, the single plan applier) and serves the /v1 HTTP
+// API.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/ciplat/ciplat/fsm"
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/scheduler"
+)
+
+// Server is one server agent.
+//
+// Lifecycle: New opens the data dir and starts Raft; leader duties start and
+// stop with leadership by themselves; Shutdown stops everything once. All
+// methods are safe for concurrent use.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	fsm           *fsm.FSM
+	raft          *raft.Raft
+	raftStore     *raftboltdb.BoltStore
+	raftTransport *raft.NetworkTransport
+	leaderCh      chan bool
+
+	logs   *LogStore
+	sched  *scheduler.Scheduler
+	broker *EvalBroker
+	plans  *PlanQueue
+
+	shutdownCtx    context.Context
+	shutdownCancel context.CancelFunc
+	wg             sync.WaitGroup
+	shutdownOnce   sync.Once
+}
+
+// ErrNoLeader is returned for writes while the cluster has no leader.
+var ErrNoLeader = errors.New("no cluster leader")
+
+// New starts a server on cfg.DataDir.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	if cfg.DataDir == "" {
+		return nil, errors.New("server: a data dir is required")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	f, err := fsm.New(cfg.Logger)
+	if err != nil {
+		return nil, err
+	}
+	logs, err := NewLogStore(filepath.Join(cfg.DataDir, "logs"))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:            cfg,
+		log:            cfg.Logger.With("component", "server"),
+		fsm:            f,
+		logs:           logs,
+		sched:          scheduler.New(scheduler.Config{Algorithm: cfg.SchedulerAlgorithm}),
+		broker:         NewEvalBroker(cfg.Now),
+		plans:          NewPlanQueue(),
+		shutdownCtx:    ctx,
+		shutdownCancel: cancel,
+	}
+	if err := s.setupRaft(); err != nil {
+		cancel()
+		s.closeRaft()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.monitorLeadership()
+	return s, nil
+}
+
+// State is the current state store (read-only for callers).
+func (s *Server) State() *state.StateStore { return s.fsm.State() }
+
+// Logs is the server's step log store.
+func (s *Server) Logs() *LogStore { return s.logs }
+
+// RaftAddr is the address Raft listens on.
+func (s *Server) RaftAddr() string { return string(s.raftTransport.LocalAddr()) }
+
+// IsLeader reports whether this server is the Raft leader now.
+func (s *Server) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// Leader returns the leader's Raft address, or "" when there is none.
+func (s *Server) Leader() string {
+	addr, _ := s.raft.LeaderWithID()
+	return string(addr)
+}
+
+// WaitForLeader blocks until the cluster has a leader or ctx ends. On the
+// leader it also waits until the FSM has applied everything committed
+// before (a restart replays the log), so reads that follow see it.
+func (s *Server) WaitForLeader(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if s.Leader() != "" {
+			if !s.IsLeader() {
+				return nil
+			}
+			if err := s.raft.Barrier(30 * time.Second).Error(); err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for a raft leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// Shutdown stops leader duties and Raft and closes the stores.
+func (s *Server) Shutdown() error {
+	var err error
+	s.shutdownOnce.Do(func() {
+		s.shutdownCancel()
+		if s.raft != nil {
+			if e := s.raft.Shutdown().Error(); e != nil {
+				err = e
+			}
+		}
+		s.wg.Wait()
+		s.closeRaft()
+		s.logs.Close()
+	})
+	return err
+}
+
+func (s *Server) closeRaft() {
+	if s.raftTransport != nil {
+		_ = s.raftTransport.Close()
+	}
+	if s.raftStore != nil {
+		_ = s.raftStore.Close()
+	}
+}
+
+// apply commits one entry through Raft and returns what the FSM's Apply
+// returned: its response, or the error it returned as a value.
+func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
+	if s.raft.State() != raft.Leader {
+		return nil, 0, ErrNoLeader
+	}
+	buf, err := structs.Encode(t, req)
+	if err != nil {
+		return nil, 0, err
+	}
+	f := s.raft.Apply(buf, 30*time.Second)
+	if err := f.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return nil, 0, ErrNoLeader
+		}
+		return nil, 0, err
+	}
+	resp := f.Response()
+	if e, ok := resp.(error); ok {
+		return nil, f.Index(), e
+	}
+	return resp, f.Index(), nil
+}
+
+// now is the server's clock, stamped into entries.
+func (s *Server) now() time.Time { return s.cfg.Now().UTC() }
