@@ -30,6 +30,19 @@ import (
 //	running / RUNNING    step N ended, step N+1 RUNNING    (one update)
 //	complete / SUCCEEDED every step SUCCEEDED               (after the last)
 //	failed / FAILED      step N FAILED, later steps SKIPPED, Reason
+//	complete / (none)    the servers stopped it: no job state, as the
+//	                     servers already cancelled the job
+//	failed / FAILED      "client shut down while the job ran"
+//
+// Reasons: "step <name> exited <code>", "step <name> timed out after <d>",
+// "job timed out after <d>", "driver: <err>". Timeouts are the spec's
+// strings ("10m0s"); empty or zero means none. The step timeout bounds one
+// RunStep; the job timeout bounds CreateWorker and every step.
+//
+// The worker is destroyed before the final report (so the servers never free
+// capacity that is still in use) with a fresh ctx, whatever ended the run.
+// The handle file (state.go) is written right after CreateWorker and removed
+// only when the worker is destroyed and the final report delivered.
 //
 // A failure before the first step (unknown or unhealthy driver, CreateWorker
 // error) sends the RUNNING and the FAILED update together in one call: the
@@ -226,6 +239,10 @@ func (r *allocRunner) runSteps(jobCtx context.Context, jobTimeout time.Duration,
 		switch {
 		case r.ctx.Err() != nil:
 			return outcome{clientStatus: api.AllocClientRunning}
+		case err == nil && res.ExitCode == 0:
+			// A step that succeeded as its deadline passed succeeded.
+			code := 0
+			st.State, st.ExitCode = api.StepSucceeded, &code
 		case cause == errStepTimeout:
 			st.State, st.Reason = api.StepFailed, fmt.Sprintf("timed out after %s", stepTimeouts[i])
 			out = failed(fmt.Sprintf("step %s timed out after %s", st.Name, stepTimeouts[i]))
@@ -235,13 +252,10 @@ func (r *allocRunner) runSteps(jobCtx context.Context, jobTimeout time.Duration,
 		case err != nil:
 			st.State, st.Reason = api.StepFailed, "driver: "+err.Error()
 			out = failed("driver: " + err.Error())
-		case res.ExitCode != 0:
+		default:
 			code := res.ExitCode
 			st.State, st.ExitCode = api.StepFailed, &code
 			out = failed(fmt.Sprintf("step %s exited %d", st.Name, code))
-		default:
-			code := 0
-			st.State, st.ExitCode = api.StepSucceeded, &code
 		}
 		r.log.Debug("step ended", "step", st.Name, "state", st.State, "exit_code", res.ExitCode, "err", err)
 

@@ -175,8 +175,8 @@ func (c *Client) Ready() <-chan struct{} { return c.ready }
 // except one whose DestroyWorker failed, which the next Run destroys from its
 // handle file or as an orphan.
 //
-// Run returns nil when ctx ends, or an error when it cannot start. It may be
-// called once.
+// Run returns nil once ctx ends, even before registration succeeded. It may
+// be called once; a second call returns an error.
 func (c *Client) Run(ctx context.Context) error {
 	if !c.started.CompareAndSwap(false, true) {
 		return errors.New("client: Run called twice")
@@ -290,7 +290,9 @@ func (c *Client) watch(ctx context.Context, allocs []*api.Allocation, index uint
 //   - desired stop (or gone from the list) while running here: stop it;
 //   - desired run, client running, but not running here and never run by
 //     this client: the attempt was lost (a crash before its handle was
-//     written, or a wiped data dir) — report it FAILED.
+//     written, or a wiped data dir) — report it FAILED;
+//   - desired stop, client running, not running here: nothing to stop, but
+//     the servers count it against the node until told — report it complete.
 //
 // An allocation is started at most once per Client: runners and finished
 // remember every allocation this client ran, so a list delivered twice, or
@@ -298,12 +300,12 @@ func (c *Client) watch(ctx context.Context, allocs []*api.Allocation, index uint
 // nothing. finished forgets an allocation once the servers stop listing it.
 func (c *Client) reconcile(allocs []*api.Allocation) {
 	present := make(map[string]struct{}, len(allocs))
-	var lost []*api.Allocation
+	var orphans []*api.AllocUpdate
 	c.mu.Lock()
 	defer func() {
 		c.mu.Unlock()
-		if len(lost) > 0 {
-			c.reportLost(lost, "client restarted while the job ran")
+		if len(orphans) > 0 {
+			c.reportOrphans(orphans)
 		}
 	}()
 	if c.closing {
@@ -320,15 +322,18 @@ func (c *Client) reconcile(allocs []*api.Allocation) {
 			}
 			continue
 		}
-		if _, ok := c.finished[a.ID]; ok || a.DesiredStatus != api.AllocDesiredRun {
+		if _, ok := c.finished[a.ID]; ok {
 			continue
 		}
-		switch a.ClientStatus {
-		case api.AllocClientPending:
+		switch {
+		case a.DesiredStatus == api.AllocDesiredRun && a.ClientStatus == api.AllocClientPending:
 			c.startLocked(a)
-		case api.AllocClientRunning:
+		case a.DesiredStatus == api.AllocDesiredRun && a.ClientStatus == api.AllocClientRunning:
 			c.finished[a.ID] = struct{}{}
-			lost = append(lost, a)
+			orphans = append(orphans, lostUpdate(a.ID))
+		case a.DesiredStatus == api.AllocDesiredStop && a.ClientStatus == api.AllocClientRunning:
+			c.finished[a.ID] = struct{}{}
+			orphans = append(orphans, &api.AllocUpdate{AllocID: a.ID, ClientStatus: api.AllocClientComplete})
 		}
 	}
 	for id, r := range c.runners {
@@ -356,18 +361,21 @@ func (c *Client) startLocked(a *api.Allocation) {
 	})
 }
 
-// reportLost reports allocations whose attempt this client lost as FAILED,
-// in one call, in the background (Run waits for it).
-func (c *Client) reportLost(allocs []*api.Allocation, reason string) {
-	ups := make([]*api.AllocUpdate, 0, len(allocs))
-	for _, a := range allocs {
-		c.log.Warn("reporting a lost allocation", "alloc_id", a.ID, "job_id", a.JobID, "reason", reason)
-		ups = append(ups, &api.AllocUpdate{
-			AllocID:      a.ID,
-			ClientStatus: api.AllocClientFailed,
-			JobState:     api.StateFailed,
-			Reason:       reason,
-		})
+// lostReason is the reason given for an attempt a client restart lost.
+const lostReason = "client restarted while the job ran"
+
+// lostUpdate reports an attempt lost by a restart: FAILED, so the servers
+// retry it per the job's policy.
+func lostUpdate(allocID string) *api.AllocUpdate {
+	return &api.AllocUpdate{AllocID: allocID, ClientStatus: api.AllocClientFailed, JobState: api.StateFailed, Reason: lostReason}
+}
+
+// reportOrphans reports, in one call and in the background (Run waits for
+// it), allocations the servers think run here but no runner has.
+func (c *Client) reportOrphans(ups []*api.AllocUpdate) {
+	for _, u := range ups {
+		c.log.Warn("reporting an allocation this client does not run", "alloc_id", u.AllocID,
+			"client_status", u.ClientStatus, "reason", u.Reason)
 	}
 	c.wg.Go(func() {
 		ctx, cancel := c.reportCtx()

@@ -442,14 +442,15 @@ func TestClient_Run_RestartReportsLostJob(t *testing.T) {
 	dir := t.TempDir()
 	host := mock.NewHost()
 	ctx := context.Background()
-	// A previous run left workers for a1 (still running on the servers) and
-	// a2 (stopped there), with handles, and an orphan no handle names.
+	// A previous run left workers, with handles, for a1 (still running on
+	// the servers), a2 (ended there) and a3 (cancelled during the restart),
+	// and an orphan no handle names.
 	before := mock.New(mock.Config{Host: host})
 	c, err := New(Config{DataDir: dir, API: srv.api, Drivers: map[string]drivers.Driver{"mock": before}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"a1", "a2", "orphan"} {
+	for _, id := range []string{"a1", "a2", "a3", "orphan"} {
 		wh, err := before.CreateWorker(ctx, drivers.WorkerConfig{ID: id, JobID: "job-" + id})
 		if err != nil {
 			t.Fatal(err)
@@ -464,8 +465,11 @@ func TestClient_Run_RestartReportsLostJob(t *testing.T) {
 	a1.ClientStatus = api.AllocClientRunning
 	a2 := testAlloc(c.NodeID(), "a2", "", api.StepSpec{Name: "s", Run: "echo hi"})
 	a2.DesiredStatus, a2.ClientStatus = api.AllocDesiredStop, api.AllocClientComplete
+	a3 := testAlloc(c.NodeID(), "a3", "", api.StepSpec{Name: "s", Run: "echo hi"})
+	a3.DesiredStatus, a3.ClientStatus = api.AllocDesiredStop, api.AllocClientRunning
 	srv.addAlloc(a1)
 	srv.addAlloc(a2)
+	srv.addAlloc(a3)
 
 	after := mock.New(mock.Config{Host: host})
 	h := startClient(t, srv, dir, map[string]drivers.Driver{"mock": after})
@@ -479,11 +483,14 @@ func TestClient_Run_RestartReportsLostJob(t *testing.T) {
 		t.Fatalf("handles left: %v", ents)
 	}
 	if ups := srv.updates("a2"); len(ups) != 0 {
-		t.Fatalf("a2 (stopped on the servers) was reported: %+v", ups)
+		t.Fatalf("a2 (ended on the servers) was reported: %+v", ups)
+	}
+	if ups := srv.updates("a3"); len(ups) != 1 || ups[0].ClientStatus != api.AllocClientComplete || ups[0].JobState != "" {
+		t.Fatalf("a3 reports %+v: want one, complete with no job state", ups)
 	}
 	left, _ := after.ListWorkers(ctx)
-	if st := after.Stats(); st.Created != 0 || st.Destroyed != 3 || len(left) != 0 {
-		t.Fatalf("stats %+v, %d workers left: want a1, a2 and the orphan destroyed, nothing run", st, len(left))
+	if st := after.Stats(); st.Created != 0 || st.Destroyed != 4 || len(left) != 0 {
+		t.Fatalf("stats %+v, %d workers left: want a1, a2, a3 and the orphan destroyed, nothing run", st, len(left))
 	}
 }
 

@@ -57,6 +57,7 @@ type logShipper struct {
 	dropped  int             // lines dropped since the last warning line
 	lost     int             // lines dropped or discarded in total
 	urgent   bool            // a flush is waiting: send without the interval
+	lastStep string          // step of the latest line, for a drop warning
 	progress chan struct{}   // closed and replaced whenever shipped grows
 }
 
@@ -110,6 +111,7 @@ func (s *logShipper) emit(step string, l drivers.LogLine) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.lastStep = step
 	if len(s.buf) >= logBufferMax {
 		s.dropped++
 		s.lost++
@@ -148,9 +150,9 @@ func (s *logShipper) signal() {
 // refused by the servers), or ctx's error.
 func (s *logShipper) flush(ctx context.Context) error {
 	s.mu.Lock()
-	if s.dropped > 0 && len(s.buf) > 0 {
+	if s.dropped > 0 {
 		// Say where lines went missing before the step's end is reported.
-		s.appendLocked(s.entry(s.buf[len(s.buf)-1].Step, drivers.Stderr, s.now(), s.dropWarning()))
+		s.appendLocked(s.entry(s.lastStep, drivers.Stderr, s.now(), s.dropWarning()))
 	}
 	target := s.queued
 	s.urgent = true

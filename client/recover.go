@@ -23,7 +23,9 @@ import (
 //     "client restarted while the job ran";
 //   - still desired and pending (the crash came before the first report): no
 //     report — the watcher starts it afresh;
-//   - stopped, ended or unknown: nothing to report.
+//   - stopped while running (cancelled during the restart): report it
+//     complete, with no job state, as a runner does on a stop;
+//   - ended or unknown: nothing to report.
 //
 // The handle file is removed once the worker is destroyed and any report has
 // been delivered. Finally every driver's ListWorkers is compared with the
@@ -65,14 +67,13 @@ func (c *Client) recover(ctx context.Context, allocs []*api.Allocation) {
 		switch {
 		case a != nil && a.DesiredStatus == api.AllocDesiredRun && a.ClientStatus == api.AllocClientPending:
 			c.removeHandle(rec.AllocID) // never reported running: the watcher starts it afresh
-		case a != nil && a.DesiredStatus == api.AllocDesiredRun && a.ClientStatus == api.AllocClientRunning:
-			log.Warn("reporting the attempt lost by the restart")
-			lost = append(lost, &api.AllocUpdate{
-				AllocID:      rec.AllocID,
-				ClientStatus: api.AllocClientFailed,
-				JobState:     api.StateFailed,
-				Reason:       "client restarted while the job ran",
-			})
+		case a != nil && a.ClientStatus == api.AllocClientRunning:
+			u := &api.AllocUpdate{AllocID: rec.AllocID, ClientStatus: api.AllocClientComplete}
+			if a.DesiredStatus == api.AllocDesiredRun {
+				log.Warn("reporting the attempt lost by the restart")
+				u = lostUpdate(rec.AllocID)
+			}
+			lost = append(lost, u)
 			done = append(done, rec.AllocID)
 			c.mu.Lock()
 			c.finished[rec.AllocID] = struct{}{}

@@ -132,8 +132,9 @@ func (d *Driver) checkRoot() error {
 	if err != nil {
 		return fmt.Errorf("exec: workspace root %s is not writable: %w", d.root, err)
 	}
-	name := f.Name()
-	f.Close()
-	os.Remove(name)
+	_ = os.Remove(f.Name())
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("exec: workspace root %s is not writable: %w", d.root, err)
+	}
 	return nil
 }

@@ -12,10 +12,10 @@ import (
 func setProcessGroup(cmd *osexec.Cmd) {}
 
 // terminateGroup kills the shell: there is no gentler signal here.
-func terminateGroup(p *os.Process) { p.Kill() }
+func terminateGroup(p *os.Process) { _ = p.Kill() }
 
 // killGroup kills the shell.
-func killGroup(p *os.Process) { p.Kill() }
+func killGroup(p *os.Process) { _ = p.Kill() }
 
 // exitCode is the shell's exit status.
 func exitCode(ps *os.ProcessState) int { return ps.ExitCode() }

@@ -15,11 +15,11 @@ func setProcessGroup(cmd *osexec.Cmd) {
 }
 
 // terminateGroup asks p's process group to stop (SIGTERM).
-func terminateGroup(p *os.Process) { syscall.Kill(-p.Pid, syscall.SIGTERM) }
+func terminateGroup(p *os.Process) { _ = syscall.Kill(-p.Pid, syscall.SIGTERM) }
 
 // killGroup kills p's process group (SIGKILL). A group that is already gone
 // is not an error.
-func killGroup(p *os.Process) { syscall.Kill(-p.Pid, syscall.SIGKILL) }
+func killGroup(p *os.Process) { _ = syscall.Kill(-p.Pid, syscall.SIGKILL) }
 
 // exitCode is the shell's exit status, or 128+n when signal n killed it, as
 // a shell reports a child killed by a signal.

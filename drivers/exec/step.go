@@ -85,9 +85,12 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	for i, stream := range []drivers.Stream{drivers.Stdout, drivers.Stderr} {
 		r := out[i]
 		readers.Go(func() {
-			readLines(r, maxLineBytes, func(line string) {
+			err := readLines(r, maxLineBytes, func(line string) {
 				sink.Emit(drivers.LogLine{Time: time.Now(), Stream: stream, Line: line})
 			})
+			if err != nil && !errors.Is(err, os.ErrClosed) { // ErrClosed: drainPipes gave up
+				log.Warn("reading step output failed", "stream", stream, "err", err)
+			}
 		})
 	}
 
@@ -100,19 +103,19 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	case <-running.kill:
 		stopErr = destroyed
 		killGroup(cmd.Process)
-		<-waited
+		waitErr = <-waited
 	case <-ctx.Done():
 		stopErr = ctx.Err()
 		terminateGroup(cmd.Process)
 		select {
-		case <-waited:
+		case waitErr = <-waited:
 		case <-running.kill: // DestroyWorker does not wait for the grace
 			killGroup(cmd.Process)
-			<-waited
+			waitErr = <-waited
 		case <-time.After(d.killGrace):
 			log.Debug("step ignored SIGTERM; killing", "grace", d.killGrace)
 			killGroup(cmd.Process)
-			<-waited
+			waitErr = <-waited
 		}
 	}
 	// The shell is gone. Whatever it left behind in its group goes too.
@@ -183,7 +186,7 @@ func drainPipes(readers *sync.WaitGroup, out [2]*os.File, log *slog.Logger) {
 func closeAll(fs ...*os.File) {
 	for _, f := range fs {
 		if f != nil {
-			f.Close()
+			_ = f.Close()
 		}
 	}
 }

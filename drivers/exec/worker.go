@@ -80,7 +80,7 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 	}
 	meta := workerMeta{Handle: *h, Config: cfg, Created: time.Now().UTC()}
 	if err := writeMeta(d.metaPath(cfg.ID), meta); err != nil {
-		os.Remove(ws)
+		_ = os.Remove(ws) // best effort: ListWorkers would find it anyway
 		return nil, err
 	}
 	d.mu.Lock()
@@ -317,7 +317,7 @@ func writeMeta(path string, m workerMeta) error {
 		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
-		os.Remove(f.Name())
+		_ = os.Remove(f.Name())
 		return fmt.Errorf("exec: write worker record: %w", err)
 	}
 	return nil
@@ -344,10 +344,10 @@ func removeAll(dir string) error {
 	if err == nil {
 		return nil
 	}
-	filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
 		if err == nil && e.IsDir() {
 			if info, err := e.Info(); err == nil {
-				os.Chmod(path, info.Mode().Perm()|0o700)
+				_ = os.Chmod(path, info.Mode().Perm()|0o700)
 			}
 		}
 		return nil

@@ -31,7 +31,7 @@ func (s *StateStore) Snapshot() (*StateSnapshot, error) {
 // shared by every snapshot taken between the same two node writes: never
 // change, sort or shuffle it in place (copy it first).
 func (s *StateSnapshot) Nodes() ([]*structs.Node, error) {
-	return *s.StateStore.nodes.Load(), nil
+	return *s.nodes.Load(), nil
 }
 
 // AllocsByNode returns every allocation on the node, live or not, sorted by ID.

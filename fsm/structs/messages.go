@@ -16,6 +16,7 @@ const (
 	NodeRegisterRequestType      MessageType = 4
 	NodeStatusUpdateRequestType  MessageType = 5
 	EvalUpdateRequestType        MessageType = 6
+	StateRestoreRequestType      MessageType = 7
 )
 
 func (t MessageType) String() string {
@@ -34,6 +35,8 @@ func (t MessageType) String() string {
 		return "NodeStatusUpdate"
 	case EvalUpdateRequestType:
 		return "EvalUpdate"
+	case StateRestoreRequestType:
+		return "StateRestore"
 	}
 	return "Unknown"
 }
@@ -119,4 +122,18 @@ type NodeStatusUpdateRequest struct {
 type EvalUpdateRequest struct {
 	WriteRequest
 	Evals []*Evaluation `json:"evals"`
+}
+
+// StateRestoreRequest replaces the whole cluster state with an operator's
+// snapshot (ciplat operator snapshot restore). State is the state store's
+// Persist stream, validated by the server before it proposes the entry;
+// Apply swaps it in at once, with every table's index set to the entry's.
+type StateRestoreRequest struct {
+	WriteRequest
+	State []byte `json:"state"`
+}
+
+// StateRestoreResponse is what Apply returns for a restore entry.
+type StateRestoreResponse struct {
+	Index uint64
 }
