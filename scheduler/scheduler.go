@@ -107,7 +107,6 @@ var fitScorers = map[string]scorer{
 type Scheduler struct {
 	cfg     Config
 	err     error // from Config.Validate; returned by every Place
-	match   *matcher
 	checks  []feasibilityCheck
 	fit     resourceCheck
 	scorers []scorer
@@ -118,9 +117,8 @@ type Scheduler struct {
 func New(cfg Config) *Scheduler {
 	m := newMatcher()
 	s := &Scheduler{
-		cfg:   cfg,
-		err:   cfg.Validate(),
-		match: m,
+		cfg: cfg,
+		err: cfg.Validate(),
 		checks: []feasibilityCheck{
 			nodeStatusCheck{},
 			driverCheck{m: m},
@@ -232,8 +230,8 @@ func (s *Scheduler) Place(st State, eval *structs.Evaluation, job *structs.Job, 
 }
 
 // planBlock holds what one Place call returns, so it costs one allocation
-// instead of four. Plans travel through Raft as JSON, so nothing keeps the
-// block alive longer than the plan itself.
+// instead of four. A plan is short-lived (the applier re-checks it and encodes
+// it into a Raft entry), so holding its parts together costs no memory.
 type planBlock struct {
 	plan    structs.Plan
 	metrics structs.PlacementMetrics
