@@ -98,13 +98,21 @@ func IsStatus(err error, code int) bool {
 type QueryOptions struct {
 	WaitIndex uint64
 	WaitTime  time.Duration
-	Params    map[string]string
+	// AllowStale lets any server answer from its own state (?stale)
+	// instead of the leader; QueryMeta then tells how current it is.
+	AllowStale bool
+	Params     map[string]string
 }
 
 // QueryMeta is what a read tells besides its data.
 type QueryMeta struct {
 	// LastIndex is the X-Ciplat-Index of the answer: pass it as the next WaitIndex.
 	LastIndex uint64
+	// LastContact is how long ago the answering server last heard from
+	// the leader (0 on the leader), from X-Ciplat-Last-Contact.
+	LastContact time.Duration
+	// KnownLeader is whether the answering server knew a leader.
+	KnownLeader bool
 }
 
 func (c *Client) url(path string, q *QueryOptions) string {
@@ -117,6 +125,9 @@ func (c *Client) url(path string, q *QueryOptions) string {
 		}
 		if q.WaitTime > 0 {
 			v.Set("wait", q.WaitTime.String())
+		}
+		if q.AllowStale {
+			v.Set("stale", "true")
 		}
 		for k, val := range q.Params {
 			v.Set(k, val)
@@ -212,5 +223,7 @@ func (c *Client) send(ctx context.Context, method, path string, in any, out any,
 
 func metaOf(resp *http.Response) *QueryMeta {
 	idx, _ := strconv.ParseUint(resp.Header.Get("X-Ciplat-Index"), 10, 64)
-	return &QueryMeta{LastIndex: idx}
+	ms, _ := strconv.ParseInt(resp.Header.Get("X-Ciplat-Last-Contact"), 10, 64)
+	known, _ := strconv.ParseBool(resp.Header.Get("X-Ciplat-Known-Leader"))
+	return &QueryMeta{LastIndex: idx, LastContact: time.Duration(ms) * time.Millisecond, KnownLeader: known}
 }

@@ -127,7 +127,7 @@ func (r *allocRunner) run() {
 	}
 	name := r.job.Spec.Driver
 	if name == "" {
-		name = r.c.defaultDriver()
+		name = r.c.defaultDriver(r.job.Spec.Image)
 	}
 	info, ok := r.c.driverHealth(name)
 	switch {

@@ -91,17 +91,29 @@ func (c *Client) driverHealth(name string) (info api.DriverInfo, ok bool) {
 	return api.DriverInfo{}, true
 }
 
-// defaultDriver names the driver for a job that names none: "exec" when it
-// is configured; otherwise the first healthy driver in name order; otherwise
-// (nothing healthy) the first in name order, so the job fails with that
-// driver's health reason.
-func (c *Client) defaultDriver() string {
-	if _, ok := c.cfg.Drivers["exec"]; ok {
-		return "exec"
-	}
+// containerDrivers run a job's `image`; a job with an image that names no
+// driver goes to the first of them that is healthy here.
+var containerDrivers = []string{"docker", "kubernetes"}
+
+// defaultDriver names the driver for a job that names none: a healthy
+// container driver when the job has an image; else "exec" when it is
+// configured (it ignores the image); otherwise the first healthy driver in
+// name order; otherwise (nothing healthy) the first in name order, so the job
+// fails with that driver's health reason.
+func (c *Client) defaultDriver(image string) string {
 	names := slices.Sorted(maps.Keys(c.cfg.Drivers))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if image != "" {
+		for _, n := range containerDrivers {
+			if h := c.health[n]; h != nil && h.Healthy {
+				return n
+			}
+		}
+	}
+	if _, ok := c.cfg.Drivers["exec"]; ok {
+		return "exec"
+	}
 	for _, n := range names {
 		if h := c.health[n]; h != nil && h.Healthy {
 			return n

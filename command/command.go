@@ -44,7 +44,14 @@ var commands = map[string]func() Command{
 	"pipeline list":   func() Command { return &pipelineListCommand{} },
 	"pipeline run":    func() Command { return &pipelineRunCommand{} },
 	"pipeline status": func() Command { return &pipelineStatusCommand{} },
+	"server members":  func() Command { return &serverMembersCommand{} },
+	"server leave":    func() Command { return &serverLeaveCommand{} },
 	"version":         func() Command { return &versionCommand{} },
+
+	"operator raft list-peers":  func() Command { return &operatorRaftListPeersCommand{} },
+	"operator raft remove-peer": func() Command { return &operatorRaftRemovePeerCommand{} },
+	"operator snapshot save":    func() Command { return &operatorSnapshotSaveCommand{} },
+	"operator snapshot restore": func() Command { return &operatorSnapshotRestoreCommand{} },
 }
 
 // UI is what a command may touch of the outside world. Main fills it from the
@@ -125,15 +132,22 @@ func run(ui *UI, args []string) int {
 			return mk().Run(ui, args[n:])
 		}
 	}
-	// A group without (a known) subcommand: list what the group holds.
-	group := args[0]
-	if len(subcommands(group)) > 0 {
-		if len(args) > 1 && isHelpFlag(args[1]) {
+	// A group without (a known) subcommand: list what the group holds. The
+	// longest group named by the leading words wins ("operator raft").
+	n := 0
+	for k := 1; k <= len(args) && k < depth; k++ {
+		if len(subcommands(strings.Join(args[:k], " "))) > 0 {
+			n = k
+		}
+	}
+	if n > 0 {
+		group := strings.Join(args[:n], " ")
+		if len(args) > n && isHelpFlag(args[n]) {
 			printHelp(ui.Stdout, group)
 			return exitOK
 		}
-		if len(args) > 1 {
-			ui.errorf("unknown command %q; 'ciplat %s -h' lists the %s commands", group+" "+args[1], group, group)
+		if len(args) > n {
+			ui.errorf("unknown command %q; 'ciplat %s -h' lists the %s commands", group+" "+args[n], group, group)
 			return exitUsage
 		}
 		printHelp(ui.Stderr, group)

@@ -38,12 +38,13 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 	if err != nil || a == nil {
 		return err
 	}
-	if u.ClientStatus != "" && u.ClientStatus != a.ClientStatus {
+	if u.ClientStatus != "" && u.ClientStatus != a.ClientStatus && !revivesLost(a, u.ClientStatus) {
 		c := a.Copy()
 		c.ClientStatus = u.ClientStatus
 		if err := ac.tx.UpsertAlloc(c); err != nil {
 			return err
 		}
+		ac.emitWorker(c, a.ClientStatus, u.Reason)
 	}
 	j, err := ac.tx.JobByID(a.JobID)
 	if err != nil || j == nil || j.AllocID != a.ID || j.State.Terminal() {
@@ -51,15 +52,18 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 	}
 
 	c := j.Copy()
+	steps := changedSteps(j, u.Steps)
 	changed := mergeSteps(c, u.Steps)
-	switch u.JobState {
-	case structs.JobRunning:
-		if c.State == structs.JobScheduled {
-			if err := ac.start(c); err != nil {
-				return err
-			}
-			changed = true
+	// Any job state a client reports means its worker runs: a SCHEDULED job
+	// starts first, so its events come before its steps'.
+	if u.JobState != "" && c.State == structs.JobScheduled {
+		if err := ac.start(c); err != nil {
+			return err
 		}
+		changed = true
+	}
+	ac.emitSteps(c, steps)
+	switch u.JobState {
 	case structs.JobSucceeded:
 		if err := ac.start(c); err != nil {
 			return err
@@ -72,6 +76,7 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 		if err := ac.putJob(c); err != nil {
 			return err
 		}
+		ac.emitJob(structs.TopicJobCompleted, c, func(p *structs.JobEventPayload) { p.Reason = u.Reason })
 		return ac.placeReadyJobs(c.PipelineID)
 	case structs.JobFailed:
 		if err := ac.start(c); err != nil {
@@ -88,13 +93,18 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 // start moves a SCHEDULED job to RUNNING (a RUNNING job stays) and stamps
 // its first start.
 func (ac *applyCtx) start(j *structs.Job) error {
+	started := false
 	if j.State == structs.JobScheduled {
 		if err := move(j, structs.JobRunning); err != nil {
 			return err
 		}
+		started = true
 	}
 	if j.StartedAt.IsZero() {
 		j.StartedAt = ac.ts
+	}
+	if started {
+		ac.emitJob(structs.TopicJobStarted, j, nil)
 	}
 	return nil
 }
@@ -106,6 +116,10 @@ func (ac *applyCtx) start(j *structs.Job) error {
 func (ac *applyCtx) attemptFailed(j *structs.Job, end structs.JobState, reason string) error {
 	ac.record(j, end, reason)
 	if retriesLeft(j) {
+		final := false
+		ac.emitJob(structs.TopicJobFailed, j, func(p *structs.JobEventPayload) {
+			p.State, p.Reason, p.Final = end, reason, &final
+		})
 		if err := move(j, structs.JobPending); err != nil {
 			return err
 		}

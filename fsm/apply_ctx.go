@@ -23,14 +23,17 @@ type applyCtx struct {
 	index uint64
 	ts    time.Time
 	dirty map[string]bool
+	// events are the domain events of the entry, stored by done.
+	events []*structs.Event
 }
 
 func newApplyCtx(tx *state.WriteTxn, ts time.Time) *applyCtx {
 	return &applyCtx{tx: tx, index: tx.Index(), ts: ts, dirty: map[string]bool{}}
 }
 
-// done derives the state of every pipeline touched by the entry, then
-// returns resp. Apply functions end with `return ac.done(resp)`.
+// done derives the state of every pipeline touched by the entry, stores
+// the entry's events, then returns resp. Apply functions end with
+// `return ac.done(resp)`.
 func (ac *applyCtx) done(resp any) (any, error) {
 	ids := make([]string, 0, len(ac.dirty))
 	for id := range ac.dirty {
@@ -41,6 +44,9 @@ func (ac *applyCtx) done(resp any) (any, error) {
 		if err := ac.derivePipeline(id); err != nil {
 			return nil, err
 		}
+	}
+	if err := ac.tx.AppendEvents(ac.events); err != nil {
+		return nil, err
 	}
 	return resp, nil
 }
@@ -156,20 +162,24 @@ func attemptStart(j *structs.Job) time.Time {
 
 // retriesLeft reports whether the attempt that just ended may be retried.
 func retriesLeft(j *structs.Job) bool {
-	return j.Spec != nil && j.Attempt <= j.Spec.Retry.Attempts
+	return j.Spec != nil && j.Attempt-j.Rescheduled <= j.Spec.Retry.Attempts
 }
 
 // retry puts a PENDING job up for its next attempt: a new evaluation that
 // waits Backoff × 2^(n−1) for the nth retry.
 func (ac *applyCtx) retry(j *structs.Job, reason string) error {
 	j.Attempt++
-	n := j.Attempt - 1
+	n := j.Attempt - 1 - j.Rescheduled // drain moves are not retries
 	j.AllocID = ""
 	j.RetryAt = ac.ts.Add(backoff(j.Spec.Retry.Backoff.D(), n))
 	if err := ac.createEval(j, structs.TriggerRetry, j.RetryAt); err != nil {
 		return err
 	}
 	j.Reason = fmt.Sprintf("retry %d of %d after: %s", n, j.Spec.Retry.Attempts, reason)
+	ac.emitJob(structs.TopicJobRequested, j, func(p *structs.JobEventPayload) {
+		p.Trigger = structs.TriggerRetry
+		p.RetryAt = j.RetryAt
+	})
 	return nil
 }
 
@@ -193,6 +203,8 @@ func (ac *applyCtx) failForGood(j *structs.Job, reason string) error {
 	if err := ac.putJob(j); err != nil {
 		return err
 	}
+	final := true
+	ac.emitJob(structs.TopicJobFailed, j, func(p *structs.JobEventPayload) { p.Final = &final })
 	return ac.skipDependents(j)
 }
 
@@ -228,6 +240,7 @@ func (ac *applyCtx) skipDependents(failed *structs.Job) error {
 				if err := ac.putJob(c); err != nil {
 					return err
 				}
+				ac.emitJob(structs.TopicJobCancelled, c, nil)
 				dead[j.Name] = structs.JobCancelled
 				changed = true
 				break

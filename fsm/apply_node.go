@@ -18,8 +18,15 @@ func applyNodeRegister(tx *state.WriteTxn, req *structs.NodeRegisterRequest) (an
 	if n.StatusUpdatedAt.IsZero() {
 		n.StatusUpdatedAt = ac.ts
 	}
+	old, err := tx.NodeByID(n.ID)
+	if err != nil {
+		return nil, err
+	}
 	if err := tx.UpsertNode(n); err != nil {
 		return nil, err
+	}
+	if capacityChanged(old, n) {
+		ac.emitCapacity(n)
 	}
 	return ac.done(nil)
 }
@@ -44,6 +51,9 @@ func applyNodeStatusUpdate(tx *state.WriteTxn, req *structs.NodeStatusUpdateRequ
 	c.StatusUpdatedAt = ac.ts
 	if err := tx.UpsertNode(c); err != nil {
 		return nil, err
+	}
+	if capacityChanged(n, c) {
+		ac.emitCapacity(c)
 	}
 	if req.Status == structs.NodeStatusDown {
 		if err := ac.loseNode(c); err != nil {
@@ -74,6 +84,7 @@ func (ac *applyCtx) loseNode(n *structs.Node) error {
 		if err := ac.tx.UpsertAlloc(lost); err != nil {
 			return err
 		}
+		ac.emitWorker(lost, a.ClientStatus, reason)
 		j, err := ac.tx.JobByID(a.JobID)
 		if err != nil {
 			return err
@@ -91,4 +102,24 @@ func (ac *applyCtx) loseNode(n *structs.Node) error {
 		}
 	}
 	return nil
+}
+
+// capacityChanged reports whether a node's record changed in a way the
+// scheduler cares about (so a re-registration that changes nothing emits no
+// capacity event).
+func capacityChanged(old, n *structs.Node) bool {
+	if old == nil {
+		return true
+	}
+	if old.Status != n.Status || old.Eligible != n.Eligible || old.Drain != n.Drain ||
+		old.Resources != n.Resources || old.Reserved != n.Reserved || len(old.Drivers) != len(n.Drivers) {
+		return true
+	}
+	for name, d := range n.Drivers {
+		o, ok := old.Drivers[name]
+		if !ok || (o == nil) != (d == nil) || (o != nil && (o.Detected != d.Detected || o.Healthy != d.Healthy)) {
+			return true
+		}
+	}
+	return false
 }

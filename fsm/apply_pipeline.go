@@ -60,6 +60,7 @@ func applyPipelineRegister(tx *state.WriteTxn, req *structs.PipelineRegisterRequ
 		if err := ac.putJob(nj); err != nil {
 			return nil, err
 		}
+		ac.emitJob(structs.TopicJobRequested, nj, func(p *structs.JobEventPayload) { p.Trigger = structs.TriggerJobRegister })
 	}
 	return ac.done(&structs.PipelineRegisterResponse{PipelineID: np.ID, Index: ac.index})
 }
@@ -182,6 +183,7 @@ func applyPipelineCancel(tx *state.WriteTxn, req *structs.PipelineCancelRequest)
 		if err := ac.putJob(c); err != nil {
 			return nil, err
 		}
+		ac.emitJob(structs.TopicJobCancelled, c, nil)
 		if err := stopAllocs(tx, c.ID); err != nil {
 			return nil, err
 		}

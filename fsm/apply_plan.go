@@ -11,11 +11,13 @@ import (
 // PENDING → SCHEDULED with its new allocation, its evaluation complete. A
 // placement whose job is no longer PENDING or waits on another evaluation is
 // stale and skipped (not an error). Evaluations that could not be placed are
-// recorded, and their PENDING jobs say why. The response is the number of
+// recorded, and their PENDING jobs say why. Preemptions evict what the
+// committed placements need (see preempt). The response is the number of
 // allocations committed (int).
 func applyPlan(tx *state.WriteTxn, req *structs.PlanApplyRequest) (any, error) {
 	ac := newApplyCtx(tx, req.Timestamp)
 	committed := 0
+	var placed map[string]*structs.Allocation
 	for _, a := range req.Allocs {
 		ok, err := ac.place(a, req.Metrics)
 		if err != nil {
@@ -23,7 +25,16 @@ func applyPlan(tx *state.WriteTxn, req *structs.PlanApplyRequest) (any, error) {
 		}
 		if ok {
 			committed++
+			if len(req.Preemptions) > 0 {
+				if placed == nil {
+					placed = map[string]*structs.Allocation{}
+				}
+				placed[a.ID] = a
+			}
 		}
+	}
+	if err := ac.preempt(req.Preemptions, placed); err != nil {
+		return nil, err
 	}
 	for _, e := range req.Evals {
 		if err := ac.recordUnplaced(e, req.Metrics); err != nil {
@@ -72,6 +83,7 @@ func (ac *applyCtx) place(a *structs.Allocation, metrics map[string]*structs.Pla
 	if err := ac.putJob(c); err != nil {
 		return false, err
 	}
+	ac.emitPlacement(c, na, evalID)
 	return true, ac.setEvalStatus(evalID, structs.EvalComplete)
 }
 

@@ -11,6 +11,7 @@
 package fsm
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log/slog"
@@ -68,6 +69,10 @@ var appliers = map[structs.MessageType]applyFunc{
 	structs.NodeRegisterRequestType:      entry(applyNodeRegister),
 	structs.NodeStatusUpdateRequestType:  entry(applyNodeStatusUpdate),
 	structs.EvalUpdateRequestType:        entry(applyEvalUpdate),
+	structs.NodeDrainRequestType:         entry(applyNodeDrain),
+	structs.NodeEligibilityRequestType:   entry(applyNodeEligibility),
+	structs.NodeDrainDeadlineRequestType: entry(applyNodeDrainDeadline),
+	structs.SchedulerConfigRequestType:   entry(applySchedulerConfig),
 }
 
 // entry turns a typed apply function into an applyFunc: it decodes the
@@ -116,6 +121,9 @@ func (f *FSM) apply(index uint64, buf []byte) any {
 		return fmt.Errorf("apply entry %d: empty log entry", index)
 	}
 	t := structs.MessageType(buf[0])
+	if t == structs.StateRestoreRequestType {
+		return f.applyStateRestore(index, buf)
+	}
 	fn, ok := appliers[t]
 	if !ok {
 		f.logger.Error("unknown raft message type; is this server older than the leader?", "type", uint8(t), "index", index)
@@ -127,6 +135,25 @@ func (f *FSM) apply(index uint64, buf []byte) any {
 		return err
 	}
 	return resp
+}
+
+// applyStateRestore replaces the whole state with the entry's snapshot, as
+// Restore does for a Raft snapshot: the new store is built aside, with every
+// table index set to index, and swapped in only when complete. It depends on
+// nothing but the entry and its index.
+func (f *FSM) applyStateRestore(index uint64, buf []byte) any {
+	var req structs.StateRestoreRequest
+	if err := structs.Decode(buf, &req); err != nil {
+		return fmt.Errorf("decode %s entry: %w", structs.StateRestoreRequestType, err)
+	}
+	s, err := state.RestoreAt(bytes.NewReader(req.State), index)
+	if err != nil {
+		f.logger.Debug("raft entry refused", "type", structs.StateRestoreRequestType.String(), "index", index, "error", err)
+		return err
+	}
+	old := f.state.Swap(s)
+	old.Abandon(s)
+	return &structs.StateRestoreResponse{Index: index}
 }
 
 // Snapshot captures the current state; the costly write happens in Persist.

@@ -3,30 +3,104 @@ package server
 import (
 	"log/slog"
 	"time"
+
+	"github.com/ciplat/ciplat/server/events"
 )
 
 // Config is what a server agent needs. Zero values take the defaults noted.
 type Config struct {
-	// NodeName names this server in Raft (its server ID); default "server-1".
+	// NodeName names this server in Raft (its server ID) and in serf;
+	// default "server-1". It must be unique in the cluster.
 	NodeName string
 	// DataDir holds raft/ (raft-boltdb log and stable store, snapshots) and
 	// logs/ (step output). Required.
 	DataDir string
 	// RaftAddr is the TCP address Raft binds; port 0 picks a free port.
 	RaftAddr string
+	// RaftAdvertise is the address other servers dial for Raft; empty means
+	// RaftAddr (it must then name a concrete IP).
+	RaftAdvertise string
+	// SerfAddr is the address (TCP and UDP) of the servers' serf LAN pool;
+	// port 0 picks a free port; default "127.0.0.1:0".
+	SerfAddr string
+	// SerfAdvertise is the serf address gossiped to others; empty means
+	// SerfAddr.
+	SerfAdvertise string
+	// HTTPAddr is this server's HTTP API address as other servers reach it
+	// (gossiped in serf, used to forward requests to the leader).
+	HTTPAddr string
 	// Bootstrap makes this server bootstrap a one-server cluster when its data
 	// dir holds no Raft state yet (-dev, or -bootstrap-expect 1).
 	Bootstrap bool
-	// Dev shortens Raft timeouts for a single local server.
+	// BootstrapExpect is how many servers must be seen in serf before Raft
+	// is bootstrapped with all of them as voters. Bootstrapping happens at
+	// most once, and never when the data dir already holds Raft state.
+	// 0 means this server never bootstraps and waits to be added by a leader.
+	BootstrapExpect int
+	// Dev shortens Raft and serf timeouts for a local cluster (-dev, tests).
 	Dev bool
+	// Raft tunes Raft's timeouts and automatic snapshots.
+	Raft RaftConfig
+	// ReconcileInterval is how often the leader reconciles serf members with
+	// the Raft configuration besides on every member event; default 30s.
+	ReconcileInterval time.Duration
+	// DeadServerCleanup removes a failed server from the Raft voters once
+	// serf has seen it failed this long; 0 (default) keeps failed servers
+	// until an operator removes them.
+	DeadServerCleanup time.Duration
+	// ForwardWait bounds how long a request waits for a leader (an election
+	// in progress) before it fails with 503; default 2s.
+	ForwardWait time.Duration
 	// SchedulerWorkers is how many scheduler goroutines the leader runs; default 2.
 	SchedulerWorkers int
-	// SchedulerAlgorithm is "binpack" (default) or "spread".
+	// SchedulerAlgorithm is "binpack" (default) or "spread". Both it and
+	// SchedulerWorkers give way to the configuration an operator stores
+	// with PUT /v1/operator/scheduler.
 	SchedulerAlgorithm string
+	// EvalBroker bounds the leader's evaluation broker: delivery limit,
+	// redelivery timeout, most evaluations held (see BrokerConfig).
+	EvalBroker BrokerConfig
+	// MaxPendingEvals is how many evaluations may wait in state (pending
+	// or blocked) before submits get 429; default 100,000.
+	MaxPendingEvals int
+	// FailedEvalFollowUp is how long after an evaluation failed (delivery
+	// limit) its job is tried again; default 1m.
+	FailedEvalFollowUp time.Duration
+	// Nodes configures the capacity gossip pool and node liveness.
+	Nodes NodesConfig
 	// Now is the clock stamped into Raft entries; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Events configures the NATS event bus (an embedded NATS server with
+	// JetStream, or an external cluster) that the leader publishes
+	// committed events to. nil means no bus: the events table, the event
+	// stream API and the WebSocket feed still work.
+	Events *events.Config
+}
+
+// RaftConfig holds the Raft settings an operator may tune. Zero values take
+// hashicorp/raft's defaults (or the shorter -dev ones).
+type RaftConfig struct {
+	// HeartbeatTimeout is how long a follower waits without contact from
+	// the leader before it starts an election (raft default 1s). With
+	// ElectionTimeout it sets the failover time: a dead leader is replaced
+	// within about 1–2 × HeartbeatTimeout plus one election round.
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout,omitempty"`
+	// ElectionTimeout is how long a candidate waits for votes (default 1s).
+	ElectionTimeout time.Duration `json:"election_timeout,omitempty"`
+	// LeaderLeaseTimeout is how long a leader stays leader without reaching
+	// a quorum (default 500ms); it must not exceed HeartbeatTimeout.
+	LeaderLeaseTimeout time.Duration `json:"leader_lease_timeout,omitempty"`
+	// SnapshotThreshold is how many log entries since the last snapshot
+	// trigger a new one (default 8192).
+	SnapshotThreshold uint64 `json:"snapshot_threshold,omitempty"`
+	// SnapshotInterval is how often Raft checks the threshold (default 2m;
+	// raft adds up to the same again of jitter).
+	SnapshotInterval time.Duration `json:"snapshot_interval,omitempty"`
+	// TrailingLogs is how many entries a snapshot leaves in the log, so a
+	// slightly lagging follower catches up without a snapshot (default 10240).
+	TrailingLogs uint64 `json:"trailing_logs,omitempty"`
 }
 
 func (c *Config) setDefaults() {
@@ -36,6 +110,15 @@ func (c *Config) setDefaults() {
 	if c.RaftAddr == "" {
 		c.RaftAddr = "127.0.0.1:4681"
 	}
+	if c.SerfAddr == "" {
+		c.SerfAddr = "127.0.0.1:0"
+	}
+	if c.ReconcileInterval <= 0 {
+		c.ReconcileInterval = 30 * time.Second
+	}
+	if c.ForwardWait <= 0 {
+		c.ForwardWait = 2 * time.Second
+	}
 	if c.SchedulerWorkers <= 0 {
 		c.SchedulerWorkers = 2
 	}
@@ -44,5 +127,8 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.BootstrapExpect == 1 {
+		c.Bootstrap = true
 	}
 }

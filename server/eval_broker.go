@@ -3,49 +3,147 @@ package server
 import (
 	"container/heap"
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
+// BrokerConfig bounds the evaluation broker. Zero values take the defaults
+// noted.
+type BrokerConfig struct {
+	// DeliveryLimit is how often an evaluation is handed out (nacked or
+	// timed out in between) before it fails: the leader records it failed,
+	// with the reason, and retries its job after FailedEvalFollowUp.
+	// Default 5.
+	DeliveryLimit int
+	// RedeliveryTimeout is how long a worker may hold an evaluation without
+	// acking or nacking it before the broker hands it out again (the
+	// worker is presumed stuck). Default 30s.
+	RedeliveryTimeout time.Duration
+	// MaxEvals bounds what the broker holds (ready, delayed and handed
+	// out). A full broker takes no more: the rest stay pending in state and
+	// are fed in as room frees, and submits get 429. Default 10,000.
+	MaxEvals int
+}
+
+// Broker defaults.
+const (
+	DefaultDeliveryLimit     = 5
+	DefaultRedeliveryTimeout = 30 * time.Second
+	DefaultMaxEvals          = 10_000
+)
+
+func (c BrokerConfig) withDefaults() BrokerConfig {
+	if c.DeliveryLimit <= 0 {
+		c.DeliveryLimit = DefaultDeliveryLimit
+	}
+	if c.RedeliveryTimeout <= 0 {
+		c.RedeliveryTimeout = DefaultRedeliveryTimeout
+	}
+	if c.MaxEvals <= 0 {
+		c.MaxEvals = DefaultMaxEvals
+	}
+	return c
+}
+
+// Errors of Ack and Nack.
+var (
+	// ErrNotOutstanding: the evaluation is not handed out (acked already,
+	// or the broker was disabled).
+	ErrNotOutstanding = errors.New("evaluation is not outstanding")
+	// ErrTokenMismatch: the evaluation was handed out again since (the
+	// redelivery timeout passed); the late worker's verdict is ignored.
+	ErrTokenMismatch = errors.New("evaluation token does not match: it was redelivered")
+)
+
 // EvalBroker hands evaluations to scheduler workers: highest priority
 // first, FIFO (by Raft create index) within a priority, and never before an
-// evaluation's WaitUntil. Each evaluation is known to the broker once (while
-// queued, delayed or handed out); Ack forgets it, Nack queues it again.
+// evaluation's WaitUntil. Delivery is at least once: a handed-out
+// evaluation is outstanding until its worker acks it (done) or nacks it
+// (ready again at once); one held longer than RedeliveryTimeout is handed
+// out again, and a late Ack or Nack with the old token is refused. After
+// DeliveryLimit deliveries an evaluation fails: the broker keeps it aside
+// (TakeFailed) until the leader has recorded it failed through Raft, and
+// refuses to take it again meanwhile.
 //
-// The broker lives on the leader only: SetEnabled(false) drops everything,
-// and the new leader rebuilds the queue from state. All methods are safe for
-// concurrent use.
+// The broker is bounded by MaxEvals; Enqueue refuses more and Room wakes
+// whoever must offer them again. It lives on the leader only:
+// SetEnabled(false) drops everything, and the new leader rebuilds the queue
+// from state. Time comes from the injected clock. All methods are safe for
+// concurrent use; the gauges in Metrics are read without the lock.
 type EvalBroker struct {
 	now func() time.Time
+	cfg BrokerConfig
+	m   brokerMetrics
 
 	mu      sync.Mutex
 	enabled bool
-	known   map[string]int // eval ID → deliveries so far
-	ready   evalHeap
-	delayed delayHeap
+	// held is every evaluation the broker holds, by ID: ready, delayed or
+	// outstanding.
+	held      map[string]*heldEval
+	ready     evalHeap
+	delayed   delayHeap
+	unacked   map[string]*heldEval
+	nextToken uint64
+	// failed are evaluations past the delivery limit not yet taken by the
+	// leader; failing holds their IDs until the leader says they are
+	// recorded (FailedRecorded).
+	failed  []*FailedEval
+	failing map[string]bool
+	// refused is set when Enqueue turned an evaluation away for lack of
+	// room; the next evaluation to leave then closes room.
+	refused bool
+	room    chan struct{}
 	// wake is closed and replaced whenever ready gains an item or the
 	// broker is disabled.
 	wake chan struct{}
-	// delayWake tells runDelayed that the earliest WaitUntil changed.
-	delayWake chan struct{}
+	// delayWake tells runDelayed that the earliest WaitUntil changed;
+	// timeoutWake tells runTimeouts that an evaluation was handed out;
+	// failedWake tells the leader an evaluation failed.
+	delayWake   chan struct{}
+	timeoutWake chan struct{}
+	failedWake  chan struct{}
 }
 
-// DeliveryLimit is how often an evaluation is handed out before it is dropped
-// from the queue (it stays pending in state and is retried on the next
-// leadership change or capacity change).
-const DeliveryLimit = 5
+// heldEval is one evaluation in the broker.
+type heldEval struct {
+	eval       *structs.Evaluation
+	deliveries int
+	token      uint64
+	deadline   time.Time // when outstanding: redelivered after this
+	lastErr    string    // the reason of the last nack or timeout
+}
+
+// FailedEval is an evaluation that reached the delivery limit.
+type FailedEval struct {
+	Eval       *structs.Evaluation
+	Deliveries int
+	// Reason is the last nack's reason or "not acked within 30s".
+	Reason string
+}
 
 // NewEvalBroker returns a disabled broker.
-func NewEvalBroker(now func() time.Time) *EvalBroker {
+func NewEvalBroker(now func() time.Time, cfg BrokerConfig) *EvalBroker {
 	return &EvalBroker{
-		now:       now,
-		known:     map[string]int{},
-		wake:      make(chan struct{}),
-		delayWake: make(chan struct{}, 1),
+		now:         now,
+		cfg:         cfg.withDefaults(),
+		held:        map[string]*heldEval{},
+		unacked:     map[string]*heldEval{},
+		failing:     map[string]bool{},
+		room:        make(chan struct{}),
+		wake:        make(chan struct{}),
+		delayWake:   make(chan struct{}, 1),
+		timeoutWake: make(chan struct{}, 1),
+		failedWake:  make(chan struct{}, 1),
 	}
 }
+
+// Config returns the broker's bounds, defaults applied.
+func (b *EvalBroker) Config() BrokerConfig { return b.cfg }
 
 // SetEnabled turns the broker on (leader) or off (follower); turning it off
 // forgets every evaluation and wakes blocked Dequeue calls.
@@ -54,37 +152,65 @@ func (b *EvalBroker) SetEnabled(on bool) {
 	defer b.mu.Unlock()
 	b.enabled = on
 	if !on {
-		b.known = map[string]int{}
+		b.held = map[string]*heldEval{}
+		b.unacked = map[string]*heldEval{}
+		b.failing = map[string]bool{}
+		b.failed = nil
 		b.ready = nil
 		b.delayed = nil
+		b.m.reset()
 		b.signalLocked()
+		b.openRoomLocked()
 	}
 }
 
-// Enqueue adds an evaluation unless the broker already knows it.
-func (b *EvalBroker) Enqueue(e *structs.Evaluation) {
+// Enqueue adds an evaluation. It reports false when the broker is disabled,
+// already holds it, holds it aside as failed, or is full (see Room).
+func (b *EvalBroker) Enqueue(e *structs.Evaluation) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.enabled {
-		return
+	return b.enqueueLocked(e)
+}
+
+// EnqueueAll adds evaluations under one lock and returns how many it took.
+func (b *EvalBroker) EnqueueAll(evals []*structs.Evaluation) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n := 0
+	for _, e := range evals {
+		if b.enqueueLocked(e) {
+			n++
+		}
 	}
-	if _, ok := b.known[e.ID]; ok {
-		return
+	return n
+}
+
+func (b *EvalBroker) enqueueLocked(e *structs.Evaluation) bool {
+	if !b.enabled || e == nil {
+		return false
 	}
-	b.known[e.ID] = 0
+	if _, ok := b.held[e.ID]; ok || b.failing[e.ID] {
+		return false
+	}
+	if len(b.held) >= b.cfg.MaxEvals {
+		b.refused = true
+		b.m.refused.Add(1)
+		return false
+	}
+	b.held[e.ID] = &heldEval{eval: e}
 	b.pushLocked(e)
+	return true
 }
 
 func (b *EvalBroker) pushLocked(e *structs.Evaluation) {
 	if !e.WaitUntil.IsZero() && e.WaitUntil.After(b.now()) {
 		heap.Push(&b.delayed, e)
-		select {
-		case b.delayWake <- struct{}{}:
-		default:
-		}
+		b.m.delayed.Add(1)
+		notify(b.delayWake)
 		return
 	}
 	heap.Push(&b.ready, e)
+	b.m.readyAdd(e.Priority, 1)
 	b.signalLocked()
 }
 
@@ -93,55 +219,214 @@ func (b *EvalBroker) signalLocked() {
 	b.wake = make(chan struct{})
 }
 
-// Dequeue blocks until an evaluation is ready or ctx ends.
-func (b *EvalBroker) Dequeue(ctx context.Context) (*structs.Evaluation, error) {
+// forgetLocked drops an evaluation the broker no longer holds and opens
+// Room if an Enqueue was refused for lack of it.
+func (b *EvalBroker) forgetLocked(id string) {
+	delete(b.held, id)
+	if b.refused && len(b.held) < b.cfg.MaxEvals {
+		b.openRoomLocked()
+	}
+}
+
+func (b *EvalBroker) openRoomLocked() {
+	b.refused = false
+	close(b.room)
+	b.room = make(chan struct{})
+}
+
+// notify does a non-blocking send on a one-slot wake-up channel.
+func notify(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// Room returns a channel closed when the broker, having refused an
+// evaluation for lack of room, can take one again. Whoever feeds the
+// broker from state adds it to its watch set.
+func (b *EvalBroker) Room() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.room
+}
+
+// Full reports whether the broker holds MaxEvals evaluations.
+func (b *EvalBroker) Full() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.enabled && len(b.held) >= b.cfg.MaxEvals
+}
+
+// Dequeue blocks until an evaluation is ready or ctx ends. It returns the
+// evaluation and the token its Ack or Nack must carry.
+func (b *EvalBroker) Dequeue(ctx context.Context) (*structs.Evaluation, uint64, error) {
 	for {
 		b.mu.Lock()
 		if b.enabled && len(b.ready) > 0 {
 			e := heap.Pop(&b.ready).(*structs.Evaluation)
-			b.known[e.ID]++
+			b.m.readyAdd(e.Priority, -1)
+			h := b.held[e.ID]
+			h.deliveries++
+			b.nextToken++
+			h.token = b.nextToken
+			h.deadline = b.now().Add(b.cfg.RedeliveryTimeout)
+			b.unacked[e.ID] = h
+			b.m.unacked.Add(1)
+			b.m.delivered.Add(1)
+			token := h.token
 			b.mu.Unlock()
-			return e, nil
+			notify(b.timeoutWake)
+			return e, token, nil
 		}
 		wake := b.wake
 		b.mu.Unlock()
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, 0, ctx.Err()
 		case <-wake:
 		}
 	}
 }
 
-// Ack forgets a handed-out evaluation: it was processed.
-func (b *EvalBroker) Ack(id string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.known, id)
-}
-
-// Nack puts a handed-out evaluation back (a plan conflict, a failed write);
-// after DeliveryLimit deliveries it is dropped and Nack returns false.
-func (b *EvalBroker) Nack(e *structs.Evaluation) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	n, ok := b.known[e.ID]
+// outstandingLocked returns the handed-out evaluation id if token is its
+// current delivery's.
+func (b *EvalBroker) outstandingLocked(id string, token uint64) (*heldEval, error) {
+	h, ok := b.unacked[id]
 	if !ok || !b.enabled {
-		return false
+		return nil, fmt.Errorf("evaluation %s: %w", id, ErrNotOutstanding)
 	}
-	if n >= DeliveryLimit {
-		delete(b.known, e.ID)
-		return false
+	if h.token != token {
+		return nil, fmt.Errorf("evaluation %s: %w", id, ErrTokenMismatch)
 	}
-	b.pushLocked(e)
-	return true
+	return h, nil
 }
 
-// Stats returns the number of ready, delayed and handed-out evaluations.
-func (b *EvalBroker) Stats() (ready, delayed, unacked int) {
+// Ack forgets a handed-out evaluation: it was processed.
+func (b *EvalBroker) Ack(id string, token uint64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.ready), len(b.delayed), len(b.known) - len(b.ready) - len(b.delayed)
+	if _, err := b.outstandingLocked(id, token); err != nil {
+		return err
+	}
+	delete(b.unacked, id)
+	b.m.unacked.Add(-1)
+	b.forgetLocked(id)
+	return nil
+}
+
+// Nack puts a handed-out evaluation back (a plan conflict, a failed
+// write), ready at once, unless it reached the delivery limit: then it
+// fails (see TakeFailed) with reason. failed reports which.
+func (b *EvalBroker) Nack(id string, token uint64, reason string) (failed bool, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	h, err := b.outstandingLocked(id, token)
+	if err != nil {
+		return false, err
+	}
+	b.m.nacked.Add(1)
+	h.lastErr = reason
+	return b.requeueLocked(h), nil
+}
+
+// requeueLocked takes an outstanding evaluation back: ready again, or
+// failed past the delivery limit (reported true).
+func (b *EvalBroker) requeueLocked(h *heldEval) bool {
+	id := h.eval.ID
+	delete(b.unacked, id)
+	b.m.unacked.Add(-1)
+	if h.deliveries >= b.cfg.DeliveryLimit {
+		b.forgetLocked(id)
+		b.failing[id] = true
+		b.failed = append(b.failed, &FailedEval{Eval: h.eval, Deliveries: h.deliveries, Reason: h.lastErr})
+		b.m.failed.Add(1)
+		notify(b.failedWake)
+		return true
+	}
+	// Ready at once, whatever its WaitUntil was: it was due already.
+	heap.Push(&b.ready, h.eval)
+	b.m.readyAdd(h.eval.Priority, 1)
+	b.signalLocked()
+	return false
+}
+
+// FailedCh receives a value when evaluations failed; TakeFailed returns them.
+func (b *EvalBroker) FailedCh() <-chan struct{} { return b.failedWake }
+
+// TakeFailed returns the evaluations that failed since the last call. They
+// stay held aside (Enqueue refuses them) until FailedRecorded.
+func (b *EvalBroker) TakeFailed() []*FailedEval {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.failed
+	b.failed = nil
+	return out
+}
+
+// FailedRecorded lets the broker take the evaluations again (their status
+// in state is failed now, so nobody offers them).
+func (b *EvalBroker) FailedRecorded(ids ...string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range ids {
+		delete(b.failing, id)
+	}
+}
+
+// expireUnacked hands out again every evaluation whose redelivery deadline
+// passed (or fails it at the delivery limit) and returns the next deadline
+// (zero when nothing is outstanding).
+func (b *EvalBroker) expireUnacked() time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	var next time.Time
+	for _, h := range b.unacked {
+		if !h.deadline.After(now) {
+			h.lastErr = fmt.Sprintf("not acked within %s (worker stuck?)", b.cfg.RedeliveryTimeout)
+			b.m.timedOut.Add(1)
+			b.requeueLocked(h)
+			continue
+		}
+		if next.IsZero() || h.deadline.Before(next) {
+			next = h.deadline
+		}
+	}
+	return next
+}
+
+// runTimeouts redelivers evaluations held past RedeliveryTimeout. It runs
+// on the leader until ctx ends.
+func (b *EvalBroker) runTimeouts(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		wait := time.Hour
+		if next := b.expireUnacked(); !next.IsZero() {
+			wait = max(next.Sub(b.now()), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-b.timeoutWake:
+		case <-timer.C:
+		}
+	}
+}
+
+// BrokerStats counts what the broker holds.
+type BrokerStats struct {
+	Ready, Delayed, Unacked, Failed int
+}
+
+// Stats returns the number of ready, delayed, handed-out and failed
+// (not yet recorded) evaluations.
+func (b *EvalBroker) Stats() BrokerStats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return BrokerStats{Ready: len(b.ready), Delayed: len(b.delayed), Unacked: len(b.unacked), Failed: len(b.failing)}
 }
 
 // runDelayed moves delayed evaluations to the ready queue when their time
@@ -154,7 +439,9 @@ func (b *EvalBroker) runDelayed(ctx context.Context) {
 		now := b.now()
 		for len(b.delayed) > 0 && !b.delayed[0].WaitUntil.After(now) {
 			e := heap.Pop(&b.delayed).(*structs.Evaluation)
+			b.m.delayed.Add(-1)
 			heap.Push(&b.ready, e)
+			b.m.readyAdd(e.Priority, 1)
 			b.signalLocked()
 		}
 		wait := time.Hour
@@ -172,6 +459,36 @@ func (b *EvalBroker) runDelayed(ctx context.Context) {
 	}
 }
 
+// maxPriority is the highest job priority a spec may give (1–100).
+const maxPriority = 100
+
+// brokerMetrics are the broker's gauges and counters. The broker changes
+// them under its lock; readers (the metrics endpoint) load them without it.
+type brokerMetrics struct {
+	// ready counts ready evaluations per priority (0–100; others clamp).
+	ready     [maxPriority + 1]atomic.Int64
+	delayed   atomic.Int64
+	unacked   atomic.Int64
+	delivered atomic.Uint64
+	nacked    atomic.Uint64
+	timedOut  atomic.Uint64
+	failed    atomic.Uint64
+	refused   atomic.Uint64
+}
+
+func (m *brokerMetrics) readyAdd(priority int, d int64) {
+	m.ready[min(max(priority, 0), maxPriority)].Add(d)
+}
+
+// reset zeroes the gauges (the broker was emptied); counters keep counting.
+func (m *brokerMetrics) reset() {
+	for i := range m.ready {
+		m.ready[i].Store(0)
+	}
+	m.delayed.Store(0)
+	m.unacked.Store(0)
+}
+
 // evalHeap orders by priority (high first), then create index (old first).
 type evalHeap []*structs.Evaluation
 
@@ -187,6 +504,7 @@ func (h *evalHeap) Push(x any)   { *h = append(*h, x.(*structs.Evaluation)) }
 func (h *evalHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return e
 }
@@ -201,6 +519,7 @@ func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*structs.Evaluation)
 func (h *delayHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return e
 }

@@ -22,6 +22,34 @@ const maxWait = 10 * time.Minute
 type route struct {
 	method, path string
 	handler      func(http.ResponseWriter, *http.Request) (any, error)
+	kind         routeKind
+	// maxBody bounds the request body; 0 means maxBodyBytes.
+	maxBody int64
+}
+
+// routeKind says where a request is answered in a cluster.
+type routeKind int
+
+const (
+	// kindWrite routes change state: a follower forwards them to the leader.
+	kindWrite routeKind = iota
+	// kindRead routes are answered by the leader (forwarded), or by any
+	// server with ?stale.
+	kindRead
+	// kindLocal routes are about this server and answered by it.
+	kindLocal
+)
+
+func write(method, path string, h func(http.ResponseWriter, *http.Request) (any, error)) route {
+	return route{method: method, path: path, handler: h, kind: kindWrite}
+}
+
+func read(method, path string, h func(http.ResponseWriter, *http.Request) (any, error)) route {
+	return route{method: method, path: path, handler: h, kind: kindRead}
+}
+
+func local(method, path string, h func(http.ResponseWriter, *http.Request) (any, error)) route {
+	return route{method: method, path: path, handler: h, kind: kindLocal}
 }
 
 // streamed is returned by handlers that wrote their response themselves.
@@ -40,24 +68,43 @@ func badRequest(format string, args ...any) error {
 }
 
 func (s *Server) routes() []route {
+	restore := write("PUT", "/v1/operator/snapshot", s.handleSnapshotRestore)
+	restore.maxBody = maxSnapshotBytes
 	return []route{
-		{"POST", "/v1/pipelines", s.handlePipelineSubmit},
-		{"GET", "/v1/pipelines", s.handlePipelineList},
-		{"GET", "/v1/pipelines/{id}", s.handlePipelineGet},
-		{"POST", "/v1/pipelines/{id}/cancel", s.handlePipelineCancel},
-		{"GET", "/v1/pipelines/{id}/logs", s.handlePipelineLogs},
-		{"POST", "/v1/jobs", s.handleJobSubmit},
-		{"GET", "/v1/jobs/{id}", s.handleJobGet},
-		{"GET", "/v1/jobs/{id}/logs", s.handleJobLogs},
-		{"GET", "/v1/nodes", s.handleNodeList},
-		{"GET", "/v1/nodes/{id}", s.handleNodeGet},
-		{"GET", "/v1/evaluations", s.handleEvalList},
-		{"GET", "/v1/status/leader", s.handleStatusLeader},
-		{"GET", "/v1/openapi.json", s.handleOpenAPI},
-		{"POST", "/v1/client/nodes", s.handleClientNodeRegister},
-		{"GET", "/v1/client/nodes/{id}/allocations", s.handleClientAllocs},
-		{"POST", "/v1/client/allocations", s.handleClientAllocUpdate},
-		{"POST", "/v1/client/logs", s.handleClientLogs},
+		write("POST", "/v1/pipelines", s.handlePipelineSubmit),
+		read("GET", "/v1/pipelines", s.handlePipelineList),
+		read("GET", "/v1/pipelines/{id}", s.handlePipelineGet),
+		write("POST", "/v1/pipelines/{id}/cancel", s.handlePipelineCancel),
+		read("GET", "/v1/pipelines/{id}/logs", s.handlePipelineLogs),
+		write("POST", "/v1/jobs", s.handleJobSubmit),
+		read("GET", "/v1/jobs/{id}", s.handleJobGet),
+		read("GET", "/v1/jobs/{id}/logs", s.handleJobLogs),
+		read("GET", "/v1/nodes", s.handleNodeList),
+		read("GET", "/v1/nodes/{id}", s.handleNodeGet),
+		read("GET", "/v1/evaluations", s.handleEvalList),
+		local("GET", "/v1/status/leader", s.handleStatusLeader),
+		local("GET", "/v1/status/peers", s.handleStatusPeers),
+		local("GET", "/v1/agent/members", s.handleAgentMembers),
+		local("PUT", "/v1/agent/leave", s.handleAgentLeave),
+		read("GET", "/v1/operator/raft/configuration", s.handleRaftConfiguration),
+		write("DELETE", "/v1/operator/raft/peer", s.handleRaftRemovePeer),
+		read("GET", "/v1/operator/snapshot", s.handleSnapshotSave),
+		restore,
+		local("GET", "/v1/openapi.json", s.handleOpenAPI),
+		write("POST", "/v1/client/nodes", s.handleClientNodeRegister),
+		read("GET", "/v1/client/nodes/{id}/allocations", s.handleClientAllocs),
+		write("POST", "/v1/client/allocations", s.handleClientAllocUpdate),
+		write("POST", "/v1/client/logs", s.handleClientLogs),
+		read("GET", "/v1/event/stream", s.handleEventStream),
+		local("GET", "/v1/ws", s.handleWS),
+		read("GET", "/v1/ui/pipelines", s.handleUIPipelines),
+		read("GET", "/v1/ui/nodes", s.handleUINodes),
+		local("GET", "/v1/ui/cluster", s.handleUICluster),
+		// Scheduler (issue 5).
+		read("GET", "/v1/operator/scheduler", s.handleSchedulerConfigGet),
+		write("PUT", "/v1/operator/scheduler", s.handleSchedulerConfigPut),
+		read("POST", "/v1/schedule", s.handleSchedule),
+		local("GET", "/v1/metrics", s.handleMetrics),
 	}
 }
 
@@ -69,7 +116,7 @@ func (s *Server) HTTPHandler() http.Handler {
 	for _, rt := range s.routes() {
 		rt := rt
 		mux.HandleFunc(rt.method+" "+rt.path, func(w http.ResponseWriter, r *http.Request) {
-			s.serve(w, r, rt.handler)
+			s.serve(w, r, rt)
 		})
 		paths[rt.path] = append(paths[rt.path], rt.method)
 	}
@@ -88,11 +135,22 @@ func (s *Server) HTTPHandler() http.Handler {
 	return mux
 }
 
-func (s *Server) serve(w http.ResponseWriter, r *http.Request, h func(http.ResponseWriter, *http.Request) (any, error)) {
-	if r.Body != nil {
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	if rt.kind != kindLocal {
+		stale := rt.kind == kindRead && isStale(r)
+		if !stale && s.forwardToLeader(w, r) {
+			return
+		}
+		s.setConsistency(w)
 	}
-	out, err := h(w, r)
+	if r.Body != nil {
+		limit := rt.maxBody
+		if limit == 0 {
+			limit = maxBodyBytes
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+	}
+	out, err := rt.handler(w, r)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -122,7 +180,7 @@ func writeError(w http.ResponseWriter, err error) {
 		code = he.Code
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
-		err = fmt.Errorf("request body is larger than %d bytes", maxBodyBytes)
+		err = fmt.Errorf("request body is larger than %d bytes", mbe.Limit)
 	case errors.As(err, &se):
 		code = http.StatusBadRequest
 	case errors.Is(err, structs.ErrNotFound):

@@ -80,6 +80,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byt
 	if len(key) > 256 {
 		return nil, badRequest("Idempotency-Key is longer than 256 characters")
 	}
+	if err := s.admit(w); err != nil {
+		return nil, err
+	}
 	p, jobs := newPipeline(spec, key)
 	resp, _, err := s.apply(structs.PipelineRegisterRequestType, &structs.PipelineRegisterRequest{
 		WriteRequest:   structs.WriteRequest{Timestamp: s.now()},

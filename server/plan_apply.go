@@ -3,9 +3,11 @@ package server
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"github.com/google/uuid"
 
+	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/scheduler"
 )
@@ -97,8 +99,12 @@ func (s *Server) applyPlans(batch []*pendingPlan) {
 		WriteRequest: structs.WriteRequest{Timestamp: now},
 		Metrics:      map[string]*structs.PlacementMetrics{},
 	}
+	// taken is what placements accepted earlier in the batch hold per node;
+	// evicted the allocations their preemptions already claimed.
 	taken := map[string]structs.Resources{}
+	evicted := map[string]bool{}
 	verdict := make([]error, len(batch))
+	blocked := 0
 	for i, pp := range batch {
 		p := pp.plan
 		if p.Placement == nil {
@@ -115,6 +121,7 @@ func (s *Server) applyPlans(batch []*pendingPlan) {
 			ev.StatusDescription = desc
 			req.Evals = append(req.Evals, ev)
 			req.Metrics[p.JobID] = p.Metrics
+			blocked++
 			continue
 		}
 		a := p.Placement
@@ -127,6 +134,14 @@ func (s *Server) applyPlans(batch []*pendingPlan) {
 		if err != nil {
 			verdict[i] = err
 			continue
+		}
+		victims, ok := s.checkPreemptions(snap, p, allocs, evicted)
+		if !ok {
+			verdict[i] = errPlanConflict
+			continue
+		}
+		if len(victims) > 0 {
+			allocs = slices.DeleteFunc(slices.Clone(allocs), func(x *structs.Allocation) bool { return victims[x.ID] })
 		}
 		extra := taken[a.NodeID].Add(a.Resources)
 		if ok, _ := scheduler.AllocsFit(node, allocs, extra); !ok {
@@ -141,17 +156,63 @@ func (s *Server) applyPlans(batch []*pendingPlan) {
 		a.ClientStatus = structs.AllocClientPending
 		req.Allocs = append(req.Allocs, a)
 		req.Metrics[p.JobID] = p.Metrics
+		for _, pr := range p.Preemptions {
+			evicted[pr.AllocID] = true
+			req.Preemptions = append(req.Preemptions, &structs.Preemption{AllocID: pr.AllocID, ByAllocID: a.ID, Reason: pr.Reason})
+		}
 	}
+	conflicts := 0
+	for _, v := range verdict {
+		if errors.Is(v, errPlanConflict) {
+			conflicts++
+		}
+	}
+	s.metrics.planConflicts.Add(uint64(conflicts))
 	if len(req.Allocs)+len(req.Evals) > 0 {
-		if _, _, err := s.apply(structs.PlanApplyRequestType, req); err != nil {
+		resp, _, err := s.apply(structs.PlanApplyRequestType, req)
+		if err != nil {
 			for i := range verdict {
 				if verdict[i] == nil {
 					verdict[i] = err
 				}
 			}
+		} else {
+			if n, ok := resp.(int); ok {
+				s.metrics.placements.Add(uint64(n))
+			}
+			s.metrics.evalsBlocked.Add(uint64(blocked))
+			s.metrics.preemptions.Add(uint64(len(req.Preemptions)))
 		}
 	}
 	for i, pp := range batch {
 		pp.result <- verdict[i]
 	}
+}
+
+// checkPreemptions re-checks a plan's evictions against the applier's
+// snapshot: each must be a live allocation on the plan's node, of a job
+// with a lower priority than the plan's, not claimed by an earlier plan of
+// the batch. It returns the evicted allocation IDs, or false when one no
+// longer qualifies (the plan is a conflict: schedule again).
+func (s *Server) checkPreemptions(snap *state.StateSnapshot, p *structs.Plan, allocs []*structs.Allocation, evicted map[string]bool) (map[string]bool, bool) {
+	if len(p.Preemptions) == 0 {
+		return nil, true
+	}
+	onNode := make(map[string]*structs.Allocation, len(allocs))
+	for _, a := range allocs {
+		onNode[a.ID] = a
+	}
+	out := make(map[string]bool, len(p.Preemptions))
+	for _, pr := range p.Preemptions {
+		a := onNode[pr.AllocID]
+		if a == nil || !a.Live() || evicted[pr.AllocID] {
+			return nil, false
+		}
+		j, err := snap.JobByID(nil, a.JobID)
+		if err != nil || j == nil || j.Priority >= p.Priority {
+			return nil, false
+		}
+		out[pr.AllocID] = true
+	}
+	return out, true
 }

@@ -36,16 +36,43 @@ func (s *Server) setupRaft() error {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
-	addr, err := net.ResolveTCPAddr("tcp", s.cfg.RaftAddr)
+	adv, err := raftAdvertise(s.cfg.RaftAddr, s.cfg.RaftAdvertise)
 	if err != nil {
-		return fmt.Errorf("raft address %q: %w", s.cfg.RaftAddr, err)
+		return err
 	}
-	trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, advertiseFor(addr), 3, 10*time.Second, hlog)
+	trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, adv, 3, 10*time.Second, hlog)
 	if err != nil {
 		return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
 	}
 	s.raftTransport = trans
 
+	rc := s.raftConfig(hlog)
+	has, err := raft.HasExistingState(store, store, snaps)
+	if err != nil {
+		return fmt.Errorf("read raft state: %w", err)
+	}
+	// A data dir that holds Raft state never bootstraps again; serf-driven
+	// bootstrapping (-bootstrap-expect) is then off for good.
+	s.bootstrapped.Store(has)
+	if s.cfg.Bootstrap && !has {
+		cfg := raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter,
+		}}}
+		if err := raft.BootstrapCluster(rc, store, store, snaps, trans, cfg); err != nil {
+			return fmt.Errorf("bootstrap raft: %w", err)
+		}
+		s.bootstrapped.Store(true)
+	}
+	r, err := raft.NewRaft(rc, s.fsm, store, store, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	s.raft = r
+	return nil
+}
+
+// raftConfig builds Raft's configuration from the server's.
+func (s *Server) raftConfig(hlog hclog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(s.cfg.NodeName)
 	rc.Logger = hlog
@@ -54,32 +81,59 @@ func (s *Server) setupRaft() error {
 	rc.SnapshotThreshold = 8192
 	rc.SnapshotInterval = 2 * time.Minute
 	rc.TrailingLogs = 10240
+	// Let concurrent Applies share one disk write.
+	rc.BatchApplyCh = true
 	if s.cfg.Dev {
 		rc.HeartbeatTimeout = 200 * time.Millisecond
 		rc.ElectionTimeout = 200 * time.Millisecond
 		rc.LeaderLeaseTimeout = 100 * time.Millisecond
 		rc.CommitTimeout = 5 * time.Millisecond
 	}
-	if s.cfg.Bootstrap {
-		has, err := raft.HasExistingState(store, store, snaps)
+	t := s.cfg.Raft
+	if t.HeartbeatTimeout > 0 {
+		rc.HeartbeatTimeout = t.HeartbeatTimeout
+	}
+	if t.ElectionTimeout > 0 {
+		rc.ElectionTimeout = t.ElectionTimeout
+	}
+	if t.LeaderLeaseTimeout > 0 {
+		rc.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+	}
+	rc.LeaderLeaseTimeout = min(rc.LeaderLeaseTimeout, rc.HeartbeatTimeout)
+	if t.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = t.SnapshotThreshold
+	}
+	if t.SnapshotInterval > 0 {
+		rc.SnapshotInterval = t.SnapshotInterval
+	}
+	if t.TrailingLogs > 0 {
+		rc.TrailingLogs = t.TrailingLogs
+	}
+	return rc
+}
+
+// raftAdvertise picks the address other servers dial: adv when set, else
+// bind when it names a concrete IP and port, else nil (the listener's own
+// address, which works for loopback binds with port 0).
+func raftAdvertise(bind, adv string) (net.Addr, error) {
+	if adv != "" {
+		a, err := net.ResolveTCPAddr("tcp", adv)
 		if err != nil {
-			return fmt.Errorf("read raft state: %w", err)
+			return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
 		}
-		if !has {
-			cfg := raft.Configuration{Servers: []raft.Server{{
-				ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter,
-			}}}
-			if err := raft.BootstrapCluster(rc, store, store, snaps, trans, cfg); err != nil {
-				return fmt.Errorf("bootstrap raft: %w", err)
-			}
+		if a.IP == nil || a.IP.IsUnspecified() || a.Port == 0 {
+			return nil, fmt.Errorf("raft advertise address %q: want a concrete IP and port", adv)
 		}
+		return a, nil
 	}
-	r, err := raft.NewRaft(rc, s.fsm, store, store, snaps, trans)
+	addr, err := net.ResolveTCPAddr("tcp", bind)
 	if err != nil {
-		return fmt.Errorf("start raft: %w", err)
+		return nil, fmt.Errorf("raft address %q: %w", bind, err)
 	}
-	s.raft = r
-	return nil
+	if addr.IP == nil || addr.IP.IsUnspecified() {
+		return nil, fmt.Errorf("raft address %q binds every interface: set an advertise address (-advertise) other servers can dial", bind)
+	}
+	return advertiseFor(addr), nil
 }
 
 // advertiseFor returns nil (use the listener's address) unless addr names a

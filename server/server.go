@@ -12,15 +12,16 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/hashicorp/serf/serf"
 
 	"github.com/ciplat/ciplat/fsm"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
-	"github.com/ciplat/ciplat/scheduler"
 )
 
 // Server is one server agent.
@@ -38,10 +39,33 @@ type Server struct {
 	raftTransport *raft.NetworkTransport
 	leaderCh      chan bool
 
-	logs   *LogStore
-	sched  *scheduler.Scheduler
-	broker *EvalBroker
-	plans  *PlanQueue
+	serf       *serf.Serf
+	serfEvents chan serf.Event
+	// reconcileCh wakes the leader's reconcile loop on member events.
+	reconcileCh chan struct{}
+	// bootstrapped is set once Raft was bootstrapped here or found to hold
+	// state (or an existing cluster was found): never bootstrap again.
+	bootstrapped atomic.Bool
+	// leaderReady is set while leader duties run (after the barrier that
+	// makes the FSM current), so reads on the leader are never behind.
+	leaderReady atomic.Bool
+	// forwarder proxies requests to the leader's HTTP API.
+	forwarder *forwarder
+	// leaveCh is closed when an operator asked this server to leave
+	// (PUT /v1/agent/leave); the agent then shuts down.
+	leaveCh   chan struct{}
+	leaveOnce sync.Once
+
+	logs *LogStore
+	// sched builds the scheduler from the configuration in state
+	// (scheduler_config.go); metrics are its atomics (metrics_sched.go).
+	sched   *schedulers
+	broker  *EvalBroker
+	plans   *PlanQueue
+	metrics *schedMetrics
+	// live holds the event bus, the event publisher and the WebSocket hub
+	// (live.go).
+	live *live
 
 	shutdownCtx    context.Context
 	shutdownCancel context.CancelFunc
@@ -75,14 +99,32 @@ func New(cfg Config) (*Server, error) {
 		log:            cfg.Logger.With("component", "server"),
 		fsm:            f,
 		logs:           logs,
-		sched:          scheduler.New(scheduler.Config{Algorithm: cfg.SchedulerAlgorithm}),
-		broker:         NewEvalBroker(cfg.Now),
+		sched:          newSchedulers(cfg),
+		broker:         NewEvalBroker(cfg.Now, cfg.EvalBroker),
 		plans:          NewPlanQueue(),
+		metrics:        new(schedMetrics),
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
+		reconcileCh:    make(chan struct{}, 1),
+		leaveCh:        make(chan struct{}),
 	}
+	s.forwarder = newForwarder(s)
 	if err := s.setupRaft(); err != nil {
 		cancel()
+		s.closeRaft()
+		return nil, err
+	}
+	if err := s.setupSerf(); err != nil {
+		cancel()
+		_ = s.raft.Shutdown().Error()
+		s.closeRaft()
+		return nil, err
+	}
+	if err := s.startLive(); err != nil {
+		cancel()
+		_ = s.serf.Shutdown()
+		_ = s.raft.Shutdown().Error()
+		s.wg.Wait()
 		s.closeRaft()
 		return nil, err
 	}
@@ -110,19 +152,15 @@ func (s *Server) Leader() string {
 }
 
 // WaitForLeader blocks until the cluster has a leader or ctx ends. On the
-// leader it also waits until the FSM has applied everything committed
-// before (a restart replays the log), so reads that follow see it.
+// leader it also waits until its duties started, after the FSM applied
+// everything committed before (a restart replays the log), so reads that
+// follow see it.
 func (s *Server) WaitForLeader(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if s.Leader() != "" {
-			if !s.IsLeader() {
-				return nil
-			}
-			if err := s.raft.Barrier(30 * time.Second).Error(); err == nil {
-				return nil
-			}
+		if s.Leader() != "" && (!s.IsLeader() || s.leaderReady.Load()) {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
@@ -137,14 +175,19 @@ func (s *Server) Shutdown() error {
 	var err error
 	s.shutdownOnce.Do(func() {
 		s.shutdownCancel()
+		if s.serf != nil {
+			_ = s.serf.Shutdown()
+		}
 		if s.raft != nil {
 			if e := s.raft.Shutdown().Error(); e != nil {
 				err = e
 			}
 		}
 		s.wg.Wait()
+		s.stopLive()
 		s.closeRaft()
 		s.logs.Close()
+		s.forwarder.close()
 	})
 	return err
 }

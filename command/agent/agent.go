@@ -21,9 +21,6 @@ import (
 
 	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/client"
-	"github.com/ciplat/ciplat/drivers"
-	execdriver "github.com/ciplat/ciplat/drivers/exec"
-	"github.com/ciplat/ciplat/drivers/mock"
 	"github.com/ciplat/ciplat/server"
 	"github.com/ciplat/ciplat/ui"
 )
@@ -44,7 +41,14 @@ type Agent struct {
 
 	clientCancel context.CancelFunc
 	clientDone   chan struct{}
+	// closeDrivers releases driver resources after the client stopped.
+	closeDrivers func()
 	once         sync.Once
+
+	// ctx ends on Shutdown; it stops -retry-join.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // New starts an agent.
@@ -66,35 +70,34 @@ func New(cfg *Config, logger *slog.Logger) (a *Agent, err error) {
 	if cfg.NodeName == "" {
 		cfg.NodeName, _ = os.Hostname()
 	}
+	bind := cfg.BindAddr
+	if bind == "" {
+		bind = "127.0.0.1"
+	}
+	// -bind and -advertise may name hosts (a container's hostname): resolve
+	// them once, since Raft and serf gossip IPs.
+	if bind, err = resolveIP(bind); err != nil {
+		return nil, fmt.Errorf("-bind: %w", err)
+	}
+	if cfg.AdvertiseAddr != "" {
+		if cfg.AdvertiseAddr, err = resolveIP(cfg.AdvertiseAddr); err != nil {
+			return nil, fmt.Errorf("-advertise: %w", err)
+		}
+	}
 	httpAddr := cfg.HTTPAddr
 	if httpAddr == "" {
-		httpAddr = "127.0.0.1:4680"
+		httpAddr = net.JoinHostPort(bind, "4680")
 	}
 	ln, err := net.Listen("tcp", httpAddr)
 	if err != nil {
 		return nil, fmt.Errorf("HTTP API on %s: %w", httpAddr, err)
 	}
 	a.listener = ln
+	a.ctx, a.cancel = context.WithCancel(context.Background())
 
 	mux := http.NewServeMux()
 	if cfg.Server {
-		raftAddr := cfg.RaftAddr
-		if raftAddr == "" {
-			raftAddr = "127.0.0.1:4681"
-			if cfg.Dev {
-				raftAddr = "127.0.0.1:0"
-			}
-		}
-		a.server, err = server.New(server.Config{
-			NodeName:         cfg.NodeName,
-			DataDir:          filepath.Join(cfg.DataDir, "server"),
-			RaftAddr:         raftAddr,
-			Bootstrap:        true,
-			Dev:              cfg.Dev,
-			SchedulerWorkers: cfg.SchedulerWorkers,
-			Logger:           logger,
-		})
-		if err != nil {
+		if err := a.startServer(bind); err != nil {
 			return nil, err
 		}
 		mux.Handle("/v1/", a.server.HTTPHandler())
@@ -111,11 +114,26 @@ func New(cfg *Config, logger *slog.Logger) (a *Agent, err error) {
 	}()
 
 	if a.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := a.server.WaitForLeader(ctx)
-		cancel()
-		if err != nil {
-			return nil, err
+		if len(cfg.Join) > 0 {
+			n, err := a.server.Join(cfg.Join)
+			if err != nil {
+				return nil, fmt.Errorf("-join: %w (use -retry-join to keep trying)", err)
+			}
+			logger.Info("joined the servers' serf pool", "answered", n)
+		}
+		if len(cfg.RetryJoin) > 0 {
+			a.wg.Add(1)
+			go a.retryJoin()
+		}
+		if a.singleServer() {
+			// A single server elects itself at once; wait so the first
+			// request finds a leader.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := a.server.WaitForLeader(ctx)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
 		}
 	}
 	if cfg.Client {
@@ -124,6 +142,146 @@ func New(cfg *Config, logger *slog.Logger) (a *Agent, err error) {
 		}
 	}
 	return a, nil
+}
+
+// singleServer reports whether this agent bootstraps a one-server cluster.
+func (a *Agent) singleServer() bool {
+	return a.cfg.Server && (a.cfg.Dev || a.cfg.BootstrapExpect == 1)
+}
+
+// startServer starts the server on the agent's addresses.
+func (a *Agent) startServer(bind string) error {
+	cfg := a.cfg
+	freeInDev := func(port string) string {
+		if cfg.Dev {
+			return "0"
+		}
+		return port
+	}
+	raftAddr := cfg.RaftAddr
+	if raftAddr == "" {
+		raftAddr = net.JoinHostPort(bind, freeInDev("4681"))
+	}
+	serfAddr := cfg.SerfAddr
+	if serfAddr == "" {
+		serfAddr = net.JoinHostPort(bind, freeInDev("4682"))
+	}
+	httpAdv, err := advertised(a.listener.Addr().String(), cfg.AdvertiseAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP address: %w", err)
+	}
+	eventsCfg, err := a.eventsConfig(bind)
+	if err != nil {
+		return err
+	}
+	var raftAdv, serfAdv string
+	if cfg.AdvertiseAddr != "" {
+		if raftAdv, err = advertised(raftAddr, cfg.AdvertiseAddr); err != nil {
+			return fmt.Errorf("Raft address: %w", err)
+		}
+		if serfAdv, err = advertised(serfAddr, cfg.AdvertiseAddr); err != nil {
+			return fmt.Errorf("serf address: %w", err)
+		}
+	}
+	a.server, err = server.New(server.Config{
+		NodeName:        cfg.NodeName,
+		DataDir:         filepath.Join(cfg.DataDir, "server"),
+		RaftAddr:        raftAddr,
+		RaftAdvertise:   raftAdv,
+		SerfAddr:        serfAddr,
+		SerfAdvertise:   serfAdv,
+		HTTPAddr:        httpAdv,
+		Bootstrap:       a.singleServer(),
+		BootstrapExpect: cfg.BootstrapExpect,
+		Dev:             cfg.Dev,
+		Raft: server.RaftConfig{
+			HeartbeatTimeout:   cfg.RaftHeartbeatTimeout,
+			ElectionTimeout:    cfg.RaftElectionTimeout,
+			LeaderLeaseTimeout: cfg.RaftLeaderLeaseTimeout,
+			SnapshotThreshold:  cfg.RaftSnapshotThreshold,
+			SnapshotInterval:   cfg.RaftSnapshotInterval,
+			TrailingLogs:       cfg.RaftTrailingLogs,
+		},
+		DeadServerCleanup: cfg.DeadServerCleanup,
+		SchedulerWorkers:  cfg.SchedulerWorkers,
+		Logger:            a.log,
+		Events:            eventsCfg,
+	})
+	if err != nil {
+		return err
+	}
+	if !a.singleServer() && cfg.BootstrapExpect == 0 && len(cfg.Join) == 0 && len(cfg.RetryJoin) == 0 {
+		a.log.Info("no -bootstrap-expect: this server waits to be added to an existing cluster (it rejoins the servers it knew, or use -join)")
+	}
+	return nil
+}
+
+// resolveIP returns host itself when it is an IP, else its first address
+// (IPv4 preferred).
+func resolveIP(host string) (string, error) {
+	if net.ParseIP(host) != nil {
+		return host, nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return "", fmt.Errorf("resolve %q: want an IP or a resolvable host name: %v", host, err)
+	}
+	for _, ip := range ips {
+		if ip.To4() != nil {
+			return ip.String(), nil
+		}
+	}
+	return ips[0].String(), nil
+}
+
+// advertised is addr with its host replaced by adv when adv is set, or addr
+// itself when it names a concrete IP.
+func advertised(addr, adv string) (string, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", err
+	}
+	if adv != "" {
+		if port == "0" {
+			return "", fmt.Errorf("%s: with -advertise give a fixed port, not 0", addr)
+		}
+		return net.JoinHostPort(adv, port), nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return "", fmt.Errorf("%s binds every interface: set -advertise to the IP other servers reach this one on", addr)
+	}
+	return addr, nil
+}
+
+// retryJoin joins the -retry-join addresses, retrying with a doubling
+// wait (from RetryInterval up to 30s) until one answers, RetryMax attempts
+// failed, or the agent stops.
+func (a *Agent) retryJoin() {
+	defer a.wg.Done()
+	wait := a.cfg.RetryInterval
+	if wait <= 0 {
+		wait = time.Second
+	}
+	for attempt := 1; ; attempt++ {
+		n, err := a.server.Join(a.cfg.RetryJoin)
+		if err == nil {
+			a.log.Info("retry-join: joined the servers' serf pool", "answered", n, "attempt", attempt)
+			return
+		}
+		if a.cfg.RetryMax > 0 && attempt >= a.cfg.RetryMax {
+			a.log.Error("retry-join: giving up", "attempts", attempt, "err", err)
+			return
+		}
+		a.log.Warn("retry-join: no server answered; retrying", "err", err, "in", wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-a.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }
 
 func (a *Agent) startClient() error {
@@ -136,17 +294,11 @@ func (a *Agent) startClient() error {
 		return err
 	}
 	dataDir := filepath.Join(a.cfg.DataDir, "client")
-	reg := map[string]drivers.Driver{}
-	for _, name := range a.cfg.Drivers {
-		switch name {
-		case "exec":
-			reg[name] = execdriver.New(execdriver.Config{Root: filepath.Join(dataDir, "workspaces"), Logger: a.log})
-		case "mock":
-			reg[name] = mock.New(mock.Config{})
-		default:
-			return fmt.Errorf("unknown driver %q: this build has exec and mock", name)
-		}
+	reg, closeDrivers, err := buildDrivers(a.cfg, dataDir, a.log)
+	if err != nil {
+		return err
 	}
+	a.closeDrivers = closeDrivers
 	c, err := client.New(client.Config{
 		Name:    a.cfg.NodeName,
 		DataDir: a.cfg.DataDir,
@@ -168,6 +320,11 @@ func (a *Agent) startClient() error {
 			a.log.Error("client stopped", "err", err)
 		}
 	}()
+	if !a.singleServer() {
+		// In a cluster the client registers once there is a leader; it
+		// retries by itself until then.
+		return nil
+	}
 	select {
 	case <-c.Ready():
 	case <-a.clientDone:
@@ -184,12 +341,31 @@ func (a *Agent) HTTPAddr() string { return a.listener.Addr().String() }
 // Server is the agent's server, or nil.
 func (a *Agent) Server() *server.Server { return a.server }
 
+// Leave makes the agent's server leave the cluster gracefully (a leader
+// hands over leadership first; the leader removes it from the voters),
+// then shuts the agent down.
+func (a *Agent) Leave() {
+	if a.server != nil {
+		if err := a.server.Leave(10 * time.Second); err != nil {
+			a.log.Warn("graceful leave", "err", err)
+		}
+	}
+	a.Shutdown()
+}
+
 // Shutdown stops the agent. It is safe to call more than once.
 func (a *Agent) Shutdown() {
 	a.once.Do(func() {
+		if a.cancel != nil {
+			a.cancel()
+		}
+		a.wg.Wait()
 		if a.clientCancel != nil {
 			a.clientCancel()
 			<-a.clientDone
+		}
+		if a.closeDrivers != nil {
+			a.closeDrivers()
 		}
 		if a.httpSrv != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -245,14 +421,33 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "    Web UI:   http://%s/ui/\n", a.HTTPAddr())
 	if a.server != nil {
 		fmt.Fprintf(stdout, "    Raft:     %s\n", a.server.RaftAddr())
+		fmt.Fprintf(stdout, "    Serf:     %s\n", a.server.SerfAddr())
+		if bus := a.server.EventBus(); bus != nil {
+			fmt.Fprintf(stdout, "    NATS:     %s (events on domain.>, stream CIPLAT_EVENTS)\n", bus.ClientURL())
+		}
 	}
 	fmt.Fprintf(stdout, "    Data dir: %s\n", cfg.DataDir)
 	if f, ok := stdout.(interface{ Sync() error }); ok {
 		_ = f.Sync()
 	}
-	sig := <-sigs
-	fmt.Fprintf(stdout, "==> caught %s, shutting down\n", sig)
-	a.Shutdown()
+	var leaveCh <-chan struct{}
+	if a.server != nil {
+		leaveCh = a.server.LeaveRequested()
+	}
+	select {
+	case sig := <-sigs:
+		if sig == syscall.SIGTERM && a.server != nil {
+			// SIGTERM is a graceful leave, as 'ciplat server leave'.
+			fmt.Fprintf(stdout, "==> caught %s, leaving the cluster\n", sig)
+			a.Leave()
+		} else {
+			fmt.Fprintf(stdout, "==> caught %s, shutting down\n", sig)
+			a.Shutdown()
+		}
+	case <-leaveCh:
+		fmt.Fprintln(stdout, "==> left the cluster on request, shutting down")
+		a.Shutdown()
+	}
 	fmt.Fprintln(stdout, "==> agent stopped")
 	return 0
 }

@@ -49,7 +49,13 @@ type agentProc struct {
 
 func startAgent(t *testing.T, dataDir string) *agentProc {
 	t.Helper()
-	cmd := exec.Command(binPath, "agent", "-dev", "-data-dir", dataDir, "-http-addr", "127.0.0.1:0", "-log-level", "warn")
+	return startAgentArgs(t, "agent", "-dev", "-data-dir", dataDir, "-http-addr", "127.0.0.1:0", "-log-level", "warn")
+}
+
+// startAgentArgs starts the binary with args and waits for its HTTP address.
+func startAgentArgs(t *testing.T, args ...string) *agentProc {
+	t.Helper()
+	cmd := exec.Command(binPath, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -41,12 +41,14 @@ type persistRecord struct {
 
 // rowTypes says what each table holds, for Restore.
 var rowTypes = map[string]func() any{
-	TableIndex:     func() any { return new(IndexEntry) },
-	TableNodes:     func() any { return new(structs.Node) },
-	TablePipelines: func() any { return new(structs.Pipeline) },
-	TableJobs:      func() any { return new(structs.Job) },
-	TableEvals:     func() any { return new(structs.Evaluation) },
-	TableAllocs:    func() any { return new(structs.Allocation) },
+	TableIndex:           func() any { return new(IndexEntry) },
+	TableNodes:           func() any { return new(structs.Node) },
+	TablePipelines:       func() any { return new(structs.Pipeline) },
+	TableJobs:            func() any { return new(structs.Job) },
+	TableEvals:           func() any { return new(structs.Evaluation) },
+	TableAllocs:          func() any { return new(structs.Allocation) },
+	TableEvents:          func() any { return new(structs.Event) },
+	TableSchedulerConfig: func() any { return new(structs.SchedulerConfig) },
 }
 
 // Persist writes every table, the index table included, to w from one
@@ -83,6 +85,21 @@ func (s *StateStore) Persist(w io.Writer) error {
 // shared with any existing store: the caller (the FSM) swaps it in whole and
 // Abandons the old one, so a bad stream leaves the old state untouched.
 func Restore(r io.Reader) (*StateStore, error) {
+	return restore(r, 0)
+}
+
+// RestoreAt is Restore for an operator's snapshot restore committed at Raft
+// index: every table's index becomes index, whatever the snapshot recorded,
+// so blocking queries wake and later writes keep raising the indexes (a
+// snapshot from another cluster may carry indexes past this cluster's).
+func RestoreAt(r io.Reader, index uint64) (*StateStore, error) {
+	if index == 0 {
+		return nil, fmt.Errorf("restore at Raft index 0: indexes start at 1")
+	}
+	return restore(r, index)
+}
+
+func restore(r io.Reader, atIndex uint64) (*StateStore, error) {
 	db, err := memdb.NewMemDB(schema())
 	if err != nil {
 		return nil, fmt.Errorf("state store schema: %w", err)
@@ -127,10 +144,26 @@ func Restore(r io.Reader) (*StateStore, error) {
 		}
 		rows++
 	}
+	if atIndex > 0 {
+		for _, table := range tableOrder {
+			if table == TableIndex {
+				continue
+			}
+			if err := txn.Insert(TableIndex, &IndexEntry{Key: table, Value: atIndex}); err != nil {
+				return nil, fmt.Errorf("restore: set index of %s: %w", table, err)
+			}
+		}
+	}
 	nodes, err := list[structs.Node](txn, nil, TableNodes, "id")
 	if err != nil {
 		return nil, fmt.Errorf("restore: %w", err)
 	}
+	events, err := countRows(txn, TableEvents)
+	if err != nil {
+		return nil, fmt.Errorf("restore: %w", err)
+	}
 	txn.Commit()
-	return newStore(db, nodes), nil
+	s := newStore(db, nodes)
+	s.eventCount.Store(int64(events))
+	return s, nil
 }

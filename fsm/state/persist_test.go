@@ -28,7 +28,10 @@ func fill(t *testing.T, s *StateStore) {
 		func() error { return s.UpsertJobs(4, j1, mockJob("p1", "j2")) },
 		func() error { return s.UpsertEvals(5, e, mockEval("e2", "j2", structs.EvalPending)) },
 		func() error { return s.UpsertAllocs(6, mockAlloc("a1", "j1", "n1")) },
+		func() error { return s.Write(7, func(tx *WriteTxn) error { return tx.AppendEvents(mockEvents(3)) }) },
+		func() error { return s.Write(8, func(tx *WriteTxn) error { return tx.AppendEvents(mockEvents(2)) }) },
 	}
+	s.SetEventLimit(4) // the second append prunes one event of index 7
 	for _, step := range steps {
 		if err := step(); err != nil {
 			t.Fatalf("fill: %v", err)
@@ -60,6 +63,9 @@ func TestStateStore_PersistRestore(t *testing.T) {
 		{TableNodes, func(s *StateStore) any { r, _ := s.Nodes(nil); return r }},
 		{TableEvals, func(s *StateStore) any { r, _ := s.Evals(nil); return r }},
 		{TableIndex, func(s *StateStore) any { r, _ := s.Indexes(); return r }},
+		{TableEvents, func(s *StateStore) any { r, _ := s.EventsAfter(nil, 0, 0, 0); return r }},
+		{"event count", func(s *StateStore) any { return []int{s.EventCount()} }},
+		{"events pruned", func(s *StateStore) any { return []uint64{s.EventsPrunedThrough()} }},
 		{"node cache", func(s *StateStore) any { snap, _ := s.Snapshot(); r, _ := snap.Nodes(); return r }},
 		{"idempotency index", func(s *StateStore) any { r, _ := s.PipelineByIdempotencyKey(nil, "k1"); return r }},
 	}
@@ -74,8 +80,8 @@ func TestStateStore_PersistRestore(t *testing.T) {
 			}
 		})
 	}
-	if got := dst.LatestIndex(); got != 6 {
-		t.Fatalf("restored LatestIndex = %d, want 6", got)
+	if got := dst.LatestIndex(); got != 8 {
+		t.Fatalf("restored LatestIndex = %d, want 8", got)
 	}
 
 	// Persisting the restored store writes the same bytes.

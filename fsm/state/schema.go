@@ -12,8 +12,12 @@ const (
 	TableAllocs    = "allocs"
 	TableNodes     = "nodes"
 	TableEvals     = "evals"
+	TableEvents    = "events"
 	TableIndex     = "index"
 )
+
+// TableSchedulerConfig holds one row: the scheduler configuration.
+const TableSchedulerConfig = "scheduler_config"
 
 // IndexEntry is one row of the index table: the latest Raft index that
 // changed the table named Key.
@@ -59,6 +63,21 @@ func schema() *memdb.DBSchema {
 			"status": by("status", "Status"),
 			"job_id": by("job_id", "JobID"),
 		}},
+		// events are keyed by (Raft index, seq): big-endian, so iteration
+		// order is commit order.
+		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.UintFieldIndex{Field: "Index"},
+				&memdb.UintFieldIndex{Field: "Seq"},
+			}}},
+		}},
+		// scheduler_config is a singleton: its "id" index is true for the
+		// one row, as Nomad's scheduler_config table.
+		TableSchedulerConfig: {Name: TableSchedulerConfig, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.ConditionalIndex{
+				Conditional: func(any) (bool, error) { return true, nil },
+			}},
+		}},
 		TableIndex: {Name: TableIndex, Indexes: map[string]*memdb.IndexSchema{
 			"id": id("Key"),
 		}},
@@ -67,4 +86,4 @@ func schema() *memdb.DBSchema {
 
 // tableOrder is the fixed order tables are persisted in, so two stores with
 // the same rows write the same bytes.
-var tableOrder = []string{TableIndex, TableNodes, TablePipelines, TableJobs, TableEvals, TableAllocs}
+var tableOrder = []string{TableIndex, TableNodes, TablePipelines, TableJobs, TableEvals, TableAllocs, TableEvents, TableSchedulerConfig}

@@ -39,6 +39,11 @@ type StateStore struct {
 	// nodes is every node sorted by ID, replaced (never changed in place)
 	// whenever the nodes table changes, so a snapshot's Nodes() is O(1).
 	nodes atomic.Pointer[[]*structs.Node]
+	// eventCount is the events table's row count, kept beside the table
+	// (memdb does not count) and replaced on commit with the nodes slice;
+	// eventLimit is how many events the table keeps (DefaultEventLimit).
+	eventCount atomic.Int64
+	eventLimit atomic.Int64
 
 	abandonOnce sync.Once
 	abandonCh   chan struct{}
@@ -57,6 +62,7 @@ func NewStateStore() (*StateStore, error) {
 func newStore(db *memdb.MemDB, nodes []*structs.Node) *StateStore {
 	s := &StateStore{db: db, abandonCh: make(chan struct{})}
 	s.nodes.Store(&nodes)
+	s.eventLimit.Store(DefaultEventLimit)
 	return s
 }
 
@@ -67,8 +73,10 @@ func (s *StateStore) view() *StateStore {
 	s.commitMu.RLock()
 	db := s.db.Snapshot()
 	nodes := s.nodes.Load()
+	events := s.eventCount.Load()
 	s.commitMu.RUnlock()
 	v := newStore(db, *nodes)
+	v.eventCount.Store(events)
 	v.readOnly = true
 	return v
 }

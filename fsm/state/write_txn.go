@@ -26,6 +26,10 @@ type WriteTxn struct {
 	index   uint64
 	touched map[string]bool
 	nodes   map[string]*structs.Node
+	// eventCount is the events table's row count as this entry leaves it;
+	// eventLimit bounds it (see AppendEvents).
+	eventCount int
+	eventLimit int
 }
 
 // Write runs fn in one write transaction at Raft index index and commits it
@@ -41,7 +45,8 @@ func (s *StateStore) Write(index uint64, fn func(tx *WriteTxn) error) error {
 	}
 	txn := s.db.Txn(true)
 	defer txn.Abort() // no-op after Commit; releases the writer lock on error or panic
-	tx := &WriteTxn{txn: txn, index: index, touched: map[string]bool{}}
+	tx := &WriteTxn{txn: txn, index: index, touched: map[string]bool{},
+		eventCount: int(s.eventCount.Load()), eventLimit: int(s.eventLimit.Load())}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -62,6 +67,7 @@ func (s *StateStore) Write(index uint64, fn func(tx *WriteTxn) error) error {
 	s.commitMu.Lock()
 	txn.Commit()
 	s.nodes.Store(&nodes)
+	s.eventCount.Store(int64(tx.eventCount))
 	s.commitMu.Unlock()
 	return nil
 }

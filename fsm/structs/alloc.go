@@ -30,7 +30,11 @@ type Allocation struct {
 	DesiredStatus string    `json:"desired_status"`
 	ClientStatus  string    `json:"client_status"`
 	// Score is the placement score the scheduler gave the chosen node.
-	Score       float64   `json:"score"`
+	Score float64 `json:"score"`
+	// PreemptedBy names the allocation of a higher-priority job this one
+	// was evicted for. Its resources count as free at once (its desired
+	// status is stop, so the client kills the worker).
+	PreemptedBy string    `json:"preempted_by,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	CreateIndex uint64    `json:"create_index"`
 	ModifyIndex uint64    `json:"modify_index"`
@@ -45,8 +49,14 @@ func (a *Allocation) Copy() *Allocation {
 	return &c
 }
 
-// Live reports whether the allocation still holds its node's resources.
+// Live reports whether the allocation still holds its node's resources. A
+// preempted allocation does not, from the entry that evicted it (as in
+// Nomad): the scheduler may place the preempting job at once, and clients
+// no longer list it, so its worker is stopped.
 func (a *Allocation) Live() bool {
+	if a.PreemptedBy != "" {
+		return false
+	}
 	if a.DesiredStatus == AllocDesiredStop && a.ClientStatus != AllocClientRunning {
 		return false
 	}

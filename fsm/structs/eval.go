@@ -30,8 +30,10 @@ type Evaluation struct {
 	TriggeredBy       string    `json:"triggered_by"`
 	StatusDescription string    `json:"status_description,omitempty"`
 	WaitUntil         time.Time `json:"wait_until,omitzero"`
-	CreateIndex       uint64    `json:"create_index"`
-	ModifyIndex       uint64    `json:"modify_index"`
+	// PreviousEval names the evaluation this one follows up (a failed one).
+	PreviousEval string `json:"previous_eval,omitempty"`
+	CreateIndex  uint64 `json:"create_index"`
+	ModifyIndex  uint64 `json:"modify_index"`
 }
 
 // Copy returns a copy.
@@ -53,6 +55,9 @@ type Plan struct {
 	Placement *Allocation       `json:"placement,omitempty"`
 	Offers    []Offer           `json:"offers,omitempty"`
 	Metrics   *PlacementMetrics `json:"metrics,omitempty"`
+	// Preemptions are the lower-priority allocations Placement needs
+	// evicted (only when preemption is on and nothing fits otherwise).
+	Preemptions []*Preemption `json:"preemptions,omitempty"`
 }
 
 // Offer is one candidate node the scheduler scored for a placement.

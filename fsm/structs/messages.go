@@ -17,6 +17,10 @@ const (
 	NodeStatusUpdateRequestType  MessageType = 5
 	EvalUpdateRequestType        MessageType = 6
 	StateRestoreRequestType      MessageType = 7
+	NodeDrainRequestType         MessageType = 8
+	NodeEligibilityRequestType   MessageType = 9
+	NodeDrainDeadlineRequestType MessageType = 10
+	SchedulerConfigRequestType   MessageType = 12
 )
 
 func (t MessageType) String() string {
@@ -37,6 +41,14 @@ func (t MessageType) String() string {
 		return "EvalUpdate"
 	case StateRestoreRequestType:
 		return "StateRestore"
+	case NodeDrainRequestType:
+		return "NodeDrain"
+	case NodeEligibilityRequestType:
+		return "NodeEligibility"
+	case NodeDrainDeadlineRequestType:
+		return "NodeDrainDeadline"
+	case SchedulerConfigRequestType:
+		return "SchedulerConfig"
 	}
 	return "Unknown"
 }
@@ -74,6 +86,9 @@ type PlanApplyRequest struct {
 	Allocs  []*Allocation                `json:"allocs,omitempty"`
 	Evals   []*Evaluation                `json:"evals,omitempty"`
 	Metrics map[string]*PlacementMetrics `json:"metrics,omitempty"` // by job ID
+	// Preemptions evict lower-priority allocations to make room for the
+	// placements in Allocs; each applies only if its placement commits.
+	Preemptions []*Preemption `json:"preemptions,omitempty"`
 }
 
 // AllocClientUpdateRequest is a client reporting on an allocation it runs:

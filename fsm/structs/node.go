@@ -17,6 +17,9 @@ type Node struct {
 	// Eligible is false when an operator turned scheduling off for the node.
 	Eligible bool `json:"eligible"`
 	Drain    bool `json:"drain,omitempty"`
+	// DrainDeadline is when the leader stops what a draining node still
+	// runs; zero means no deadline (jobs finish however long they take).
+	DrainDeadline time.Time `json:"drain_deadline,omitzero"`
 	// Resources is the node's total capacity; Reserved is kept back for the host.
 	Resources Resources `json:"resources"`
 	Reserved  Resources `json:"reserved"`

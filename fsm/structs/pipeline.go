@@ -44,6 +44,9 @@ type Job struct {
 	Reason string `json:"reason,omitempty"`
 	// Attempt counts runs, starting at 1 for the first.
 	Attempt int `json:"attempt"`
+	// Rescheduled counts the attempts that ended because their node was
+	// drained past its deadline: they do not use up the retry policy.
+	Rescheduled int `json:"rescheduled,omitempty"`
 	// AllocID and NodeID name the current (or last) allocation.
 	AllocID string       `json:"alloc_id,omitempty"`
 	NodeID  string       `json:"node_id,omitempty"`

@@ -1,44 +1,67 @@
-// A first live view: pipelines and nodes, refreshed with blocking queries
-// (the server answers when something changed; no polling interval).
-const $ = (s) => document.querySelector(s);
+// ciplat web UI: a hash router over the views, and the header's leader and
+// connection indicators. Plain ES modules, no build step.
+import { get } from "./api.js";
+import { onStatus } from "./live.js";
+import { $, h } from "./util.js";
+import * as cluster from "./views/cluster.js";
+import * as events from "./views/events.js";
+import * as job from "./views/job.js";
+import * as nodes from "./views/nodes.js";
+import * as pipeline from "./views/pipeline.js";
+import * as pipelines from "./views/pipelines.js";
+import * as submit from "./views/submit.js";
 
-async function follow(path, render) {
-  let index = 0;
-  for (;;) {
-    try {
-      const r = await fetch(`${path}?index=${index}&wait=60s`);
-      if (!r.ok) throw new Error((await r.json()).error);
-      index = Number(r.headers.get("X-Ciplat-Index")) || 0;
-      render(await r.json());
-    } catch (e) {
-      console.warn(path, e);
-      await new Promise((ok) => setTimeout(ok, 2000)); // back off after an error
-    }
+const routes = [
+  [/^\/pipelines\/([^/]+)$/, pipeline, "pipelines"],
+  [/^\/jobs\/([^/]+)$/, job, "pipelines"],
+  [/^\/(?:pipelines)?$/, pipelines, "pipelines"],
+  [/^\/nodes$/, nodes, "nodes"],
+  [/^\/cluster$/, cluster, "cluster"],
+  [/^\/events$/, events, "events"],
+  [/^\/submit$/, submit, "submit"],
+];
+
+let dispose = null;
+
+function route() {
+  const raw = location.hash.replace(/^#/, "") || "/";
+  const [path, qs] = raw.split("?");
+  const query = new URLSearchParams(qs || "");
+  dispose?.();
+  dispose = null;
+  const main = $("#main");
+  main.replaceChildren();
+  for (const [re, view, tab] of routes) {
+    const m = path.match(re);
+    if (!m) continue;
+    for (const a of document.querySelectorAll("nav a")) a.classList.toggle("active", a.dataset.tab === tab);
+    dispose = view.mount(main, m.slice(1).map(decodeURIComponent), query);
+    window.scrollTo(0, 0);
+    return;
+  }
+  main.append(h("div", { class: "empty" }, h("p", { class: "empty-title", text: "Nothing here." }),
+    h("a", { href: "#/", text: "Back to the pipelines" })));
+}
+
+async function leader() {
+  try {
+    const { data } = await get("/v1/status/leader");
+    $("#leader").textContent = data ? `leader ${data}` : "no leader";
+    $("#leader").classList.toggle("bad", !data);
+  } catch {
+    $("#leader").textContent = "server unreachable";
+    $("#leader").classList.add("bad");
   }
 }
 
-function cell(text, cls) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (cls) td.className = cls;
-  return td;
-}
-
-follow("/v1/pipelines", (ps) => {
-  const body = $("#pipelines tbody");
-  body.replaceChildren(...ps.slice(0, 200).map((p) => {
-    const tr = document.createElement("tr");
-    const counts = Object.entries(p.job_states || {}).map(([k, v]) => `${v} ${k.toLowerCase()}`).join(", ");
-    tr.append(cell(p.id.slice(0, 8)), cell(p.name), cell(p.state, p.state), cell(counts), cell(new Date(p.submitted_at).toLocaleString()));
-    return tr;
-  }));
-  $("#empty").hidden = ps.length > 0;
+onStatus((s) => {
+  const el = $("#conn");
+  el.dataset.status = s;
+  el.title = s === "live" ? "live: updates arrive as they commit" : "reconnecting to the live feed…";
+  el.lastChild.textContent = s;
 });
 
-follow("/v1/nodes", (ns) => {
-  $("#nodes tbody").replaceChildren(...ns.map((n) => {
-    const tr = document.createElement("tr");
-    tr.append(cell(n.name), cell(n.status), cell(`${n.allocated?.cpu ?? 0}/${n.resources.cpu} m`), cell(`${n.allocated?.memory ?? 0}/${n.resources.memory} MiB`));
-    return tr;
-  }));
-});
+window.addEventListener("hashchange", route);
+route();
+leader();
+setInterval(leader, 10000);

@@ -1,0 +1,40 @@
+package api
+
+import "context"
+
+// Peers returns the Raft addresses of the cluster's voters, as the server
+// the client talks to knows them (GET /v1/status/peers).
+func (c *Client) Peers(ctx context.Context) ([]string, error) {
+	var out []string
+	_, err := c.get(ctx, "/v1/status/peers", nil, &out)
+	return out, err
+}
+
+// Member is a server in the servers' serf pool (GET /v1/agent/members).
+type Member struct {
+	Name   string            `json:"name"`
+	Addr   string            `json:"addr"`
+	Status string            `json:"status"` // alive, leaving, left, failed
+	Tags   map[string]string `json:"tags"`
+	Leader bool              `json:"leader"`
+	Voter  bool              `json:"voter"`
+	// RaftState is "Leader", "Follower", "Candidate" or "None" (not a peer).
+	RaftState string `json:"raft_state"`
+	RaftAddr  string `json:"raft_addr"`
+	HTTPAddr  string `json:"http_addr"`
+	Protocol  int    `json:"protocol"`
+}
+
+// Members lists the servers the agent's serf pool knows, with their status
+// and Raft role.
+func (c *Client) Members(ctx context.Context) ([]*Member, error) {
+	var out []*Member
+	_, err := c.get(ctx, "/v1/agent/members", nil, &out)
+	return out, err
+}
+
+// Leave makes the server the client talks to leave the cluster gracefully
+// and stop (PUT /v1/agent/leave). It returns once the server has left.
+func (c *Client) Leave(ctx context.Context) error {
+	return c.send(ctx, "PUT", "/v1/agent/leave", nil, nil, nil)
+}

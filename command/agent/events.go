@@ -1,0 +1,82 @@
+package agent
+
+import (
+	"flag"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/ciplat/ciplat/server/events"
+)
+
+// EventsConfig is how a server agent reaches NATS for its event bus.
+type EventsConfig struct {
+	// NATSAddr is where the embedded NATS server listens for clients
+	// (default 127.0.0.1:4222 on -bind's IP; a free port in -dev).
+	NATSAddr string
+	// NATSURL connects to an external NATS cluster instead of embedding
+	// one (nats://host:4222, comma-separated for several).
+	NATSURL string
+	// MaxAge, MaxMsgs and Duplicates are the CIPLAT_EVENTS stream's
+	// retention and duplicate window.
+	MaxAge     time.Duration
+	MaxMsgs    int64
+	Duplicates time.Duration
+	// Replicas is the stream's replication in a NATS cluster (default 1).
+	Replicas int
+}
+
+// registerEventFlags adds the event bus flags to fs.
+func registerEventFlags(fs *flag.FlagSet, c *EventsConfig) {
+	fs.StringVar(&c.NATSAddr, "nats-addr", c.NATSAddr, "server: address of the embedded NATS server (default 127.0.0.1:4222, a free port in -dev; port 0 picks one)")
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "server: use this external NATS cluster (nats://host:4222,...) instead of the embedded server")
+	fs.DurationVar(&c.MaxAge, "events-max-age", c.MaxAge, "server: how long the CIPLAT_EVENTS stream keeps events (default 168h)")
+	fs.Int64Var(&c.MaxMsgs, "events-max-msgs", c.MaxMsgs, "server: how many events the CIPLAT_EVENTS stream keeps (default 1000000; -1 no limit)")
+	fs.DurationVar(&c.Duplicates, "events-duplicate-window", c.Duplicates, "server: window in which JetStream drops a re-published event ID (default 2m)")
+	fs.IntVar(&c.Replicas, "events-replicas", c.Replicas, "server: CIPLAT_EVENTS replicas when the NATS servers form a cluster (default 1)")
+}
+
+// eventsConfig is the server's event bus configuration: embedded NATS by
+// default, with JetStream in the server's data dir.
+func (a *Agent) eventsConfig(bind string) (*events.Config, error) {
+	c := a.cfg.Events
+	addr := c.NATSAddr
+	if addr == "" && c.NATSURL == "" {
+		addr = net.JoinHostPort(bind, "4222")
+		switch {
+		case a.cfg.Dev:
+			addr = net.JoinHostPort(bind, "-1")
+		case !portFree(addr):
+			// Another agent on this host has it: take a free port rather
+			// than fail; the agent prints the URL.
+			a.log.Warn("the default NATS port is in use; the embedded NATS server takes a free port (set -nats-addr to choose)", "addr", addr)
+			addr = net.JoinHostPort(bind, "-1")
+		}
+	}
+	if c.MaxMsgs < -1 || c.MaxAge < 0 || c.Duplicates < 0 || c.Replicas < 0 {
+		return nil, fmt.Errorf("-events-max-age, -events-duplicate-window, -events-max-msgs and -events-replicas must not be negative")
+	}
+	if c.Duplicates > 0 && c.MaxAge > 0 && c.Duplicates > c.MaxAge {
+		return nil, fmt.Errorf("-events-duplicate-window %s is longer than -events-max-age %s", c.Duplicates, c.MaxAge)
+	}
+	return &events.Config{
+		URL:        c.NATSURL,
+		Addr:       addr,
+		ServerName: a.cfg.NodeName,
+		MaxAge:     c.MaxAge,
+		MaxMsgs:    c.MaxMsgs,
+		Duplicates: c.Duplicates,
+		Replicas:   c.Replicas,
+		Logger:     a.log,
+	}, nil
+}
+
+// portFree reports whether a TCP listener can bind addr now.
+func portFree(addr string) bool {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	_ = ln.Close()
+	return true
+}

@@ -1,0 +1,408 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/volume"
+
+	"github.com/ciplat/ciplat/drivers"
+)
+
+// The labels every container and volume of a worker carries.
+const (
+	labelManaged  = "ciplat.managed"  // "true": ciplat owns it
+	labelAllocID  = "ciplat.alloc_id" // the worker ID (WorkerConfig.ID, the allocation)
+	labelJobID    = "ciplat.job_id"
+	labelNodeID   = "ciplat.node_id"
+	labelPipeline = "ciplat.pipeline_id"
+	labelJobName  = "ciplat.job_name"
+)
+
+// The WorkerHandle.State keys. They are informational: the driver always
+// derives the names from the worker ID, so a tampered handle cannot point
+// it at another container.
+const (
+	stateContainer = "container"
+	stateVolume    = "volume"
+	stateImage     = "image"
+)
+
+// keepAlive is the container's entrypoint: a shell that sleeps until the
+// container is removed. It does nothing itself, so the container lives as
+// long as the worker and every step is an exec beside it. It is PID 1: it
+// reaps the orphans that killed steps leave, and exits at once on SIGTERM
+// (`docker stop`), which a PID 1 without a trap would ignore. The `sleep &
+// wait` form keeps the trap responsive and survives the step cleanup
+// killing its sleep.
+const keepAlive = `trap 'exit 0' TERM; while :; do sleep 3600 & wait; done`
+
+// worker is what the driver keeps in memory about one worker: the steps
+// running in it. Guarded by Driver.mu.
+type worker struct {
+	steps     map[*runningStep]struct{}
+	destroyed bool // DestroyWorker has begun; no new step may start
+}
+
+// runningStep is one RunStep in flight, so DestroyWorker can stop it.
+type runningStep struct {
+	kill   chan struct{} // closed by DestroyWorker: the container is going
+	killed bool          // kill is closed; guarded by Driver.mu
+	done   chan struct{} // closed when RunStep has returned
+}
+
+// containerName is the container of worker id.
+func containerName(id string) string { return "ciplat-" + id }
+
+// volumeName is the workspace volume of worker id.
+func volumeName(id string) string { return "ciplat-" + id + "-ws" }
+
+// validID checks that id can name a container and a volume: 1-128
+// characters of [A-Za-z0-9_.-], starting with a letter or digit.
+func validID(id string) error {
+	ok := id != "" && len(id) <= 128 && isAlnum(id[0])
+	for i := 0; ok && i < len(id); i++ {
+		c := id[i]
+		ok = isAlnum(c) || c == '_' || c == '.' || c == '-'
+	}
+	if !ok {
+		return fmt.Errorf("docker: worker ID %q: want 1-128 characters of letters, digits, '_', '.' and '-', starting with a letter or digit", id)
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// labels returns the labels of cfg's container and volume: the caller's
+// labels, then ciplat's, which cannot be overridden.
+func labels(cfg drivers.WorkerConfig) map[string]string {
+	l := make(map[string]string, len(cfg.Labels)+6)
+	for k, v := range cfg.Labels {
+		l[k] = v
+	}
+	l[labelManaged] = "true"
+	l[labelAllocID] = cfg.ID
+	l[labelJobID] = cfg.JobID
+	l[labelNodeID] = cfg.NodeID
+	l[labelPipeline] = cfg.PipelineID
+	l[labelJobName] = cfg.JobName
+	return l
+}
+
+// CreateWorker creates and starts the worker's container from cfg.Image
+// (pulled first when it is not present, see ensureImage), with a named
+// volume mounted at the workspace. Its environment is the image's, then
+// CI=true, CIPLAT_JOB_ID, CIPLAT_JOB_NAME, CIPLAT_PIPELINE_ID and
+// CIPLAT_WORKSPACE, then cfg.Env: it lives in the container, so a driver
+// that recovers the worker after a restart runs steps with it. Limits:
+// cfg.CPU millicores become NanoCPUs (250 → 0.25 CPU) and cfg.MemoryMB
+// becomes Memory and MemorySwap (no swap beyond it); zero means unlimited.
+// A worker with the same ID must not exist. If anything fails after the
+// container was created, it is removed with its volume.
+func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*drivers.WorkerHandle, error) {
+	if err := validID(cfg.ID); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.CPU < 0 || cfg.MemoryMB < 0 {
+		return nil, fmt.Errorf("docker: worker %s: resources cpu=%d memory=%d: want non-negative millicores and MiB", cfg.ID, cfg.CPU, cfg.MemoryMB)
+	}
+	if cfg.MemoryMB > 0 && cfg.MemoryMB < 6 {
+		return nil, fmt.Errorf("docker: worker %s: memory %d MiB: Docker needs at least 6 MiB", cfg.ID, cfg.MemoryMB)
+	}
+	env, err := containerEnv(d.cfg.Workspace, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.ensureImage(ctx, cfg.Image); err != nil {
+		return nil, err
+	}
+
+	name, vol, lbl := containerName(cfg.ID), volumeName(cfg.ID), labels(cfg)
+	memory := int64(cfg.MemoryMB) << 20
+	ccfg := &container.Config{
+		Image:      cfg.Image,
+		Entrypoint: []string{"sh", "-c", keepAlive},
+		Cmd:        nil,
+		Env:        env,
+		WorkingDir: d.cfg.Workspace,
+		Labels:     lbl,
+		StopSignal: "SIGTERM",
+	}
+	hcfg := &container.HostConfig{
+		Mounts: []mount.Mount{{
+			Type:          mount.TypeVolume,
+			Source:        vol,
+			Target:        d.cfg.Workspace,
+			VolumeOptions: &mount.VolumeOptions{Labels: lbl},
+		}},
+		Resources: container.Resources{
+			NanoCPUs:   int64(cfg.CPU) * 1_000_000,
+			Memory:     memory,
+			MemorySwap: memory,
+		},
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyDisabled},
+	}
+	if d.cfg.Network != "" {
+		hcfg.NetworkMode = container.NetworkMode(d.cfg.Network)
+	}
+	// Not retried: a create that reached the engine but lost its answer
+	// would be retried into a conflict.
+	err = d.eng.call(ctx, "create container", false, func(ctx context.Context) error {
+		_, err := d.eng.api.ContainerCreate(ctx, ccfg, hcfg, &network.NetworkingConfig{}, nil, name)
+		return err
+	})
+	switch {
+	case cerrdefs.IsConflict(err):
+		return nil, fmt.Errorf("docker: worker %s already exists (container %s): use a new worker ID per job attempt: %w", cfg.ID, name, err)
+	case err != nil:
+		return nil, fmt.Errorf("docker: worker %s: create container %s from image %q: %w", cfg.ID, name, cfg.Image, err)
+	}
+	err = d.eng.call(ctx, "start container", true, func(ctx context.Context) error {
+		return d.eng.api.ContainerStart(ctx, name, container.StartOptions{})
+	})
+	if err != nil {
+		if rerr := d.remove(context.WithoutCancel(ctx), cfg.ID); rerr != nil {
+			d.log.Warn("removing a worker that failed to start", "worker", cfg.ID, "err", rerr)
+		}
+		return nil, fmt.Errorf("docker: worker %s: start container %s: %w", cfg.ID, name, err)
+	}
+	d.log.Debug("worker created", "worker", cfg.ID, "container", name, "image", cfg.Image)
+	return &drivers.WorkerHandle{
+		ID:     cfg.ID,
+		Driver: d.Name(),
+		JobID:  cfg.JobID,
+		State:  map[string]string{stateContainer: name, stateVolume: vol, stateImage: cfg.Image},
+	}, nil
+}
+
+// DestroyWorker removes the worker's container (force: its processes are
+// killed) and its workspace volume. A step running in it returns promptly
+// with an error wrapping drivers.ErrWorkerNotFound; DestroyWorker waits for
+// that. Destroying a worker that is gone returns nil. If ctx ends first or
+// the engine fails, it returns the error and the caller should call it
+// again; ListWorkers still lists what is left.
+func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) error {
+	if h == nil {
+		return errors.New("docker: DestroyWorker: nil handle")
+	}
+	if err := validID(h.ID); err != nil {
+		return err
+	}
+	// Mark the worker destroyed (a tombstone if this Driver never saw it),
+	// so no step can start while it goes away, and interrupt its steps.
+	d.mu.Lock()
+	w := d.workers[h.ID]
+	if w == nil {
+		w = &worker{steps: make(map[*runningStep]struct{})}
+		d.workers[h.ID] = w
+	}
+	w.destroyed = true
+	steps := make([]*runningStep, 0, len(w.steps))
+	for s := range w.steps {
+		if !s.killed {
+			s.killed = true
+			close(s.kill)
+		}
+		steps = append(steps, s)
+	}
+	d.mu.Unlock()
+
+	if err := d.remove(ctx, h.ID); err != nil {
+		return err
+	}
+	for _, s := range steps {
+		select {
+		case <-s.done:
+		case <-ctx.Done():
+			return fmt.Errorf("docker: destroy worker %s: steps still stopping: %w", h.ID, ctx.Err())
+		}
+	}
+	d.mu.Lock()
+	if d.workers[h.ID] == w {
+		delete(d.workers, h.ID)
+	}
+	d.mu.Unlock()
+	d.log.Debug("worker destroyed", "worker", h.ID, "steps_interrupted", len(steps))
+	return nil
+}
+
+// remove force-removes worker id's container and then its volume; either
+// being gone already is fine.
+func (d *Driver) remove(ctx context.Context, id string) error {
+	name, vol := containerName(id), volumeName(id)
+	err := d.eng.call(ctx, "remove container", true, func(ctx context.Context) error {
+		err := d.eng.api.ContainerRemove(ctx, name, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		if cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("docker: destroy worker %s: remove container %s: %w", id, name, err)
+	}
+	err = d.eng.call(ctx, "remove volume", true, func(ctx context.Context) error {
+		err := d.eng.api.VolumeRemove(ctx, vol, true)
+		if cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("docker: destroy worker %s: remove volume %s: %w", id, vol, err)
+	}
+	return nil
+}
+
+// RecoverWorker returns nil when the worker's container exists, is ciplat's
+// and is running, and an error wrapping drivers.ErrWorkerNotFound when it
+// is gone or stopped (an engine restart stops it: the steps' processes are
+// lost, so the job attempt is, too; destroy the worker). Steps that were
+// running when the old agent stopped are not re-attached.
+func (d *Driver) RecoverWorker(ctx context.Context, h *drivers.WorkerHandle) error {
+	if h == nil {
+		return errors.New("docker: RecoverWorker: nil handle")
+	}
+	if err := validID(h.ID); err != nil {
+		return err
+	}
+	name := containerName(h.ID)
+	var info container.InspectResponse
+	err := d.eng.call(ctx, "inspect container", true, func(ctx context.Context) error {
+		var err error
+		info, err = d.eng.api.ContainerInspect(ctx, name)
+		return err
+	})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return fmt.Errorf("docker: worker %s: no container %s: %w", h.ID, name, drivers.ErrWorkerNotFound)
+	case err != nil:
+		return fmt.Errorf("docker: recover worker %s: %w", h.ID, err)
+	case info.Config == nil || info.Config.Labels[labelManaged] != "true" || info.Config.Labels[labelAllocID] != h.ID:
+		return fmt.Errorf("docker: worker %s: container %s is not ciplat's (labels %s=true, %s=%s missing): %w", h.ID, name, labelManaged, labelAllocID, h.ID, drivers.ErrWorkerNotFound)
+	case info.State == nil || !info.State.Running:
+		status := "unknown"
+		if info.State != nil {
+			status = string(info.State.Status)
+		}
+		return fmt.Errorf("docker: worker %s: container %s is %s, not running: destroy it: %w", h.ID, name, status, drivers.ErrWorkerNotFound)
+	}
+	return nil
+}
+
+// ListWorkers returns a handle for every container labelled
+// ciplat.managed=true (and ciplat.node_id=Config.NodeID when set), running
+// or not, and for every such volume without its container (a create or
+// destroy cut short), sorted by ID, so every orphan can be destroyed.
+func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, error) {
+	f := filters.NewArgs(filters.Arg("label", labelManaged+"=true"))
+	if d.cfg.NodeID != "" {
+		f.Add("label", labelNodeID+"="+d.cfg.NodeID)
+	}
+	var cs []container.Summary
+	err := d.eng.call(ctx, "list containers", true, func(ctx context.Context) error {
+		var err error
+		cs, err = d.eng.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list workers: %w", err)
+	}
+	var vs volume.ListResponse
+	err = d.eng.call(ctx, "list volumes", true, func(ctx context.Context) error {
+		var err error
+		vs, err = d.eng.api.VolumeList(ctx, volume.ListOptions{Filters: f})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docker: list workers: %w", err)
+	}
+
+	byID := map[string]*drivers.WorkerHandle{}
+	for _, c := range cs {
+		id := c.Labels[labelAllocID]
+		if validID(id) != nil {
+			continue
+		}
+		byID[id] = &drivers.WorkerHandle{
+			ID:     id,
+			Driver: d.Name(),
+			JobID:  c.Labels[labelJobID],
+			State: map[string]string{
+				stateContainer: containerName(id),
+				stateVolume:    volumeName(id),
+				stateImage:     c.Image,
+				"status":       c.State,
+				"created":      time.Unix(c.Created, 0).UTC().Format(time.RFC3339),
+			},
+		}
+	}
+	for _, v := range vs.Volumes {
+		if v == nil {
+			continue
+		}
+		id := v.Labels[labelAllocID]
+		if validID(id) != nil || byID[id] != nil {
+			continue
+		}
+		byID[id] = &drivers.WorkerHandle{
+			ID:     id,
+			Driver: d.Name(),
+			JobID:  v.Labels[labelJobID],
+			State:  map[string]string{stateVolume: volumeName(id), "status": "volume-only"},
+		}
+	}
+	out := make([]*drivers.WorkerHandle, 0, len(byID))
+	for _, h := range byID {
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b *drivers.WorkerHandle) int { return strings.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// startStep registers a step about to run in worker id, or fails with
+// ErrWorkerNotFound when the worker is being destroyed. The caller must
+// call finishStep when the step has returned.
+func (d *Driver) startStep(id string) (*runningStep, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	w := d.workers[id]
+	if w == nil {
+		w = &worker{steps: make(map[*runningStep]struct{})}
+		d.workers[id] = w
+	}
+	if w.destroyed {
+		return nil, fmt.Errorf("docker: worker %s: %w", id, drivers.ErrWorkerNotFound)
+	}
+	s := &runningStep{kill: make(chan struct{}), done: make(chan struct{})}
+	w.steps[s] = struct{}{}
+	return s, nil
+}
+
+// finishStep unregisters s from worker id, forgets a worker with no steps
+// left (unless it is a destroy's tombstone), and tells a waiting
+// DestroyWorker.
+func (d *Driver) finishStep(id string, s *runningStep) {
+	d.mu.Lock()
+	if w := d.workers[id]; w != nil {
+		delete(w.steps, s)
+		if len(w.steps) == 0 && !w.destroyed {
+			delete(d.workers, id)
+		}
+	}
+	d.mu.Unlock()
+	close(s.done)
+}

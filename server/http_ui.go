@@ -1,0 +1,290 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// The /v1/ui routes are aggregated reads: what one screen of the web UI
+// shows, in one round trip, from one consistent view of the state.
+
+// Page sizes of GET /v1/ui/pipelines.
+const (
+	uiDefaultPerPage = 50
+	uiMaxPerPage     = 500
+)
+
+// uiPipelineRow is one pipeline of the UI's list, and the payload of the
+// WebSocket feed's "pipeline" messages.
+type uiPipelineRow struct {
+	ID              string         `json:"id"`
+	Name            string         `json:"name"`
+	State           string         `json:"state"`
+	CancelRequested bool           `json:"cancel_requested,omitempty"`
+	Jobs            int            `json:"jobs"`
+	JobStates       map[string]int `json:"job_states"`
+	SubmittedAt     time.Time      `json:"submitted_at"`
+	FinishedAt      time.Time      `json:"finished_at,omitzero"`
+	CreateIndex     uint64         `json:"create_index"`
+	ModifyIndex     uint64         `json:"modify_index"`
+}
+
+// uiPipelinePage is GET /v1/ui/pipelines.
+type uiPipelinePage struct {
+	Pipelines []*uiPipelineRow `json:"pipelines"`
+	// Total is how many pipelines match the filters (all pages).
+	Total int `json:"total"`
+	// StateCounts counts the pipelines matching the name filter by state,
+	// for the UI's filter buttons.
+	StateCounts map[string]int `json:"state_counts"`
+	// NextToken, when set, is the next_token that reads the next page.
+	NextToken string `json:"next_token,omitempty"`
+	// Index is the state's Raft index this page was read at; a WebSocket
+	// subscription from it misses nothing.
+	Index uint64 `json:"index"`
+}
+
+// uiNodeRow is a node with what is placed on it.
+type uiNodeRow struct {
+	*structs.Node
+	Allocated structs.Resources `json:"allocated"`
+	// Allocs is how many live allocations the node runs.
+	Allocs int `json:"allocs"`
+}
+
+// uiNodes is GET /v1/ui/nodes.
+type uiNodes struct {
+	Nodes []*uiNodeRow `json:"nodes"`
+	// Capacity and Allocated add up the ready nodes.
+	Capacity  structs.Resources `json:"capacity"`
+	Allocated structs.Resources `json:"allocated"`
+	Index     uint64            `json:"index"`
+}
+
+func pipelineRow(st *state.StateStore, p *structs.Pipeline) *uiPipelineRow {
+	row := &uiPipelineRow{
+		ID: p.ID, Name: p.Name, State: string(p.State), CancelRequested: p.CancelRequested,
+		Jobs: len(p.JobIDs), JobStates: map[string]int{},
+		SubmittedAt: p.SubmittedAt, FinishedAt: p.FinishedAt,
+		CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex,
+	}
+	for _, id := range p.JobIDs {
+		if j, _ := st.JobByID(nil, id); j != nil {
+			row.JobStates[string(j.State)]++
+		}
+	}
+	return row
+}
+
+// uiPipelineFilter is the query of GET /v1/ui/pipelines.
+type uiPipelineFilter struct {
+	states  map[string]bool // empty: any
+	name    string          // lower-case substring of name or ID prefix
+	perPage int
+	next    uint64 // only pipelines with CreateIndex <= next; 0: from the newest
+}
+
+func parseUIPipelineFilter(r *http.Request) (*uiPipelineFilter, error) {
+	q := r.URL.Query()
+	f := &uiPipelineFilter{states: map[string]bool{}, perPage: uiDefaultPerPage, name: strings.ToLower(strings.TrimSpace(q.Get("name")))}
+	for _, v := range q["state"] {
+		for _, s := range strings.Split(v, ",") {
+			s = strings.ToUpper(strings.TrimSpace(s))
+			if s == "" {
+				continue
+			}
+			switch structs.PipelineState(s) {
+			case structs.PipelinePending, structs.PipelineRunning, structs.PipelineSucceeded, structs.PipelineFailed, structs.PipelineCancelled:
+			default:
+				return nil, badRequest("invalid state %q: want PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED", s)
+			}
+			f.states[s] = true
+		}
+	}
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > uiMaxPerPage {
+			return nil, badRequest("invalid per_page %q: want 1 to %d", v, uiMaxPerPage)
+		}
+		f.perPage = n
+	}
+	if v := q.Get("next_token"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return nil, badRequest("invalid next_token %q: pass the next_token of the previous page", v)
+		}
+		f.next = n
+	}
+	return f, nil
+}
+
+func (f *uiPipelineFilter) nameMatch(p *structs.Pipeline) bool {
+	return f.name == "" || strings.Contains(strings.ToLower(p.Name), f.name) || strings.HasPrefix(p.ID, f.name)
+}
+
+// uiPipelines reads one page. Rows are filtered on the pipeline records
+// alone (cheap for 10,000 pipelines); job counts are read for the page only.
+func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (*uiPipelinePage, error) {
+	ps, err := st.Pipelines(ws)
+	if err != nil {
+		return nil, err
+	}
+	// Any job change changes some row's counts.
+	st.IndexWatch(ws, state.TableJobs)
+	page := &uiPipelinePage{Pipelines: []*uiPipelineRow{}, StateCounts: map[string]int{}}
+	for _, p := range ps { // newest first
+		if !f.nameMatch(p) {
+			continue
+		}
+		page.StateCounts[string(p.State)]++
+		if len(f.states) > 0 && !f.states[string(p.State)] {
+			continue
+		}
+		page.Total++
+		if f.next > 0 && p.CreateIndex > f.next {
+			continue
+		}
+		if len(page.Pipelines) == f.perPage {
+			if page.NextToken == "" {
+				page.NextToken = strconv.FormatUint(p.CreateIndex, 10)
+			}
+			continue
+		}
+		page.Pipelines = append(page.Pipelines, pipelineRow(st, p))
+	}
+	page.Index = max(st.Index(state.TablePipelines), st.Index(state.TableJobs))
+	return page, nil
+}
+
+func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	f, err := parseUIPipelineFilter(r)
+	if err != nil {
+		return nil, err
+	}
+	var out *uiPipelinePage
+	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		var err error
+		out, err = uiPipelines(ws, st, f)
+		if err != nil {
+			return 0, err
+		}
+		return out.Index, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, idx)
+	return out, nil
+}
+
+func uiNodeList(ws memdb.WatchSet, st *state.StateStore) (*uiNodes, error) {
+	nodes, err := st.Nodes(ws)
+	if err != nil {
+		return nil, err
+	}
+	st.IndexWatch(ws, state.TableAllocs)
+	out := &uiNodes{Nodes: make([]*uiNodeRow, 0, len(nodes))}
+	for _, n := range nodes {
+		row, err := uiNodeOf(st, n)
+		if err != nil {
+			return nil, err
+		}
+		if n.Status == structs.NodeStatusReady {
+			out.Capacity = out.Capacity.Add(n.Capacity())
+			out.Allocated = out.Allocated.Add(row.Allocated)
+		}
+		out.Nodes = append(out.Nodes, row)
+	}
+	out.Index = max(st.Index(state.TableNodes), st.Index(state.TableAllocs))
+	return out, nil
+}
+
+func uiNodeOf(st *state.StateStore, n *structs.Node) (*uiNodeRow, error) {
+	allocs, err := st.AllocsByNode(nil, n.ID)
+	if err != nil {
+		return nil, err
+	}
+	row := &uiNodeRow{Node: n}
+	for _, a := range allocs {
+		if a.Live() {
+			row.Allocated = row.Allocated.Add(a.Resources)
+			row.Allocs++
+		}
+	}
+	return row, nil
+}
+
+func (s *Server) handleUINodes(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	var out *uiNodes
+	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		var err error
+		out, err = uiNodeList(ws, st)
+		if err != nil {
+			return 0, err
+		}
+		return out.Index, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, idx)
+	return out, nil
+}
+
+// uiCluster is GET /v1/ui/cluster: this server's view of the cluster and
+// of its event bus.
+type uiCluster struct {
+	Server     string        `json:"server"`
+	Leader     string        `json:"leader"`
+	IsLeader   bool          `json:"is_leader"`
+	RaftState  string        `json:"raft_state"`
+	RaftIndex  uint64        `json:"raft_index"`
+	StateIndex uint64        `json:"state_index"`
+	Members    any           `json:"members"`
+	Events     *uiEventsInfo `json:"events"`
+}
+
+// uiEventsInfo describes the events table and the NATS bus.
+type uiEventsInfo struct {
+	Kept          int    `json:"kept"`
+	Oldest        uint64 `json:"oldest_index"`
+	Latest        uint64 `json:"latest_index"`
+	PrunedThrough uint64 `json:"pruned_through"`
+	NATS          any    `json:"nats,omitempty"`
+}
+
+func (s *Server) handleUICluster(w http.ResponseWriter, r *http.Request) (any, error) {
+	st := s.State()
+	out := &uiCluster{
+		Server: s.cfg.NodeName, Leader: s.Leader(), IsLeader: s.IsLeader(),
+		RaftState: s.raft.State().String(), RaftIndex: s.raft.AppliedIndex(), StateIndex: st.LatestIndex(),
+		Events: &uiEventsInfo{Kept: st.EventCount(), PrunedThrough: st.EventsPrunedThrough()},
+	}
+	if m, err := s.handleAgentMembers(w, r); err == nil {
+		out.Members = m
+	}
+	if e, _ := st.OldestEvent(); e != nil {
+		out.Events.Oldest = e.Index
+	}
+	if e, _ := st.LatestEvent(); e != nil {
+		out.Events.Latest = e.Index
+	}
+	out.Events.NATS = s.natsInfo(r.Context())
+	setIndex(w, out.StateIndex)
+	return out, nil
+}
