@@ -1,6 +1,9 @@
 package api
 
-import "context"
+import (
+	"context"
+	"net/http"
+)
 
 // Peers returns the Raft addresses of the cluster's voters, as the server
 // the client talks to knows them (GET /v1/status/peers).
@@ -36,5 +39,5 @@ func (c *Client) Members(ctx context.Context) ([]*Member, error) {
 // Leave makes the server the client talks to leave the cluster gracefully
 // and stop (PUT /v1/agent/leave). It returns once the server has left.
 func (c *Client) Leave(ctx context.Context) error {
-	return c.send(ctx, "PUT", "/v1/agent/leave", nil, nil, nil)
+	return c.send(ctx, http.MethodPut, "/v1/agent/leave", nil, nil, nil)
 }

@@ -107,15 +107,18 @@ type StepSpec struct {
 
 // Job is the runtime record of one job (GET /v1/jobs/{id}).
 type Job struct {
-	ID          string            `json:"id"`
-	PipelineID  string            `json:"pipeline_id"`
-	Name        string            `json:"name"`
-	Spec        *JobSpec          `json:"spec,omitempty"`
-	Env         map[string]string `json:"env,omitempty"`
-	Priority    int               `json:"priority"`
-	State       string            `json:"state"`
-	Reason      string            `json:"reason,omitempty"`
-	Attempt     int               `json:"attempt"`
+	ID         string            `json:"id"`
+	PipelineID string            `json:"pipeline_id"`
+	Name       string            `json:"name"`
+	Spec       *JobSpec          `json:"spec,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Priority   int               `json:"priority"`
+	State      string            `json:"state"`
+	Reason     string            `json:"reason,omitempty"`
+	Attempt    int               `json:"attempt"`
+	// Rescheduled counts attempts ended by a drain deadline; they do not
+	// count against the retry policy.
+	Rescheduled int               `json:"rescheduled,omitempty"`
 	AllocID     string            `json:"alloc_id,omitempty"`
 	NodeID      string            `json:"node_id,omitempty"`
 	Steps       []StepStatus      `json:"steps"`
@@ -192,6 +195,7 @@ type Node struct {
 	Status          string                 `json:"status"`
 	Eligible        bool                   `json:"eligible"`
 	Drain           bool                   `json:"drain,omitempty"`
+	DrainDeadline   time.Time              `json:"drain_deadline,omitzero"`
 	Resources       Resources              `json:"resources"`
 	Reserved        Resources              `json:"reserved"`
 	Allocated       *Resources             `json:"allocated,omitempty"`

@@ -9,6 +9,8 @@
 //
 //   - Run's goroutine: registration, restart recovery, then the watch loop;
 //   - the re-fingerprint loop (driver health every 30 s);
+//   - the heartbeat loop (heartbeat.go) and, with a gossip pool, the
+//     gossip loop that publishes the node record (gossip.go);
 //   - one allocRunner per allocation being run here (alloc_runner.go), each
 //     with its own log shipper goroutine (log_shipper.go).
 //
@@ -60,8 +62,12 @@ type Config struct {
 	Drivers map[string]drivers.Driver
 	// Labels become node attributes "label.<k>" (from -label k=v).
 	Labels map[string]string
-	// Reserved is capacity kept back for the host itself.
+	// Reserved is capacity kept back for the host itself (-reserve-cpu,
+	// -reserve-memory).
 	Reserved api.Resources
+	// Gossip, if set, is the capacity gossip member the node record is
+	// published through (gossip.go); nil: the client talks only HTTP.
+	Gossip GossipPool
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for timestamps; nil means time.Now.
@@ -79,9 +85,14 @@ type Client struct {
 	hostname string
 	memoryMB int
 
-	// fingerprintInterval and watchWait are fields so tests can shorten them.
+	// fingerprintInterval, watchWait and heartbeatInterval are fields so
+	// tests can shorten them.
 	fingerprintInterval time.Duration
 	watchWait           time.Duration
+	heartbeatInterval   time.Duration
+
+	lastNode   atomic.Pointer[api.Node] // latest fingerprint, for the gossip record
+	gossipKick chan struct{}            // cap 1: publish the gossip record now
 
 	ready      chan struct{} // closed once the node is registered
 	reregister chan struct{} // cap 1: the servers lost the node record
@@ -135,6 +146,8 @@ func New(cfg Config) (*Client, error) {
 		hostname:            host,
 		fingerprintInterval: fingerprintInterval,
 		watchWait:           watchWait,
+		heartbeatInterval:   defaultHeartbeatInterval,
+		gossipKick:          make(chan struct{}, 1),
 		ready:               make(chan struct{}),
 		reregister:          make(chan struct{}, 1),
 		runners:             map[string]*allocRunner{},
@@ -196,7 +209,12 @@ func (c *Client) Run(ctx context.Context) error {
 	}
 	c.recover(ctx, allocs)
 
+	c.setNode(node)
 	c.wg.Go(func() { c.refingerprintLoop(ctx, node) })
+	c.wg.Go(func() { c.heartbeatLoop(ctx) })
+	if c.cfg.Gossip != nil {
+		c.wg.Go(func() { c.gossipLoop(ctx) })
+	}
 	c.watch(ctx, allocs, index)
 	return nil
 }
@@ -248,10 +266,7 @@ func (c *Client) watch(ctx context.Context, allocs []*api.Allocation, index uint
 				return
 			}
 			if api.IsStatus(err, 404) {
-				select {
-				case c.reregister <- struct{}{}:
-				default:
-				}
+				c.requestReregister()
 			}
 			d := retryAfter(err, b.next())
 			c.log.Warn("watching allocations failed; retrying", "err", err, "in", d.Round(time.Millisecond))
@@ -352,12 +367,14 @@ func (c *Client) reconcile(allocs []*api.Allocation) {
 func (c *Client) startLocked(a *api.Allocation) {
 	r := newAllocRunner(c, a)
 	c.runners[a.ID] = r
+	c.kickGossip() // the load changed
 	c.wg.Go(func() {
 		r.run()
 		c.mu.Lock()
 		delete(c.runners, a.ID)
 		c.finished[a.ID] = struct{}{}
 		c.mu.Unlock()
+		c.kickGossip()
 	})
 }
 

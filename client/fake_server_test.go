@@ -12,9 +12,10 @@ import (
 	"github.com/ciplat/ciplat/api"
 )
 
-// fakeServer implements, in memory, the four /v1/client routes a client
-// agent uses, with real blocking queries on the allocation list. It is the
-// unit-test stand-in for a server; the end-to-end test runs the real one.
+// fakeServer implements, in memory, the /v1/client routes a client agent
+// uses (and GET /v1/agent/gossip), with real blocking queries on the
+// allocation list. It is the unit-test stand-in for a server; the
+// end-to-end test runs the real one.
 type fakeServer struct {
 	srv      *httptest.Server
 	api      *api.Client
@@ -32,6 +33,11 @@ type fakeServer struct {
 	waitIndexes []uint64 // WaitIndex of every list request
 	failUpdates int      // answer the next n UpdateAllocs with 503
 	failLogs    int      // answer the next n PushLogs with 503
+	// Heartbeats and gossip (heartbeat_test.go): the status heartbeats
+	// answer ("" = ready), how many arrived, the gossip seeds served.
+	heartbeatStatus string
+	heartbeatCount  int
+	gossipServers   []string
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -42,6 +48,8 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("GET /v1/client/nodes/{id}/allocations", s.nodeAllocations)
 	mux.HandleFunc("POST /v1/client/allocations", s.updateAllocs)
 	mux.HandleFunc("POST /v1/client/logs", s.pushLogs)
+	mux.HandleFunc("POST /v1/client/nodes/{id}/heartbeat", s.heartbeat)
+	mux.HandleFunc("GET /v1/agent/gossip", s.gossip)
 	s.srv = httptest.NewServer(mux)
 	t.Cleanup(s.close)
 	var err error

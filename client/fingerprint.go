@@ -204,6 +204,7 @@ func (c *Client) refingerprintLoop(ctx context.Context, last *api.Node) {
 		if !force && !nodeChanged(last, n) {
 			continue
 		}
+		c.setNode(n) // gossip it at once, whatever the registration does
 		c.log.Info("node fingerprint changed; re-registering", "forced", force)
 		if err := c.register(ctx, n); err != nil {
 			return

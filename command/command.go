@@ -48,6 +48,9 @@ var commands = map[string]func() Command{
 	"server leave":    func() Command { return &serverLeaveCommand{} },
 	"version":         func() Command { return &versionCommand{} },
 
+	"node drain":       func() Command { return &nodeDrainCommand{} },
+	"node eligibility": func() Command { return &nodeEligibilityCommand{} },
+
 	"operator raft list-peers":  func() Command { return &operatorRaftListPeersCommand{} },
 	"operator raft remove-peer": func() Command { return &operatorRaftRemovePeerCommand{} },
 	"operator snapshot save":    func() Command { return &operatorSnapshotSaveCommand{} },

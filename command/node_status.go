@@ -20,10 +20,14 @@ const nodeStatusUsage = `Usage: ciplat node status [flags] [ID]
 
   Without ID, list the client nodes: status, scheduling eligibility, CPU
   (millicores) and memory (MiB) as allocated/total, and healthy drivers.
-  With ID (a unique prefix is enough), show one node: its resources, each
-  driver's health and why, and its attributes.
+  With ID (a unique prefix is enough), show one node: its resources, drain,
+  labels, each driver's health and why, and its attributes.
 
 Flags:
+
+  -verbose
+    List full node IDs, drains (with their deadlines), reserved resources
+    and labels; show drivers' reasons in full.
 
   -json
     Print the node list, or the node, as JSON.
@@ -38,6 +42,7 @@ Example:
 func (c *nodeStatusCommand) Run(ui *UI, args []string) int {
 	m := newClientMeta(ui, "node status", nodeStatusUsage)
 	asJSON := m.fs.Bool("json", false, "print JSON")
+	verbose := m.fs.Bool("verbose", false, "more columns and details")
 	pos, code, ok := m.parse(args, 0, 1)
 	if !ok {
 		return code
@@ -55,7 +60,7 @@ func (c *nodeStatusCommand) Run(ui *UI, args []string) int {
 		if *asJSON {
 			return m.printJSON(n)
 		}
-		writeNode(ui.Stdout, n, ui.now())
+		writeNode(ui.Stdout, n, ui.now(), *verbose)
 		return exitOK
 	}
 	nodes, _, err := cl.Nodes(ctx, nil)
@@ -73,6 +78,10 @@ func (c *nodeStatusCommand) Run(ui *UI, args []string) int {
 		return exitOK
 	}
 	sort.SliceStable(nodes, func(a, b int) bool { return nodes[a].Name < nodes[b].Name })
+	if *verbose {
+		writeNodesVerbose(ui.Stdout, nodes, ui.now())
+		return exitOK
+	}
 	tw := newTable(ui.Stdout)
 	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tELIGIBLE\tCPU (m)\tMEMORY (MiB)\tDRIVERS")
 	for _, n := range nodes {
@@ -116,7 +125,7 @@ func healthyDrivers(n *api.Node) []string {
 	return out
 }
 
-func writeNode(w io.Writer, n *api.Node, now time.Time) {
+func writeNode(w io.Writer, n *api.Node, now time.Time, verbose bool) {
 	cpu, mem := usage(n)
 	status := n.Status
 	if !n.StatusUpdatedAt.IsZero() {
@@ -128,6 +137,8 @@ func writeNode(w io.Writer, n *api.Node, now time.Time) {
 		{"Address", orDash(n.Address)},
 		{"Status", status},
 		{"Eligible", eligibility(n)},
+		{"Drain", drainText(n, now)},
+		{"Labels", orDash(labelsText(n))},
 		{"CPU (m)", fmt.Sprintf("%s (reserved %d)", cpu, n.Reserved.CPU)},
 		{"Memory (MiB)", fmt.Sprintf("%s (reserved %d)", mem, n.Reserved.MemoryMB)},
 	})
@@ -148,7 +159,11 @@ func writeNode(w io.Writer, n *api.Node, now time.Time) {
 			if d == nil {
 				d = &api.DriverInfo{}
 			}
-			fmt.Fprintf(tw, "%s\t%t\t%t\t%s\t%s\n", name, d.Detected, d.Healthy, orDash(d.Version), orDash(firstLine(d.Reason)))
+			reason := firstLine(d.Reason)
+			if verbose {
+				reason = strings.ReplaceAll(d.Reason, "\n", " ")
+			}
+			fmt.Fprintf(tw, "%s\t%t\t%t\t%s\t%s\n", name, d.Detected, d.Healthy, orDash(d.Version), orDash(reason))
 		}
 		tw.Flush()
 	}
@@ -168,4 +183,42 @@ func writeNode(w io.Writer, n *api.Node, now time.Time) {
 		kv[i] = [2]string{k, n.Attributes[k]}
 	}
 	writeKV(w, kv)
+}
+
+// writeNodesVerbose is the node list with every column.
+func writeNodesVerbose(w io.Writer, nodes []*api.Node, now time.Time) {
+	tw := newTable(w)
+	fmt.Fprintln(tw, "ID\tNAME\tSTATUS\tELIGIBLE\tDRAIN\tCPU (m)\tMEMORY (MiB)\tRESERVED\tDRIVERS\tLABELS")
+	for _, n := range nodes {
+		cpu, mem := usage(n)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d/%d\t%s\t%s\n", n.ID, orDash(n.Name), n.Status,
+			eligibility(n), drainText(n, now), cpu, mem, n.Reserved.CPU, n.Reserved.MemoryMB,
+			orDash(strings.Join(healthyDrivers(n), ",")), orDash(labelsText(n)))
+	}
+	tw.Flush()
+}
+
+// drainText says whether the node drains, and until when.
+func drainText(n *api.Node, now time.Time) string {
+	switch {
+	case !n.Drain:
+		return "no"
+	case n.DrainDeadline.IsZero():
+		return "yes (no deadline)"
+	case !n.DrainDeadline.After(now):
+		return "yes (deadline passed: stopping what runs)"
+	}
+	return "yes (deadline in " + n.DrainDeadline.Sub(now).Round(time.Second).String() + ")"
+}
+
+// labelsText is the node's labels as k=v,k=v, sorted.
+func labelsText(n *api.Node) string {
+	var out []string
+	for k, v := range n.Attributes {
+		if l, ok := strings.CutPrefix(k, "label."); ok {
+			out = append(out, l+"="+v)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }

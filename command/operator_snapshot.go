@@ -44,7 +44,7 @@ func (c *operatorSnapshotSaveCommand) Run(ui *UI, args []string) int {
 		ui.errorf("create %s: %v", path, err)
 		return exitFailure
 	}
-	defer os.Remove(tmp.Name())
+	defer func() { _ = os.Remove(tmp.Name()) }()
 	idx, err := cl.SnapshotSave(context.Background(), tmp)
 	if err != nil {
 		tmp.Close()

@@ -115,9 +115,13 @@ func (ac *applyCtx) emitWorker(a *structs.Allocation, old, reason string) {
 }
 
 func (ac *applyCtx) emitWorkerTopic(topic string, a *structs.Allocation, status, reason string) {
-	ac.emit(topic, a.ID, a.PipelineID, a.JobID, a.NodeID, &structs.WorkerEventPayload{
+	p := &structs.WorkerEventPayload{
 		Job: a.JobID, NodeID: a.NodeID, Attempt: a.Attempt, ClientStatus: status, Reason: reason,
-	})
+	}
+	if j, err := ac.tx.JobByID(a.JobID); err == nil && j != nil {
+		p.JobName = j.Name
+	}
+	ac.emit(topic, a.ID, a.PipelineID, a.JobID, a.NodeID, p)
 }
 
 // emitCapacity queues domain.scheduler.capacity.updated for a node.

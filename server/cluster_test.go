@@ -107,7 +107,7 @@ func TestCluster_FiveServersJoinAndLeave(t *testing.T) {
 	f := c.followers()[0]
 	f.leave()
 	l := c.waitStable(5)
-	waitFor(t, f.name+" to be seen leaving", func() bool {
+	waitForTB(t, f.name+" to be seen leaving", func() bool {
 		var members []memberView
 		l.do("GET", "/v1/agent/members", nil, nil, &members)
 		for _, m := range members {
@@ -144,7 +144,7 @@ func TestCluster_LeaderFailure(t *testing.T) {
 	start := time.Now()
 	l.kill()
 	var nl *clusterServer
-	waitFor(t, "a new leader", func() bool { nl = c.leader(); return nl != nil })
+	waitForTB(t, "a new leader", func() bool { nl = c.leader(); return nl != nil })
 	t.Logf("leader %s killed; %s leads after %s", l.name, nl.name, time.Since(start).Round(time.Millisecond))
 
 	// The retry lands on a follower of the new leader.
@@ -207,7 +207,7 @@ func TestCluster_NoLeaderFailsFast(t *testing.T) {
 		cs.kill()
 	}
 	last := c.servers[2]
-	waitFor(t, "the survivor to lose its leader", func() bool { return last.srv.Leader() == "" })
+	waitForTB(t, "the survivor to lose its leader", func() bool { return last.srv.Leader() == "" })
 	start := time.Now()
 	_, code, err := last.submitOnce(oneJob, "")
 	took := time.Since(start)
@@ -218,7 +218,10 @@ func TestCluster_NoLeaderFailsFast(t *testing.T) {
 	if took > 4*time.Second {
 		t.Fatalf("write without a leader took %s", took)
 	}
-	resp := last.do("GET", "/v1/pipelines", nil, nil, nil)
+	resp, err := last.try("GET", "/v1/pipelines", nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("consistent read without a leader: HTTP %d", resp.StatusCode)
 	}
@@ -329,7 +332,7 @@ func TestCluster_NewLeaderRebuildsQueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the evaluation to block (no nodes)", func() bool {
+	waitForTB(t, "the evaluation to block (no nodes)", func() bool {
 		var evals []api.Evaluation
 		l.do("GET", "/v1/evaluations?status=blocked", nil, nil, &evals)
 		return len(evals) == 1
@@ -342,7 +345,7 @@ func TestCluster_NewLeaderRebuildsQueues(t *testing.T) {
 	if resp := nl.do("POST", "/v1/client/nodes", b, nil, nil); resp.StatusCode != 200 {
 		t.Fatalf("register node: HTTP %d", resp.StatusCode)
 	}
-	waitFor(t, "the job to be placed by the new leader", func() bool {
+	waitForTB(t, "the job to be placed by the new leader", func() bool {
 		var p api.Pipeline
 		nl.do("GET", "/v1/pipelines/"+id, nil, nil, &p)
 		return len(p.Jobs) == 1 && p.Jobs[0].State == api.StateScheduled
@@ -355,4 +358,41 @@ func (c *testCluster) waitStableLeader() *clusterServer {
 	var l *clusterServer
 	waitForTB(c.t, "a leader", func() bool { l = c.leader(); return l != nil })
 	return l
+}
+
+// TestCluster_AutoSnapshotCompactsLog: with a small snapshot threshold the
+// servers take Raft snapshots by themselves and compact their logs; a
+// server that joins afterwards catches up from a snapshot it is sent.
+func TestCluster_AutoSnapshotCompactsLog(t *testing.T) {
+	c := newTestCluster(t, 3, func(cfg *Config) {
+		cfg.Raft.SnapshotThreshold = 16
+		cfg.Raft.SnapshotInterval = 100 * time.Millisecond
+		cfg.Raft.TrailingLogs = 4
+	})
+	l := c.waitStable(3)
+	var ids []string
+	for i := 0; i < 40; i++ {
+		id, _, err := l.submitTo(oneJob, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	for _, cs := range c.running() {
+		waitForTB(t, cs.name+" to snapshot and compact its log", func() bool {
+			st := cs.srv.raft.Stats()
+			snap, _ := strconv.ParseUint(st["last_snapshot_index"], 10, 64)
+			first, err := cs.srv.raftStore.FirstIndex()
+			return snap > 0 && err == nil && first > 1
+		})
+	}
+	late := &clusterServer{t: t, name: "s4", dir: t.TempDir(), expect: 3, opts: c.servers[0].opts,
+		httpAddr: "127.0.0.1:0", raftAddr: "127.0.0.1:0", serfAddr: "127.0.0.1:0"}
+	late.start()
+	c.servers = append(c.servers, late)
+	if _, err := late.srv.Join([]string{c.servers[0].serfAddr}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitStable(4)
+	c.waitConverged(ids)
 }

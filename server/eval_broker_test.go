@@ -230,7 +230,7 @@ func TestEvalBroker_DelayedUntilWaitUntil(t *testing.T) {
 		t.Fatalf("got %s, want late", got.ID)
 	}
 	if time.Now().Before(late.WaitUntil) {
-		t.Fatalf("delayed evaluation handed out %v before its WaitUntil", late.WaitUntil.Sub(time.Now()))
+		t.Fatalf("delayed evaluation handed out %v before its WaitUntil", time.Until(late.WaitUntil))
 	}
 }
 

@@ -50,6 +50,7 @@ func (s *Server) handleClientNodeRegister(w http.ResponseWriter, r *http.Request
 	if old != nil {
 		n.Eligible = old.Eligible
 		n.Drain = old.Drain
+		n.DrainDeadline = old.DrainDeadline
 	}
 	n.StatusUpdatedAt = s.now()
 	_, idx, err := s.apply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{
@@ -153,6 +154,7 @@ func (s *Server) handleClientLogs(w http.ResponseWriter, r *http.Request) (any, 
 		if err := s.logs.Append(id, byJob[id]); err != nil {
 			return nil, err
 		}
+		s.publishLogs(byJob[id])
 	}
 	return map[string]int{"accepted": len(entries)}, nil
 }

@@ -126,41 +126,86 @@ func parseUIPipelineFilter(r *http.Request) (*uiPipelineFilter, error) {
 }
 
 func (f *uiPipelineFilter) nameMatch(p *structs.Pipeline) bool {
-	return f.name == "" || strings.Contains(strings.ToLower(p.Name), f.name) || strings.HasPrefix(p.ID, f.name)
+	return f.name == "" || containsFold(p.Name, f.name) || strings.HasPrefix(p.ID, f.name)
+}
+
+// containsFold reports whether lower (already lower-case) occurs in s,
+// ignoring ASCII case, without allocating.
+func containsFold(s, lower string) bool {
+	n := len(lower)
+	for i := 0; i+n <= len(s); i++ {
+		j := 0
+		for ; j < n; j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != lower[j] {
+				break
+			}
+		}
+		if j == n {
+			return true
+		}
+	}
+	return false
 }
 
 // uiPipelines reads one page. Rows are filtered on the pipeline records
-// alone (cheap for 10,000 pipelines); job counts are read for the page only.
+// alone (cheap for 10,000 pipelines, no allocation per row); job counts are
+// read for the page only.
 func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (*uiPipelinePage, error) {
-	ps, err := st.Pipelines(ws)
-	if err != nil {
-		return nil, err
-	}
 	// Any job change changes some row's counts.
 	st.IndexWatch(ws, state.TableJobs)
-	page := &uiPipelinePage{Pipelines: []*uiPipelineRow{}, StateCounts: map[string]int{}}
-	for _, p := range ps { // newest first
+	page := &uiPipelinePage{Pipelines: make([]*uiPipelineRow, 0, f.perPage), StateCounts: map[string]int{}}
+	// counts by pipelineStates position: no map write per row.
+	var counts [8]int
+	// Newest first.
+	err := st.EachPipeline(ws, func(p *structs.Pipeline) bool {
 		if !f.nameMatch(p) {
-			continue
+			return true
 		}
-		page.StateCounts[string(p.State)]++
+		counts[stateSlot(p.State)]++
 		if len(f.states) > 0 && !f.states[string(p.State)] {
-			continue
+			return true
 		}
 		page.Total++
 		if f.next > 0 && p.CreateIndex > f.next {
-			continue
+			return true
 		}
 		if len(page.Pipelines) == f.perPage {
 			if page.NextToken == "" {
 				page.NextToken = strconv.FormatUint(p.CreateIndex, 10)
 			}
-			continue
+			return true
 		}
 		page.Pipelines = append(page.Pipelines, pipelineRow(st, p))
+		return true
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i, n := range counts {
+		if n > 0 {
+			page.StateCounts[string(pipelineStates[i])] = n
+		}
 	}
 	page.Index = max(st.Index(state.TablePipelines), st.Index(state.TableJobs))
 	return page, nil
+}
+
+// pipelineStates are the states StateCounts counts; the last slot holds
+// anything else.
+var pipelineStates = []structs.PipelineState{structs.PipelinePending, structs.PipelineRunning,
+	structs.PipelineSucceeded, structs.PipelineFailed, structs.PipelineCancelled, "UNKNOWN"}
+
+func stateSlot(s structs.PipelineState) int {
+	for i, k := range pipelineStates[:len(pipelineStates)-1] {
+		if k == s {
+			return i
+		}
+	}
+	return len(pipelineStates) - 1
 }
 
 func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any, error) {

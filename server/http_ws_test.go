@@ -188,7 +188,9 @@ func TestWS_ResyncWhenIndexPruned(t *testing.T) {
 // reads gets everything.
 func TestWS_SlowClientDropped(t *testing.T) {
 	ts := newLiveServer(t, nil)
-	ts.srv.live.hub.setOptions(func(o *wsOptions) { o.queueLen = 2; o.sockBuffer = 4096 })
+	// A long write timeout: the slow client's blocked write must wait
+	// until the test reads, however loaded the machine.
+	ts.srv.live.hub.setOptions(func(o *wsOptions) { o.queueLen = 2; o.sockBuffer = 4096; o.writeTimeout = time.Minute })
 	small := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if tcp, ok := c.(*net.TCPConn); ok {

@@ -58,9 +58,18 @@ func (d *leaderDuties) stop() {
 // the FSM to catch up with everything committed, then rebuilds the broker's
 // queue from state, so no pending evaluation is lost across a leader change.
 func (s *Server) leaderLoop(ctx context.Context) {
-	if err := s.raft.Barrier(time.Minute).Error(); err != nil {
-		s.log.Error("leader barrier failed", "err", err)
-		return
+	for {
+		err := s.raft.Barrier(time.Minute).Error()
+		if err == nil {
+			break
+		}
+		// Still leader (ctx is live): a barrier that timed out on a busy
+		// host is retried rather than leaving a leader without duties.
+		s.log.Error("leader barrier failed; retrying", "err", err)
+		sleepCtx(ctx, time.Second)
+		if ctx.Err() != nil {
+			return
+		}
 	}
 	s.log.Info("leadership acquired; leader duties started")
 	s.broker.SetEnabled(true)
@@ -77,6 +86,8 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	run(s.planApplier)
 	run(s.watchPendingEvals)
 	run(s.watchCapacity)
+	run(s.watchNodeLiveness) // node_liveness.go
+	run(s.watchDrains)       // node_drain.go
 	run(s.reconcileLoop)
 	run(s.publishEvents)
 	// Scheduling (eval_watch.go, scheduler_config.go).

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"time"
 
+	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/server/events"
 )
 
@@ -118,4 +120,24 @@ func (s *Server) natsInfo(ctx context.Context) *natsInfo {
 	}
 	out.Messages, out.LastSeq = info.State.Msgs, info.State.LastSeq
 	return out
+}
+
+// publishLogs copies step output to NATS, one message per line on
+// ciplat.logs.<job ID>.<step> (the CIPLAT_LOGS stream keeps them). The log
+// store stays the source of /v1/jobs/{id}/logs; NATS is for tools.
+func (s *Server) publishLogs(entries []*api.LogEntry) {
+	bus := s.EventBus()
+	if bus == nil {
+		return
+	}
+	for _, e := range entries {
+		b, err := json.Marshal(e)
+		if err != nil {
+			continue
+		}
+		if err := bus.PublishLog(events.LogSubject(e.JobID, e.Step), b); err != nil {
+			s.log.Debug("publish log line to NATS", "job", e.JobID, "err", err)
+			return
+		}
+	}
 }

@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -325,5 +328,84 @@ func TestEventStream_TruncatedAndBadInput(t *testing.T) {
 		if r := ts.do("GET", "/v1/event/stream"+q, nil, nil, nil); r.StatusCode != 400 {
 			t.Errorf("GET /v1/event/stream%s = HTTP %d, want 400", q, r.StatusCode)
 		}
+	}
+}
+
+func TestServer_LogsPublishedToNATS(t *testing.T) {
+	ts := newLiveServer(t, withNATS)
+	bus := ts.srv.EventBus()
+	waitFor(t, "the log stream", func() bool {
+		_, err := bus.JetStream().Stream(context.Background(), events.LogStreamName)
+		return err == nil
+	})
+	nc, err := nats.Connect(bus.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("ciplat.logs.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries := []*api.LogEntry{
+		{JobID: "job-1", Step: "unit tests", Stream: "stdout", Line: "ok 1", Time: time.Now()},
+		{JobID: "job-1", Step: "unit tests", Stream: "stdout", Line: "ok 2", Time: time.Now()},
+	}
+	b, _ := json.Marshal(entries)
+	if r := ts.do("POST", "/v1/client/logs", b, nil, nil); r.StatusCode != 200 {
+		t.Fatalf("push logs: HTTP %d", r.StatusCode)
+	}
+	for i, want := range []string{"ok 1", "ok 2"} {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatalf("line %d: %v", i, err)
+		}
+		var e api.LogEntry
+		if err := json.Unmarshal(m.Data, &e); err != nil || e.Line != want || m.Subject != "ciplat.logs.job-1.unit_tests" {
+			t.Fatalf("line %d: %s %s (%v)", i, m.Subject, m.Data, err)
+		}
+	}
+	st, _ := bus.JetStream().Stream(context.Background(), events.LogStreamName)
+	waitFor(t, "the lines kept in "+events.LogStreamName, func() bool {
+		info, err := st.Info(context.Background())
+		return err == nil && info.State.Msgs == 2
+	})
+}
+
+// TestServer_NATSCLISeesEvents reads the events with the nats CLI
+// (natscli, as an operator would): `nats sub 'domain.>' --all` on
+// CIPLAT_EVENTS delivers every committed event's subject, in order. CI
+// installs natscli; elsewhere the test skips without it.
+func TestServer_NATSCLISeesEvents(t *testing.T) {
+	natsCLI, err := exec.LookPath("nats")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("the nats CLI is not installed: CI needs it (go install github.com/nats-io/natscli/nats@v0.5.0; .ci/run does)")
+		}
+		t.Skip("the nats CLI is not installed (go install github.com/nats-io/natscli/nats@v0.5.0)")
+	}
+	ts := newLiveServer(t, withNATS)
+	registerNode(ts, "n1")
+	runPipeline(ts, "n1", twoJobs)
+	evs, _ := ts.srv.State().EventsAfter(nil, 0, 0, 0)
+	last := evs[len(evs)-1]
+	waitFor(t, "the publisher", func() bool { return ts.srv.EventPublisher().Status().Last.Index == last.Index })
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, natsCLI, "--server", ts.srv.EventBus().ClientURL(), "sub", "domain.>",
+		"--all", "--count", strconv.Itoa(len(evs)), "--headers-only")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nats sub: %v\n%s", err, out)
+	}
+	var ids []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Nats-Msg-Id: "); ok {
+			ids = append(ids, v)
+		}
+	}
+	if want := stateEventIDs(t, ts.srv); strings.Join(ids, " ") != strings.Join(want, " ") {
+		t.Fatalf("nats sub saw %v\nwant %v\noutput:\n%s", ids, want, out)
 	}
 }

@@ -17,6 +17,7 @@ type schedMetrics struct {
 	placements    atomic.Uint64 // allocations committed
 	planConflicts atomic.Uint64 // placements rejected by the plan applier's re-check
 	planRetries   atomic.Uint64 // worker re-runs on fresh state after a conflict
+	planApplies   atomic.Uint64 // Raft entries the plan applier committed
 	evalsBlocked  atomic.Uint64 // evaluations recorded blocked (fits nowhere)
 	evalsFailed   atomic.Uint64 // evaluations recorded failed (delivery limit)
 	preemptions   atomic.Uint64 // allocations evicted for a higher-priority job
@@ -82,14 +83,14 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) (any, err
 type promWriter struct{ w *bufio.Writer }
 
 func (p promWriter) head(name, typ, help string) {
-	fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
+	_, _ = fmt.Fprintf(p.w, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, typ)
 }
 
 func (p promWriter) value(name, labels string, v float64) {
 	if labels != "" {
 		labels = "{" + labels + "}"
 	}
-	fmt.Fprintf(p.w, "%s%s %s\n", name, labels, strconv.FormatFloat(v, 'g', -1, 64))
+	_, _ = fmt.Fprintf(p.w, "%s%s %s\n", name, labels, strconv.FormatFloat(v, 'g', -1, 64))
 }
 
 func (p promWriter) one(name, typ, help string, v float64) {
@@ -124,6 +125,7 @@ func (s *Server) writeMetrics(w *bufio.Writer) {
 
 	p.one("ciplat_sched_placements_total", "counter", "Allocations committed by the plan applier.", float64(m.placements.Load()))
 	p.one("ciplat_sched_plan_conflicts_total", "counter", "Placements the plan applier rejected on re-check (capacity taken meanwhile).", float64(m.planConflicts.Load()))
+	p.one("ciplat_sched_plan_applies_total", "counter", "Raft entries the plan applier committed (each a batch of plans).", float64(m.planApplies.Load()))
 	p.one("ciplat_sched_plan_retries_total", "counter", "Evaluations scheduled again on fresh state after a plan conflict.", float64(m.planRetries.Load()))
 	p.one("ciplat_sched_evals_blocked_total", "counter", "Evaluations recorded blocked: the job fits on no node now.", float64(m.evalsBlocked.Load()))
 	p.one("ciplat_sched_evals_failed_total", "counter", "Evaluations recorded failed after the delivery limit.", float64(m.evalsFailed.Load()))

@@ -18,7 +18,8 @@ type NodesConfig struct {
 	// GossipAdvertise is the gossip address others reach this server on;
 	// empty means GossipAddr.
 	GossipAdvertise string
-	// GossipKey encrypts the gossip pool (-encrypt); every member needs it.
+	// GossipKey encrypts the gossip pool and the servers' serf pool
+	// (-encrypt); every member needs it.
 	GossipKey []byte
 	// GossipTune adjusts the memberlist configuration (tests shorten
 	// failure detection with it).

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/hashicorp/raft"
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
@@ -19,9 +22,17 @@ var errPlanConflict = errors.New("plan conflict: the node's capacity was taken")
 // maxPlanBatch bounds how many plans one Raft entry commits.
 const maxPlanBatch = 256
 
+// maxPlansInFlight bounds the Raft entries of plans proposed and not yet
+// applied. More than one lets Raft write several in one fsync while the
+// applier already checks the next batch (Nomad's plan applier overlaps the
+// same way).
+const maxPlansInFlight = 4
+
+// pendingPlan is a plan waiting for the applier's verdict; done receives
+// it and must not block (the applier calls it).
 type pendingPlan struct {
-	plan   *structs.Plan
-	result chan error
+	plan *structs.Plan
+	done func(error)
 }
 
 // PlanQueue carries plans from scheduler workers to the single applier.
@@ -38,15 +49,24 @@ func NewPlanQueue() *PlanQueue {
 // Submit queues a plan and waits for the applier's verdict: nil when
 // committed (or recorded as blocked), errPlanConflict when it no longer fit.
 func (q *PlanQueue) Submit(ctx context.Context, p *structs.Plan) error {
-	pp := &pendingPlan{plan: p, result: make(chan error, 1)}
+	result := make(chan error, 1)
+	if err := q.SubmitAsync(ctx, p, func(err error) { result <- err }); err != nil {
+		return err
+	}
 	select {
-	case q.ch <- pp:
+	case err := <-result:
+		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// SubmitAsync queues a plan; the applier calls done with its verdict
+// later, from its own goroutine, so done must not block.
+func (q *PlanQueue) SubmitAsync(ctx context.Context, p *structs.Plan, done func(error)) error {
 	select {
-	case err := <-pp.result:
-		return err
+	case q.ch <- &pendingPlan{plan: p, done: done}:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -73,26 +93,55 @@ func (q *PlanQueue) next(ctx context.Context) []*pendingPlan {
 }
 
 // planApplier is the one goroutine that commits plans. It re-checks every
-// placement against the newest state plus what it accepted earlier in the
-// same batch (optimistic concurrency: nothing is double-booked), and commits
-// a whole batch in one Raft entry.
+// placement against the newest state, plus the placements of batches
+// proposed to Raft and not yet applied, plus what it accepted earlier in
+// the same batch (optimistic concurrency: nothing is double-booked), and
+// commits a whole batch in one Raft entry. Up to maxPlansInFlight entries
+// are in flight; each batch's verdicts go to its workers once it applied.
 func (s *Server) planApplier(ctx context.Context) {
+	inflight := newInflightPlans()
+	slots := make(chan struct{}, maxPlansInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	for {
 		batch := s.plans.next(ctx)
 		if batch == nil {
 			return
 		}
-		s.applyPlans(batch)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			for _, p := range batch {
+				p.done(ctx.Err())
+			}
+			return
+		}
+		wait := s.applyPlans(batch, inflight)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wait()
+			<-slots
+		}()
 	}
 }
 
-func (s *Server) applyPlans(batch []*pendingPlan) {
+// applyPlans checks a batch and proposes what still fits in one Raft
+// entry. It returns a function that waits for the entry to apply, then
+// hands every plan its verdict.
+func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait func()) {
+	verdict := make([]error, len(batch))
+	deliver := func() {
+		for i, pp := range batch {
+			pp.done(verdict[i])
+		}
+	}
 	snap, err := s.State().Snapshot()
 	if err != nil {
-		for _, p := range batch {
-			p.result <- err
+		for i := range verdict {
+			verdict[i] = err
 		}
-		return
+		return deliver
 	}
 	now := s.now()
 	req := &structs.PlanApplyRequest{
@@ -100,10 +149,9 @@ func (s *Server) applyPlans(batch []*pendingPlan) {
 		Metrics:      map[string]*structs.PlacementMetrics{},
 	}
 	// taken is what placements accepted earlier in the batch hold per node;
-	// evicted the allocations their preemptions already claimed.
+	// evicted the allocations their preemptions claimed.
 	taken := map[string]structs.Resources{}
 	evicted := map[string]bool{}
-	verdict := make([]error, len(batch))
 	blocked := 0
 	for i, pp := range batch {
 		p := pp.plan
@@ -135,7 +183,7 @@ func (s *Server) applyPlans(batch []*pendingPlan) {
 			verdict[i] = err
 			continue
 		}
-		victims, ok := s.checkPreemptions(snap, p, allocs, evicted)
+		victims, ok := checkPreemptions(snap, p, allocs, evicted, inflight)
 		if !ok {
 			verdict[i] = errPlanConflict
 			continue
@@ -144,7 +192,7 @@ func (s *Server) applyPlans(batch []*pendingPlan) {
 			allocs = slices.DeleteFunc(slices.Clone(allocs), func(x *structs.Allocation) bool { return victims[x.ID] })
 		}
 		extra := taken[a.NodeID].Add(a.Resources)
-		if ok, _ := scheduler.AllocsFit(node, allocs, extra); !ok {
+		if ok, _ := scheduler.AllocsFit(node, allocs, extra.Add(inflight.held(snap, a.NodeID))); !ok {
 			verdict[i] = errPlanConflict
 			continue
 		}
@@ -168,33 +216,83 @@ func (s *Server) applyPlans(batch []*pendingPlan) {
 		}
 	}
 	s.metrics.planConflicts.Add(uint64(conflicts))
-	if len(req.Allocs)+len(req.Evals) > 0 {
-		resp, _, err := s.apply(structs.PlanApplyRequestType, req)
-		if err != nil {
-			for i := range verdict {
-				if verdict[i] == nil {
-					verdict[i] = err
-				}
+	if len(req.Allocs)+len(req.Evals) == 0 {
+		// Nothing to commit, but the verdicts may rest on entries still in
+		// flight: hand them out once those applied, so a worker that got a
+		// conflict schedules again on state that shows what beat it.
+		earlier := inflight.pending()
+		return func() {
+			for _, ch := range earlier {
+				<-ch
 			}
+			deliver()
+		}
+	}
+	fail := func(err error) {
+		for i := range verdict {
+			if verdict[i] == nil {
+				verdict[i] = err
+			}
+		}
+	}
+	future, err := s.proposePlan(req)
+	if err != nil {
+		fail(err)
+		return deliver
+	}
+	token := inflight.add(req)
+	return func() {
+		resp, err := future()
+		inflight.remove(token)
+		if err != nil {
+			fail(err)
 		} else {
+			s.metrics.planApplies.Add(1)
 			if n, ok := resp.(int); ok {
 				s.metrics.placements.Add(uint64(n))
 			}
 			s.metrics.evalsBlocked.Add(uint64(blocked))
 			s.metrics.preemptions.Add(uint64(len(req.Preemptions)))
 		}
+		deliver()
 	}
-	for i, pp := range batch {
-		pp.result <- verdict[i]
+}
+
+// proposePlan proposes a plan entry to Raft without waiting; the returned
+// function waits for it to apply and returns what the FSM returned, as
+// Server.apply does.
+func (s *Server) proposePlan(req *structs.PlanApplyRequest) (func() (any, error), error) {
+	if s.raft.State() != raft.Leader {
+		return nil, ErrNoLeader
 	}
+	buf, err := structs.Encode(structs.PlanApplyRequestType, req)
+	if err != nil {
+		return nil, err
+	}
+	f := s.raft.Apply(buf, 30*time.Second)
+	return func() (any, error) {
+		if err := f.Error(); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return nil, ErrNoLeader
+			}
+			return nil, err
+		}
+		resp := f.Response()
+		if e, ok := resp.(error); ok {
+			return nil, e
+		}
+		return resp, nil
+	}, nil
 }
 
 // checkPreemptions re-checks a plan's evictions against the applier's
 // snapshot: each must be a live allocation on the plan's node, of a job
 // with a lower priority than the plan's, not claimed by an earlier plan of
-// the batch. It returns the evicted allocation IDs, or false when one no
-// longer qualifies (the plan is a conflict: schedule again).
-func (s *Server) checkPreemptions(snap *state.StateSnapshot, p *structs.Plan, allocs []*structs.Allocation, evicted map[string]bool) (map[string]bool, bool) {
+// the batch or of an entry in flight. It returns the evicted allocation
+// IDs, or false when one no longer qualifies (the plan is a conflict:
+// schedule again).
+func checkPreemptions(snap *state.StateSnapshot, p *structs.Plan, allocs []*structs.Allocation,
+	evicted map[string]bool, inflight *inflightPlans) (map[string]bool, bool) {
 	if len(p.Preemptions) == 0 {
 		return nil, true
 	}
@@ -205,7 +303,7 @@ func (s *Server) checkPreemptions(snap *state.StateSnapshot, p *structs.Plan, al
 	out := make(map[string]bool, len(p.Preemptions))
 	for _, pr := range p.Preemptions {
 		a := onNode[pr.AllocID]
-		if a == nil || !a.Live() || evicted[pr.AllocID] {
+		if a == nil || !a.Live() || evicted[pr.AllocID] || inflight.evicting(pr.AllocID) {
 			return nil, false
 		}
 		j, err := snap.JobByID(nil, a.JobID)
@@ -215,4 +313,89 @@ func (s *Server) checkPreemptions(snap *state.StateSnapshot, p *structs.Plan, al
 		out[pr.AllocID] = true
 	}
 	return out, true
+}
+
+// inflightPlans are the placements and evictions of plan entries proposed
+// to Raft and not yet applied. The applier counts them on top of its
+// snapshot; an entry's allocations that the snapshot already shows are
+// not counted twice. Evictions in flight free nothing yet (conservative)
+// but may not be claimed again.
+type inflightPlans struct {
+	mu      sync.Mutex
+	next    uint64
+	entries map[uint64]*inflightEntry
+}
+
+// inflightEntry is one proposed plan entry, indexed for the checks.
+type inflightEntry struct {
+	byNode map[string][]*structs.Allocation
+	evicts map[string]bool
+	// applied is closed once the entry applied (or failed).
+	applied chan struct{}
+}
+
+func newInflightPlans() *inflightPlans {
+	return &inflightPlans{entries: map[uint64]*inflightEntry{}}
+}
+
+func (f *inflightPlans) add(req *structs.PlanApplyRequest) uint64 {
+	e := &inflightEntry{byNode: map[string][]*structs.Allocation{}, evicts: map[string]bool{}, applied: make(chan struct{})}
+	for _, a := range req.Allocs {
+		e.byNode[a.NodeID] = append(e.byNode[a.NodeID], a)
+	}
+	for _, p := range req.Preemptions {
+		e.evicts[p.AllocID] = true
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.next++
+	f.entries[f.next] = e
+	return f.next
+}
+
+func (f *inflightPlans) remove(token uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e := f.entries[token]; e != nil {
+		close(e.applied)
+		delete(f.entries, token)
+	}
+}
+
+// pending returns channels closed when the entries in flight now applied.
+func (f *inflightPlans) pending() []chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]chan struct{}, 0, len(f.entries))
+	for _, e := range f.entries {
+		out = append(out, e.applied)
+	}
+	return out
+}
+
+// held is what in-flight placements not yet in snap hold on the node.
+func (f *inflightPlans) held(snap *state.StateSnapshot, nodeID string) structs.Resources {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var r structs.Resources
+	for _, e := range f.entries {
+		for _, a := range e.byNode[nodeID] {
+			if got, _ := snap.AllocByID(nil, a.ID); got == nil {
+				r = r.Add(a.Resources)
+			}
+		}
+	}
+	return r
+}
+
+// evicting reports whether an in-flight entry evicts the allocation.
+func (f *inflightPlans) evicting(allocID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, e := range f.entries {
+		if e.evicts[allocID] {
+			return true
+		}
+	}
+	return false
 }

@@ -26,6 +26,8 @@ func newSchedServer(t *testing.T, dir string, opt func(*Config)) *testServer {
 		Bootstrap: true,
 		Dev:       true,
 		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Test nodes send no heartbeats: keep them up however slow the run.
+		Nodes: NodesConfig{HeartbeatTTL: time.Hour},
 	}
 	if opt != nil {
 		opt(&cfg)

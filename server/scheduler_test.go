@@ -69,9 +69,7 @@ func TestEvalBroker_DeliveryLimitFailsEval(t *testing.T) {
 				follow.TriggeredBy != structs.TriggerFailedFollowUp {
 				t.Fatalf("follow-up = %+v; want pending, following %s", follow, first)
 			}
-			if n := ts.srv.metrics.evalsFailed.Load(); n != 1 {
-				t.Fatalf("failed evaluations counter = %d, want 1", n)
-			}
+			waitFor(t, "the failed evaluations counter", func() bool { return ts.srv.metrics.evalsFailed.Load() == 1 })
 		})
 	}
 }
@@ -180,7 +178,7 @@ func TestServer_OperatorSchedulerConfig(t *testing.T) {
 	for _, c := range []struct{ name, body, query, want string }{
 		{"stale cas", `{"algorithm": "binpack"}`, "?cas=0", fmt.Sprintf("modify_index is %d, not 0", v.ModifyIndex)},
 		{"bad algorithm", `{"algorithm": "random"}`, "", `algorithm "random": want "binpack" or "spread"`},
-		{"unknown field", `{"algoritm": "spread"}`, "", "unknown field"},
+		{"unknown field", `{"algo": "spread"}`, "", "unknown field"},
 		{"too many workers", `{"workers": 1000}`, "", "workers 1000"},
 		{"bad cas", `{}`, "?cas=x", "invalid cas"},
 	} {
@@ -416,6 +414,10 @@ func TestPlanApplier_ConcurrentWorkersNeverOvercommit(t *testing.T) {
 	waitFor(t, "every job to succeed", func() bool {
 		for _, id := range ids {
 			if j, _ := ts.srv.State().JobByID(nil, id); j == nil || j.State != structs.JobSucceeded {
+				if testing.Verbose() {
+					e, _ := ts.srv.State().EvalByID(nil, j.EvalID)
+					t.Logf("job %s %s %q eval %+v broker %+v", j.Name, j.State, j.Reason, e, ts.srv.broker.Stats())
+				}
 				return false
 			}
 		}

@@ -96,6 +96,7 @@ func (s *Server) setupSerf() error {
 	}
 	logger := log.New(levelWriter{s.log.With("component", "serf")}, "", 0)
 	mc.Logger = logger
+	mc.SecretKey = s.cfg.Nodes.GossipKey // -encrypt covers the servers' serf pool too
 	mc.LogOutput = nil
 
 	sc := serf.DefaultConfig()
@@ -242,7 +243,7 @@ func (s *Server) maybeBootstrap() {
 		if m.ID == s.cfg.NodeName {
 			continue
 		}
-		peers, err := fetchPeers(s.shutdownCtx, m.HTTPAddr)
+		peers, err := fetchPeers(s.shutdownCtx, &http.Client{Transport: s.forwarder.tr}, m.HTTPAddr)
 		if err != nil {
 			s.log.Debug("bootstrap: cannot ask a server for its peers yet", "member", m.Name, "err", err)
 			return
@@ -270,7 +271,7 @@ func (s *Server) maybeBootstrap() {
 }
 
 // fetchPeers asks a server's HTTP API for its Raft voters.
-func fetchPeers(ctx context.Context, httpAddr string) ([]string, error) {
+func fetchPeers(ctx context.Context, hc *http.Client, httpAddr string) ([]string, error) {
 	if httpAddr == "" {
 		return nil, errors.New("no HTTP address gossiped")
 	}
@@ -280,7 +281,7 @@ func fetchPeers(ctx context.Context, httpAddr string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,8 @@ type Server struct {
 	// live holds the event bus, the event publisher and the WebSocket hub
 	// (live.go).
 	live *live
+	// nodes holds the capacity gossip member and node heartbeats (gossip.go).
+	nodes *nodeTracker
 
 	shutdownCtx    context.Context
 	shutdownCancel context.CancelFunc
@@ -120,7 +122,16 @@ func New(cfg Config) (*Server, error) {
 		s.closeRaft()
 		return nil, err
 	}
+	if err := s.setupNodes(); err != nil {
+		cancel()
+		_ = s.serf.Shutdown()
+		_ = s.raft.Shutdown().Error()
+		s.wg.Wait()
+		s.closeRaft()
+		return nil, err
+	}
 	if err := s.startLive(); err != nil {
+		s.shutdownNodes()
 		cancel()
 		_ = s.serf.Shutdown()
 		_ = s.raft.Shutdown().Error()
@@ -175,6 +186,7 @@ func (s *Server) Shutdown() error {
 	var err error
 	s.shutdownOnce.Do(func() {
 		s.shutdownCancel()
+		s.shutdownNodes()
 		if s.serf != nil {
 			_ = s.serf.Shutdown()
 		}

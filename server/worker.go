@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
 )
@@ -11,14 +12,40 @@ import (
 // maxPlanRetries is how often a worker schedules an evaluation again on
 // fresh state after the plan applier rejected its plan, before it nacks it
 // (which counts toward the broker's delivery limit). A conflict only means
-// another worker took the capacity first: the next snapshot shows it.
+// another plan took the capacity first, and its verdict comes once the state
+// shows what did.
 const maxPlanRetries = 3
+
+// maxPlansPerWorker is how many evaluations one worker holds at once:
+// while the plans it handed to the applier wait for Raft (milliseconds of
+// fsync), it schedules the next ones instead of idling. Their snapshots lack
+// the placements still in flight; the applier's re-check turns any overlap
+// into a conflict, scheduled again on fresher state.
+const maxPlansPerWorker = 8
+
+// evalWork is an evaluation a worker holds.
+type evalWork struct {
+	ev      *structs.Evaluation
+	token   uint64
+	started time.Time
+	tries   int
+}
+
+// planVerdict is the applier's verdict on a worker's plan.
+type planVerdict struct {
+	w      *evalWork
+	placed bool
+	err    error
+}
 
 // schedulerWorker takes evaluations from the broker, asks the pure
 // scheduler for a plan against a lock-free snapshot of state, and hands the
-// plan to the single plan applier. Many workers run at once; only the
-// applier writes. It stops taking evaluations when stop ends, finishing
-// the one it holds, and stops at once when ctx (the leader's) ends.
+// plan to the single plan applier; it acks the evaluation once the plan is
+// committed. Many workers run at once, each holding up to
+// maxPlansPerWorker evaluations; only the applier writes. The worker's own
+// goroutine does all the scheduling (its rng is not shared). It stops
+// taking evaluations when stop ends and returns once the plans it has in
+// flight are decided; it returns at once when ctx (the leader's) ends.
 func (s *Server) schedulerWorker(ctx context.Context, stop <-chan struct{}, rng *rand.Rand) {
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -29,80 +56,150 @@ func (s *Server) schedulerWorker(ctx context.Context, stop <-chan struct{}, rng 
 		case <-dctx.Done():
 		}
 	}()
+
+	// The feeder takes an evaluation from the broker whenever the worker
+	// holds fewer than maxPlansPerWorker (a slot each).
+	slots := make(chan struct{}, maxPlansPerWorker)
+	got := make(chan *evalWork)
+	go func() {
+		defer close(got)
+		for {
+			select {
+			case slots <- struct{}{}:
+			case <-dctx.Done():
+				return
+			}
+			ev, token, err := s.broker.Dequeue(dctx)
+			if err != nil {
+				return
+			}
+			select {
+			case got <- &evalWork{ev: ev, token: token, started: s.cfg.Now()}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	verdicts := make(chan planVerdict, maxPlansPerWorker)
+	inflight := 0
+	var retries []*evalWork
+	handle := func(w *evalWork) {
+		if s.scheduleEval(ctx, w, rng, verdicts) {
+			inflight++
+		} else {
+			<-slots
+		}
+	}
 	for {
-		ev, token, err := s.broker.Dequeue(dctx)
-		if err != nil {
+		if len(retries) > 0 {
+			w := retries[0]
+			retries = retries[1:]
+			handle(w)
+			continue
+		}
+		if got == nil && inflight == 0 {
+			return // stopped, and every plan decided
+		}
+		select {
+		case w, ok := <-got:
+			if !ok {
+				got = nil
+				continue
+			}
+			handle(w)
+		case v := <-verdicts:
+			inflight--
+			if s.planDecided(ctx, v) {
+				<-slots
+			} else {
+				retries = append(retries, v.w)
+			}
+		case <-ctx.Done():
 			return
 		}
-		s.processEval(ctx, ev, token, rng)
 	}
 }
 
-// processEval schedules one evaluation and acks or nacks it.
-func (s *Server) processEval(ctx context.Context, ev *structs.Evaluation, token uint64, rng *rand.Rand) {
-	start := s.cfg.Now()
-	nack := func(reason string) {
-		failed, err := s.broker.Nack(ev.ID, token, reason)
-		switch {
-		case err != nil:
-			s.log.Debug("nack", "eval", ev.ID, "err", err)
-		case failed:
-			s.log.Warn("evaluation reached the delivery limit; recording it failed", "eval", ev.ID, "reason", reason)
+// scheduleEval schedules one evaluation. It reports true when it handed a
+// plan to the applier (its verdict will come on verdicts), false when the
+// evaluation is done with (acked or nacked).
+func (s *Server) scheduleEval(ctx context.Context, w *evalWork, rng *rand.Rand, verdicts chan<- planVerdict) bool {
+	ev := w.ev
+	snap, err := s.State().Snapshot()
+	if err != nil {
+		s.nack(w, "state snapshot: "+err.Error())
+		return false
+	}
+	job, err := snap.JobByID(nil, ev.JobID)
+	if err != nil || job == nil || job.State != structs.JobPending || job.EvalID != ev.ID {
+		// The job moved on (placed, cancelled, or a newer evaluation
+		// replaced this one): nothing to do.
+		s.ack(w)
+		return false
+	}
+	sched, cfg := s.sched.forState(snap.StateStore)
+	plan, err := sched.Place(snap, ev, job, rng)
+	if err != nil {
+		s.log.Error("schedule", "eval", ev.ID, "err", err)
+		s.nack(w, "scheduler: "+err.Error())
+		return false
+	}
+	if plan.Placement == nil && cfg.Preemption {
+		if pp, err := planPreemption(snap, sched, ev, job, rng, plan.Metrics); err != nil {
+			s.log.Error("preemption", "eval", ev.ID, "err", err)
+		} else if pp != nil {
+			plan = pp
 		}
 	}
-	ack := func() {
-		if err := s.broker.Ack(ev.ID, token); err != nil {
-			s.log.Debug("ack", "eval", ev.ID, "err", err)
-		}
+	placed := plan.Placement != nil
+	err = s.plans.SubmitAsync(ctx, plan, func(err error) {
+		verdicts <- planVerdict{w: w, placed: placed, err: err}
+	})
+	if err != nil {
+		return false // leadership ended: the next leader schedules it from state
 	}
-	for try := 0; ; try++ {
-		snap, err := s.State().Snapshot()
-		if err != nil {
-			nack("state snapshot: " + err.Error())
-			return
+	return true
+}
+
+// planDecided acks or nacks an evaluation on its plan's verdict. It reports
+// false when the evaluation should be scheduled again (a conflict, retries
+// left).
+func (s *Server) planDecided(ctx context.Context, v planVerdict) bool {
+	switch {
+	case v.err == nil:
+		if v.placed {
+			s.metrics.latency.Observe(s.cfg.Now().Sub(v.w.started))
 		}
-		job, err := snap.JobByID(nil, ev.JobID)
-		if err != nil || job == nil || job.State != structs.JobPending || job.EvalID != ev.ID {
-			// The job moved on (placed, cancelled, or a newer evaluation
-			// replaced this one): nothing to do.
-			ack()
-			return
+		s.ack(v.w)
+	case errors.Is(v.err, errPlanConflict) && v.w.tries < maxPlanRetries:
+		v.w.tries++
+		s.metrics.planRetries.Add(1)
+		return false
+	case ctx.Err() != nil:
+		// Leadership ended: the broker was emptied, and the next leader
+		// schedules it from state.
+	default:
+		if !errors.Is(v.err, errPlanConflict) {
+			s.log.Error("apply plan", "eval", v.w.ev.ID, "err", v.err)
 		}
-		sched, cfg := s.sched.forState(snap.StateStore)
-		plan, err := sched.Place(snap, ev, job, rng)
-		if err != nil {
-			s.log.Error("schedule", "eval", ev.ID, "err", err)
-			nack("scheduler: " + err.Error())
-			return
-		}
-		if plan.Placement == nil && cfg.Preemption {
-			if pp, err := planPreemption(snap, sched, ev, job, rng, plan.Metrics); err != nil {
-				s.log.Error("preemption", "eval", ev.ID, "err", err)
-			} else if pp != nil {
-				plan = pp
-			}
-		}
-		err = s.plans.Submit(ctx, plan)
-		switch {
-		case err == nil:
-			if plan.Placement != nil {
-				s.metrics.latency.Observe(s.cfg.Now().Sub(start))
-			}
-			ack()
-			return
-		case errors.Is(err, errPlanConflict) && try < maxPlanRetries:
-			s.metrics.planRetries.Add(1)
-			continue
-		case ctx.Err() != nil:
-			// Leadership ended: the broker was emptied, and the next
-			// leader schedules it from state.
-			return
-		default:
-			if !errors.Is(err, errPlanConflict) {
-				s.log.Error("apply plan", "eval", ev.ID, "err", err)
-			}
-			nack(err.Error())
-			return
-		}
+		s.nack(v.w, v.err.Error())
+	}
+	return true
+}
+
+func (s *Server) ack(w *evalWork) {
+	if err := s.broker.Ack(w.ev.ID, w.token); err != nil {
+		s.log.Debug("ack", "eval", w.ev.ID, "err", err)
+	}
+}
+
+func (s *Server) nack(w *evalWork, reason string) {
+	failed, err := s.broker.Nack(w.ev.ID, w.token, reason)
+	switch {
+	case err != nil:
+		s.log.Debug("nack", "eval", w.ev.ID, "err", err)
+	case failed:
+		s.log.Warn("evaluation reached the delivery limit; recording it failed", "eval", w.ev.ID, "reason", reason)
 	}
 }

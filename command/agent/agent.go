@@ -21,6 +21,7 @@ import (
 
 	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/client"
+	"github.com/ciplat/ciplat/gossip"
 	"github.com/ciplat/ciplat/server"
 	"github.com/ciplat/ciplat/ui"
 )
@@ -41,6 +42,8 @@ type Agent struct {
 
 	clientCancel context.CancelFunc
 	clientDone   chan struct{}
+	// gossip is a client-only agent's own gossip member (nodes.go).
+	gossip *gossip.Pool
 	// closeDrivers releases driver resources after the client stopped.
 	closeDrivers func()
 	once         sync.Once
@@ -174,10 +177,14 @@ func (a *Agent) startServer(bind string) error {
 	if err != nil {
 		return err
 	}
+	nodesCfg, err := a.serverNodesConfig(bind)
+	if err != nil {
+		return err
+	}
 	var raftAdv, serfAdv string
 	if cfg.AdvertiseAddr != "" {
 		if raftAdv, err = advertised(raftAddr, cfg.AdvertiseAddr); err != nil {
-			return fmt.Errorf("Raft address: %w", err)
+			return fmt.Errorf("raft address: %w", err)
 		}
 		if serfAdv, err = advertised(serfAddr, cfg.AdvertiseAddr); err != nil {
 			return fmt.Errorf("serf address: %w", err)
@@ -204,8 +211,11 @@ func (a *Agent) startServer(bind string) error {
 		},
 		DeadServerCleanup: cfg.DeadServerCleanup,
 		SchedulerWorkers:  cfg.SchedulerWorkers,
+		EvalBroker:        server.BrokerConfig{MaxEvals: cfg.EvalBrokerMax},
+		MaxPendingEvals:   cfg.MaxPendingEvals,
 		Logger:            a.log,
 		Events:            eventsCfg,
+		Nodes:             nodesCfg,
 	})
 	if err != nil {
 		return err
@@ -285,11 +295,11 @@ func (a *Agent) retryJoin() {
 }
 
 func (a *Agent) startClient() error {
-	addr := "http://" + a.listener.Addr().String()
-	if len(a.cfg.Servers) > 0 {
-		addr = a.cfg.Servers[0]
+	apiClient, err := a.clientAPI() // nodes.go: fails over across -servers
+	if err != nil {
+		return err
 	}
-	apiClient, err := api.NewClient(&api.Config{Address: addr})
+	pool, err := a.clientGossip(a.gossipBind())
 	if err != nil {
 		return err
 	}
@@ -300,12 +310,14 @@ func (a *Agent) startClient() error {
 	}
 	a.closeDrivers = closeDrivers
 	c, err := client.New(client.Config{
-		Name:    a.cfg.NodeName,
-		DataDir: a.cfg.DataDir,
-		API:     apiClient,
-		Drivers: reg,
-		Labels:  a.cfg.Labels,
-		Logger:  a.log,
+		Name:     a.cfg.NodeName,
+		DataDir:  a.cfg.DataDir,
+		API:      apiClient,
+		Drivers:  reg,
+		Labels:   a.cfg.Labels,
+		Logger:   a.log,
+		Reserved: api.Resources{CPU: a.cfg.Nodes.ReserveCPU, MemoryMB: a.cfg.Nodes.ReserveMemory},
+		Gossip:   pool,
 	})
 	if err != nil {
 		return err
@@ -364,6 +376,7 @@ func (a *Agent) Shutdown() {
 			a.clientCancel()
 			<-a.clientDone
 		}
+		a.stopGossip()
 		if a.closeDrivers != nil {
 			a.closeDrivers()
 		}
@@ -425,6 +438,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if bus := a.server.EventBus(); bus != nil {
 			fmt.Fprintf(stdout, "    NATS:     %s (events on domain.>, stream CIPLAT_EVENTS)\n", bus.ClientURL())
 		}
+	}
+	if g := a.gossipLine(); g != "" {
+		fmt.Fprintf(stdout, "    Gossip:   %s\n", g)
 	}
 	fmt.Fprintf(stdout, "    Data dir: %s\n", cfg.DataDir)
 	if f, ok := stdout.(interface{ Sync() error }); ok {

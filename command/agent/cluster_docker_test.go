@@ -48,8 +48,7 @@ func mustDocker(t *testing.T, args ...string) string {
 // CI=true, where a missing engine is a failure.
 func requireDocker(t *testing.T) {
 	t.Helper()
-	_, lookErr := exec.LookPath("docker")
-	var err error = lookErr
+	_, err := exec.LookPath("docker")
 	if err == nil {
 		_, err = docker(t, nil, "version", "--format", "{{.Server.Version}}")
 	}

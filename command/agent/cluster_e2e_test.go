@@ -475,9 +475,11 @@ func BenchmarkCluster_FailoverSIGKILL(b *testing.B) {
 	const runs = 10
 	var took []time.Duration
 	for i := 0; i < runs; i++ {
+		// Every kill starts from a steady cluster: all three know the leader.
 		l := waitClusterLeader(b, procs, procs, nil, 30*time.Second)
-		// Let the restarted server catch up so every kill starts steady.
-		time.Sleep(2 * time.Second)
+		for _, p := range procs {
+			waitClusterLeader(b, procs, []*serverProc{p}, nil, 30*time.Second)
+		}
 		var survivor *serverProc
 		for _, p := range procs {
 			if p != l {

@@ -50,6 +50,11 @@ type Config struct {
 	// SchedulerWorkers is the number of scheduler goroutines on the leader.
 	SchedulerWorkers int
 	LogLevel         string
+	// EvalBrokerMax bounds the leader's evaluation broker and
+	// MaxPendingEvals the evaluations waiting in state; past either,
+	// submits get 429 (0: the server's defaults, 10,000 and 100,000).
+	EvalBrokerMax   int
+	MaxPendingEvals int
 	// Drivers lists the task drivers a client enables ("exec", "mock").
 	Drivers []string
 	// PluginDir holds external driver plugins (executables) to load.
@@ -66,11 +71,15 @@ type Config struct {
 	DeadServerCleanup time.Duration
 	// Events configures the server's NATS event bus (events.go).
 	Events EventsConfig
+	// Nodes configures the capacity gossip pool, node liveness and
+	// reserved resources (nodes.go).
+	Nodes NodesConfig
 }
 
 // fileConfig is the JSON of a -config file. Every field is optional;
 // durations are strings such as "30s".
 type fileConfig struct {
+	nodesFileConfig                     // nodes.go
 	Server            *bool             `json:"server"`
 	Client            *bool             `json:"client"`
 	DataDir           *string           `json:"data_dir"`
@@ -176,6 +185,9 @@ func loadConfigFile(path string, cfg *Config) error {
 		return err
 	}
 	if err := dur("dead_server_cleanup", &cfg.DeadServerCleanup, fc.DeadServerCleanup); err != nil {
+		return err
+	}
+	if err := fc.nodesFileConfig.apply(path, &cfg.Nodes); err != nil {
 		return err
 	}
 	if r := fc.Raft; r != nil {
@@ -292,6 +304,8 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.Var(&listFlag{dst: &cfg.Drivers}, "driver", "client: drivers to enable, comma-separated (exec, docker, mock; default exec)")
 	fs.StringVar(&cfg.PluginDir, "plugin-dir", "", "client: directory of external driver plugins (go-plugin executables)")
 	fs.IntVar(&cfg.SchedulerWorkers, "scheduler-workers", cfg.SchedulerWorkers, "server: scheduler goroutines on the leader")
+	fs.IntVar(&cfg.EvalBrokerMax, "eval-broker-max", cfg.EvalBrokerMax, "server: most evaluations the leader's broker holds before submits get 429 (default 10000)")
+	fs.IntVar(&cfg.MaxPendingEvals, "max-pending-evals", cfg.MaxPendingEvals, "server: most evaluations waiting in state (pending or blocked) before submits get 429 (default 100000)")
 	fs.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "server: follower's wait for the leader before an election (default 1s; failover time scales with it)")
 	fs.DurationVar(&cfg.RaftElectionTimeout, "raft-election-timeout", cfg.RaftElectionTimeout, "server: candidate's wait for votes (default 1s)")
 	fs.DurationVar(&cfg.RaftLeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.RaftLeaderLeaseTimeout, "server: leader steps down without a quorum for this long (default 500ms)")
@@ -301,6 +315,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.DurationVar(&cfg.DeadServerCleanup, "dead-server-cleanup", cfg.DeadServerCleanup, "server: remove a server failed this long from the voters (default 0: never, only remove-peer)")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	registerEventFlags(fs, &cfg.Events)
+	registerNodeFlags(fs, &cfg.Nodes)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: ciplat agent [-dev | -server | -client] [flags]\n\n"+
 			"  Runs a ciplat agent. Examples:\n"+
@@ -338,6 +353,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 		return nil, fmt.Errorf("-dev runs a single server: drop -bootstrap-expect %d or -dev", cfg.BootstrapExpect)
 	}
 	if _, err := parseLevel(cfg.LogLevel); err != nil {
+		return nil, err
+	}
+	if err := cfg.Nodes.validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil

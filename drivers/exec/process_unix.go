@@ -9,9 +9,13 @@ import (
 )
 
 // setProcessGroup makes cmd the leader of a new process group, so the step
-// and everything it starts can be signalled together.
+// and everything it starts can be signalled together. Where the OS allows
+// (Linux), the step's shell is also killed when the agent dies, so a
+// SIGKILLed agent leaves no step running on while its job is rescheduled
+// elsewhere (process_linux.go).
 func setProcessGroup(cmd *osexec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
 }
 
 // terminateGroup asks p's process group to stop (SIGTERM).

@@ -170,6 +170,7 @@ type CapacityEventPayload struct {
 // (allocation) a client runs a job attempt in.
 type WorkerEventPayload struct {
 	Job          string `json:"job"`
+	JobName      string `json:"job_name,omitempty"`
 	NodeID       string `json:"node_id"`
 	Attempt      int    `json:"attempt"`
 	ClientStatus string `json:"client_status"`

@@ -27,6 +27,16 @@ const StreamName = "CIPLAT_EVENTS"
 // StreamSubjects are the subjects CIPLAT_EVENTS captures.
 var StreamSubjects = []string{"domain.>"}
 
+// LogStreamName is the JetStream stream keeping step output, one message
+// per line on ciplat.logs.<job ID>.<step>, after the worker is gone.
+const LogStreamName = "CIPLAT_LOGS"
+
+// LogSubjectPrefix starts every log line's subject.
+const LogSubjectPrefix = "ciplat.logs."
+
+// DefaultLogMaxAge is how long CIPLAT_LOGS keeps lines.
+const DefaultLogMaxAge = 24 * time.Hour
+
 // Headers set on each published event besides Nats-Msg-Id.
 const (
 	// HeaderIndex is the Raft index of the entry that made the event.
@@ -72,6 +82,8 @@ type Config struct {
 	MaxMsgs    int64
 	Duplicates time.Duration
 	Replicas   int
+	// LogMaxAge is how long CIPLAT_LOGS keeps step output (default 24h).
+	LogMaxAge time.Duration
 
 	Logger *slog.Logger
 }
@@ -91,6 +103,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
+	}
+	if c.LogMaxAge <= 0 {
+		c.LogMaxAge = DefaultLogMaxAge
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = "ciplat"
@@ -271,13 +286,17 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 // Config is the configuration the bus runs with (defaults filled in).
 func (b *Bus) Config() Config { return b.cfg }
 
-// EnsureStream creates CIPLAT_EVENTS, or updates it to the configured
-// retention. It is called by the publisher before its first publish.
+// EnsureStream creates CIPLAT_EVENTS and CIPLAT_LOGS, or updates them to
+// the configured retention. The publisher calls it before its first
+// publish.
 func (b *Bus) EnsureStream(ctx context.Context) (jetstream.Stream, error) {
 	cfg := b.cfg.StreamConfig()
 	st, err := b.js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	if _, err := b.js.CreateOrUpdateStream(ctx, b.cfg.logStreamConfig()); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", LogStreamName, err)
 	}
 	b.streamMu.Lock()
 	if !b.streamOK {
@@ -287,6 +306,44 @@ func (b *Bus) EnsureStream(ctx context.Context) (jetstream.Stream, error) {
 	}
 	b.streamMu.Unlock()
 	return st, nil
+}
+
+func (c Config) logStreamConfig() jetstream.StreamConfig {
+	c.setDefaults()
+	return jetstream.StreamConfig{
+		Name:        LogStreamName,
+		Description: "ciplat step output, one message per line on ciplat.logs.<job ID>.<step>",
+		Subjects:    []string{LogSubjectPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		Storage:     jetstream.FileStorage,
+		MaxAge:      c.LogMaxAge,
+		Replicas:    c.Replicas,
+	}
+}
+
+// LogSubject is the subject of a job step's output lines: step names are
+// cut to subject-safe characters.
+func LogSubject(jobID, step string) string {
+	b := make([]byte, 0, len(step))
+	for i := 0; i < len(step); i++ {
+		c := step[i]
+		if ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9') || c == '-' || c == '_' {
+			b = append(b, c)
+		} else {
+			b = append(b, '_')
+		}
+	}
+	if len(b) == 0 {
+		b = append(b, '_')
+	}
+	return LogSubjectPrefix + jobID + "." + string(b)
+}
+
+// PublishLog sends one log line without waiting (CIPLAT_LOGS stores it);
+// a line lost while NATS is down is still in the server's log store.
+func (b *Bus) PublishLog(subject string, data []byte) error {
+	return b.nc.Publish(subject, data)
 }
 
 // Close disconnects and shuts the embedded server down. Safe to call more

@@ -18,7 +18,7 @@ export function eventSummary(e) {
     case "scheduler.capacity":
       return `${p.name} ${p.status}: ${p.resources?.cpu}m, ${p.resources?.memory} MiB`;
     case "provider.worker":
-      return `worker ${shortId(e.key)} of job ${shortId(p.job)} ${p.client_status}${p.reason ? ": " + p.reason : ""}`;
+      return `worker ${shortId(e.key)} of ${p.job_name || "job " + shortId(p.job)} ${p.client_status}${p.reason ? ": " + p.reason : ""}`;
   }
   return "";
 }

@@ -19,7 +19,7 @@ export function mount(root) {
     const cap = { cpu: n.resources.cpu - (n.reserved?.cpu || 0), memory: n.resources.memory - (n.reserved?.memory || 0) };
     return h("article", { class: `card node ${n.status}`, dataset: { id: n.id } },
       h("header", {}, h("h3", { text: n.name }), badge(n.status === "ready" ? (n.drain ? "DRAINING" : "READY") : "DOWN")),
-      h("div", { class: "muted mono small", text: `${shortId(n.id)} · ${n.address || "no address"} · seen ${ago(n.status_updated_at)}` }),
+      h("div", { class: "muted mono small", text: [shortId(n.id), n.address, `updated ${ago(n.status_updated_at)}`].filter(Boolean).join(" · ") }),
       h("div", { class: "meters" },
         h("label", { text: "CPU" }), bar(n.allocated?.cpu || 0, cap.cpu, "m"),
         h("label", { text: "Memory" }), bar(n.allocated?.memory || 0, cap.memory, "MiB")),
