@@ -28,7 +28,8 @@ const dialTimeout = 3 * time.Second
 // front of a dead one), the same request is sent at once to the next
 // server, and so on once around the list; the server that answered becomes
 // the current one. Only when
-// every server failed does the request fail, and the client's retry loops
+// every server failed does the request fail (with the last 503 answer, if
+// any, for its Retry-After), and the client's retry loops
 // wait with exponential backoff and jitter before trying again (backoff.go),
 // so many clients that lost the same server do not come back in step.
 // Followers forward to the leader, so any living server will do, across a
@@ -85,6 +86,7 @@ func (t *failoverTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	start := int(t.cur.Load())
 	n := len(t.servers)
 	var lastErr error
+	var unavailableResp *http.Response // the last 502/503/504, kept for its Retry-After
 	for i := 0; i < n; i++ {
 		idx := (start + i) % n
 		r := req.Clone(req.Context())
@@ -101,18 +103,30 @@ func (t *failoverTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		}
 		resp, err := t.base.RoundTrip(r)
 		switch {
-		case err == nil && (!unavailable(resp.StatusCode) || i == n-1):
-			t.cur.CompareAndSwap(int32(start), int32(idx))
+		case err == nil && !unavailable(resp.StatusCode):
+			t.cur.Store(int32(idx))
+			if unavailableResp != nil {
+				drain(unavailableResp)
+			}
 			return resp, nil
-		case err == nil:
-			drain(resp) // no leader there: nothing was written
+		case err == nil: // no leader there: nothing was written
+			if unavailableResp != nil {
+				drain(unavailableResp)
+			}
+			unavailableResp = resp
 		case req.Context().Err() != nil || !unreachable(err, req.Method):
+			if unavailableResp != nil {
+				drain(unavailableResp)
+			}
 			return nil, err
 		default:
 			lastErr = err
 		}
-		// Requests that began on this server go elsewhere from now on.
-		t.cur.CompareAndSwap(int32(start), int32((idx+1)%n))
+		// Requests go to the next server from now on.
+		t.cur.Store(int32((idx + 1) % n))
+	}
+	if unavailableResp != nil {
+		return unavailableResp, nil
 	}
 	if lastErr == nil {
 		lastErr = errors.New("client: no server could take the request")

@@ -121,15 +121,6 @@ func jobCounts(total int, states map[string]int) string {
 	return strings.Join(append(parts, other...), ", ")
 }
 
-// jobStatesOf counts the states of jobs.
-func jobStatesOf(jobs []*api.Job) map[string]int {
-	out := map[string]int{}
-	for _, j := range jobs {
-		out[j.State]++
-	}
-	return out
-}
-
 // orderedJobs returns p's jobs in spec order (JobIDs), jobs not listed there last.
 func orderedJobs(p *api.Pipeline) []*api.Job {
 	pos := make(map[string]int, len(p.JobIDs))

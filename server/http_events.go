@@ -44,9 +44,9 @@ func parseEventFilter(q map[string][]string) (*eventFilter, error) {
 	for _, v := range q["topic"] {
 		for _, t := range strings.Split(v, ",") {
 			t = strings.TrimSpace(t)
-			switch {
-			case t == "":
-			case t == "*" || t == ">":
+			switch t {
+			case "":
+			case "*", ">":
 				f.prefixes = nil
 				return f.withKeys(q), nil
 			default:

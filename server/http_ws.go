@@ -45,7 +45,8 @@ type wsOptions struct {
 	// queueLen is how many batches a client may have waiting.
 	queueLen int
 	// pingEvery is the keepalive ping period; a client that has not
-	// answered (pong or any message) within 2×pingEvery is dropped.
+	// answered (pong or any message) within 2×pingEvery (at least 5s) is
+	// dropped.
 	pingEvery time.Duration
 	// writeTimeout bounds one write to a client.
 	writeTimeout time.Duration
@@ -359,7 +360,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) (any, error) {
 // serve runs one client: subscribe, catch up, then write what the hub
 // queues while a reader goroutine handles pongs and re-subscriptions.
 func (c *wsClient) serve(s *Server) {
-	defer c.conn.Close()
+	defer func() { _ = c.conn.Close() }()
 	c.conn.SetReadLimit(64 << 10)
 	_ = c.conn.SetReadDeadline(time.Now().Add(max(2*c.opts.pingEvery, 10*time.Second)))
 	var sub wsSubscribe
@@ -471,7 +472,7 @@ func (c *wsClient) offerFront(batch []*wsOut) {
 // closes done when the connection ends or stays silent too long.
 func (c *wsClient) readLoop(done chan struct{}) {
 	defer close(done)
-	wait := 2 * c.opts.pingEvery
+	wait := max(2*c.opts.pingEvery, 5*time.Second)
 	_ = c.conn.SetReadDeadline(time.Now().Add(wait))
 	c.conn.SetPongHandler(func(string) error {
 		return c.conn.SetReadDeadline(time.Now().Add(wait))

@@ -26,7 +26,7 @@ const maxPlanBatch = 256
 // applied. More than one lets Raft write several in one fsync while the
 // applier already checks the next batch (Nomad's plan applier overlaps the
 // same way).
-const maxPlansInFlight = 4
+const maxPlansInFlight = 16
 
 // pendingPlan is a plan waiting for the applier's verdict; done receives
 // it and must not block (the applier calls it).

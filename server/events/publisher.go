@@ -308,7 +308,8 @@ func (p *Publisher) drain(futures []jetstream.PubAckFuture) {
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
-		case <-f.Err():
+		case err := <-f.Err():
+			_ = err // the resume that follows reads the stream as it is
 		case <-t.C:
 			return
 		}
