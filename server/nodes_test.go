@@ -54,15 +54,6 @@ func (ts *testServer) node(id string) *api.Node {
 	return &n
 }
 
-func (ts *testServer) job(id string) *api.Job {
-	ts.t.Helper()
-	var j api.Job
-	if resp := ts.do("GET", "/v1/jobs/"+id, nil, nil, &j); resp.StatusCode != http.StatusOK {
-		ts.t.Fatalf("get job %s: HTTP %d", id, resp.StatusCode)
-	}
-	return &j
-}
-
 // heartbeats sends a heartbeat for id every interval until the test ends
 // or stop is closed.
 func (ts *testServer) heartbeats(id string, every time.Duration, stop <-chan struct{}) {

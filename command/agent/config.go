@@ -187,7 +187,7 @@ func loadConfigFile(path string, cfg *Config) error {
 	if err := dur("dead_server_cleanup", &cfg.DeadServerCleanup, fc.DeadServerCleanup); err != nil {
 		return err
 	}
-	if err := fc.nodesFileConfig.apply(path, &cfg.Nodes); err != nil {
+	if err := fc.apply(path, &cfg.Nodes); err != nil { // nodesFileConfig, nodes.go
 		return err
 	}
 	if r := fc.Raft; r != nil {

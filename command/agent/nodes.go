@@ -169,7 +169,7 @@ func gossipPortFree(addr string) bool {
 	if err != nil {
 		return false
 	}
-	pc.Close()
+	_ = pc.Close()
 	return true
 }
 
