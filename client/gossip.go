@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/api"
-	"github.com/ciplat/ciplat/gossip"
+	"github.com/ciplat/ciplat/client/gossip"
 )
 
 // GossipPool is the client's member of the capacity gossip pool

@@ -215,7 +215,7 @@ func (f *follower) run() int {
 	finish := func() {
 		stopLogs()
 		if logsOpen {
-			_ = <-logDone // the stream's end; its error was reported when it happened
+			<-logDone //nolint:errcheck // the stream's end; its error was reported when it happened
 		}
 		if watchOpen {
 			<-watchDone

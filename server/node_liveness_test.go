@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/api"
+	"github.com/ciplat/ciplat/client/gossip"
 	"github.com/ciplat/ciplat/fsm/structs"
-	"github.com/ciplat/ciplat/gossip"
 )
 
 var lt0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)

@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ciplat/ciplat/api"
+	"github.com/ciplat/ciplat/client/gossip"
 	"github.com/ciplat/ciplat/fsm/structs"
-	"github.com/ciplat/ciplat/gossip"
 )
 
 // fastGossip shortens memberlist's failure detection for loopback tests.

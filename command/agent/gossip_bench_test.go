@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ciplat/ciplat/api"
+	"github.com/ciplat/ciplat/client/gossip"
 	"github.com/ciplat/ciplat/fsm/state"
-	"github.com/ciplat/ciplat/gossip"
 	"github.com/ciplat/ciplat/server"
 )
 
