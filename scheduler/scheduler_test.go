@@ -342,7 +342,10 @@ func TestScheduler_PlaceAllocsIndependentOfNodes(t *testing.T) {
 		return testing.AllocsPerRun(20, func() { s.Place(st, testEval(j), j, rng) })
 	}
 	small, large := allocs(50), allocs(2000)
-	if large > small {
+	// A per-node allocation would add ~1,950 at 2,000 nodes; a few more or
+	// fewer come from map growth in the top-offers bookkeeping and from the
+	// race detector's instrumentation.
+	if large > small+4 {
 		t.Errorf("Place allocates %v times at 50 nodes, %v at 2000: something allocates per node", small, large)
 	}
 	t.Logf("allocations per Place: %v", large)
