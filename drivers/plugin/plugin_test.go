@@ -161,7 +161,7 @@ func TestDriver_pluginCrash(t *testing.T) {
 	}
 	done := make(chan outcome, 1)
 	go func() {
-		res, err := d.RunStep(ctx, h, drivers.StepConfig{Name: "long", Run: "echo started; echo mine > file; exec sleep 20"}, rec)
+		res, err := d.RunStep(ctx, h, drivers.StepConfig{Name: "long", Run: "echo mine > file; echo started; exec sleep 20"}, rec)
 		done <- outcome{res, err}
 	}()
 	if err := rec.WaitLine(ctx, drivers.Stdout, "started"); err != nil {
