@@ -62,18 +62,22 @@ type Resources struct {
 
 // JobSpec is a job as its pipeline spec declares it.
 type JobSpec struct {
-	Name        string            `json:"name"`
-	Image       string            `json:"image,omitempty"`
-	Driver      string            `json:"driver,omitempty"`
-	Needs       []string          `json:"needs,omitempty"`
-	Priority    int               `json:"priority"`
-	Resources   Resources         `json:"resources"`
-	Constraints []Constraint      `json:"constraints,omitempty"`
-	Affinities  []Affinity        `json:"affinities,omitempty"`
-	Retry       RetryPolicy       `json:"retry"`
-	Timeout     string            `json:"timeout,omitempty"`
-	Env         map[string]string `json:"env,omitempty"`
-	Steps       []StepSpec        `json:"steps"`
+	Name        string       `json:"name"`
+	Image       string       `json:"image,omitempty"`
+	Driver      string       `json:"driver,omitempty"`
+	Needs       []string     `json:"needs,omitempty"`
+	Priority    int          `json:"priority"`
+	Resources   Resources    `json:"resources"`
+	Constraints []Constraint `json:"constraints,omitempty"`
+	Affinities  []Affinity   `json:"affinities,omitempty"`
+	// Spread spreads a pipeline's jobs across a node attribute's values.
+	Spread []Spread `json:"spread,omitempty"`
+	// AntiAffinity avoids nodes running other jobs of the same pipeline.
+	AntiAffinity bool              `json:"anti_affinity,omitempty"`
+	Retry        RetryPolicy       `json:"retry"`
+	Timeout      string            `json:"timeout,omitempty"`
+	Env          map[string]string `json:"env,omitempty"`
+	Steps        []StepSpec        `json:"steps"`
 }
 
 // Constraint limits where a job may run.
@@ -88,6 +92,13 @@ type Affinity struct {
 	Attr   string `json:"attr"`
 	Op     string `json:"op"`
 	Value  string `json:"value,omitempty"`
+	Weight int    `json:"weight"`
+}
+
+// Spread prefers nodes whose attribute value runs the fewest allocations of
+// the pipeline.
+type Spread struct {
+	Attr   string `json:"attr"`
 	Weight int    `json:"weight"`
 }
 

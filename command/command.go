@@ -38,6 +38,7 @@ type Command interface {
 var commands = map[string]func() Command{
 	"agent":           func() Command { return agentCommand{} },
 	"job logs":        func() Command { return &jobLogsCommand{} },
+	"job plan":        func() Command { return &jobPlanCommand{} },
 	"job status":      func() Command { return &jobStatusCommand{} },
 	"node status":     func() Command { return &nodeStatusCommand{} },
 	"pipeline cancel": func() Command { return &pipelineCancelCommand{} },
@@ -55,6 +56,8 @@ var commands = map[string]func() Command{
 	"operator raft remove-peer": func() Command { return &operatorRaftRemovePeerCommand{} },
 	"operator snapshot save":    func() Command { return &operatorSnapshotSaveCommand{} },
 	"operator snapshot restore": func() Command { return &operatorSnapshotRestoreCommand{} },
+	"operator scheduler get":    func() Command { return &operatorSchedulerGetCommand{} },
+	"operator scheduler set":    func() Command { return &operatorSchedulerSetCommand{} },
 }
 
 // UI is what a command may touch of the outside world. Main fills it from the

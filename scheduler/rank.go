@@ -22,8 +22,9 @@ var (
 	_ scorer = affinityScorer{}
 )
 
-// maxScorers bounds the scorers of one chain; maxOffers the offers kept;
-// affinityIndex is the affinity scorer's place in Scheduler.scorers.
+// maxScorers bounds the scorers of one chain (Scheduler.scorers followed by
+// Scheduler.pipeScorers); maxOffers the offers kept; affinityIndex is the
+// affinity scorer's place in Scheduler.scorers.
 const (
 	maxScorers    = 4
 	maxOffers     = 5
@@ -39,11 +40,17 @@ type candidate struct {
 	// perfectAffinity: the node matches every positive affinity of the job
 	// and no negative one (false for a job without affinities).
 	perfectAffinity bool
+	// perfect: the node is as good as a node can be for every preference of
+	// the job that applies (affinity, spread, anti-affinity); false when
+	// none applies.
+	perfect bool
 }
 
 // rank runs the scorers on a feasible node; the node's score is the average
 // of the scores that apply (Nomad's ScoreNormalizationIterator).
-func (s *Scheduler) rank(node *structs.Node, job *structs.Job, util structs.Resources) candidate {
+// pc holds the pipeline's counts for the pipeline scorers (nil when the job
+// has none).
+func (s *Scheduler) rank(node *structs.Node, job *structs.Job, util structs.Resources, pc *pipelineCounts) candidate {
 	c := candidate{node: node}
 	sum, n := 0.0, 0
 	for i, sc := range s.scorers {
@@ -55,12 +62,32 @@ func (s *Scheduler) rank(node *structs.Node, job *structs.Job, util structs.Reso
 		sum += v
 		n++
 	}
+	base := len(s.scorers)
+	prefs, best := 0, 0
+	for i, sc := range s.pipeScorers {
+		v, ok := sc.Score(node, job, pc)
+		if !ok {
+			continue
+		}
+		c.parts[base+i], c.applies[base+i] = v, true
+		sum += v
+		n++
+		prefs++
+		if v == pipeScorerBest[i] {
+			best++
+		}
+	}
 	if n > 0 {
 		c.score = sum / float64(n)
 	}
 	if c.applies[affinityIndex] {
 		c.perfectAffinity = c.parts[affinityIndex] == bestAffinity(job.Spec.Affinities)
+		prefs++
+		if c.perfectAffinity {
+			best++
+		}
 	}
+	c.perfect = prefs > 0 && best == prefs
 	return c
 }
 
@@ -92,10 +119,15 @@ func (t *topOffers) push(c candidate) {
 func (s *Scheduler) offers(t *topOffers, out []structs.Offer) []structs.Offer {
 	for i := range t.n {
 		c := &t.c[i]
-		scores := make(map[string]float64, len(s.scorers))
+		scores := make(map[string]float64, len(s.scorers)+len(s.pipeScorers))
 		for j, sc := range s.scorers {
 			if c.applies[j] {
 				scores[sc.Name()] = c.parts[j]
+			}
+		}
+		for j, sc := range s.pipeScorers {
+			if k := len(s.scorers) + j; c.applies[k] {
+				scores[sc.Name()] = c.parts[k]
 			}
 		}
 		out[i] = structs.Offer{NodeID: c.node.ID, Score: c.score, Scores: scores}

@@ -29,12 +29,12 @@ func TestScheduler_Rank(t *testing.T) {
 	s := New(Config{})
 	node := testNode("n1", 1000, 1000, "label.zone", "a")
 	j := testJob("j", 500, 500)
-	c := s.rank(node, j, structs.Resources{CPU: 500, MemoryMB: 500})
+	c := s.rank(node, j, structs.Resources{CPU: 500, MemoryMB: 500}, nil)
 	if c.score != c.parts[0] || c.applies[1] {
 		t.Errorf("without affinities the score is the fit score alone: %+v", c)
 	}
 	j.Spec.Affinities = []structs.Affinity{{Attr: "label.zone", Op: "=", Value: "a", Weight: 10}}
-	c = s.rank(node, j, structs.Resources{CPU: 500, MemoryMB: 500})
+	c = s.rank(node, j, structs.Resources{CPU: 500, MemoryMB: 500}, nil)
 	if want := (c.parts[0] + 1) / 2; c.score != want || !c.applies[1] {
 		t.Errorf("score = %v, want the average %v of fit and affinity", c.score, want)
 	}

@@ -9,7 +9,8 @@
 //	source       random offset and coprime stride over the node slice (no copy, no sort)
 //	feasibility  node status → driver → constraints (cheap: the node record only)
 //	resources    the node's live allocations plus the job's ask must fit its capacity
-//	rank         bin-pack (or spread) fit, node affinities; their average is the score
+//	rank         bin-pack (or spread) fit, node affinities, spread across a
+//	             label's values, anti-affinity within a pipeline; their average is the score
 //	limit        stop once Limit feasible nodes have been scored
 //	max          the best score wins; the best few are kept as offers
 //
@@ -55,7 +56,7 @@ const (
 )
 
 // AffinityLimit is the most feasible nodes scored for a job with affinities
-// when Config.Limit is 0. Nomad's stack raises its log2 limit to 100 for such
+// (or spread, or anti-affinity) when Config.Limit is 0. Nomad's stack raises its log2 limit to 100 for such
 // jobs, since with only a handful of nodes sampled a preferred node would
 // rarely be among them. Place widens the sample only as far as it must: past
 // the log2 limit it stops as soon as it has scored a node that matches the
@@ -110,7 +111,14 @@ type Scheduler struct {
 	checks  []feasibilityCheck
 	fit     resourceCheck
 	scorers []scorer
+	// pipeScorers read the pipeline's live allocations (see
+	// pipelineCounts); their parts follow those of scorers in a candidate.
+	pipeScorers []pipelineScorer
 }
+
+// pipeScorerBest is the best score of each of Scheduler.pipeScorers, in
+// order: a node that gets it needs no wider search (see limits).
+var pipeScorerBest = [...]float64{1, 0}
 
 // New returns a scheduler for cfg. An invalid cfg (see Config.Validate) makes
 // every Place call return the validation error.
@@ -129,7 +137,8 @@ func New(cfg Config) *Scheduler {
 	if fit == nil {
 		fit = binPackScorer{}
 	}
-	s.scorers = []scorer{fit, affinityScorer{m: m}} // affinity at affinityIndex
+	s.scorers = []scorer{fit, affinityScorer{m: m}}                             // affinity at affinityIndex
+	s.pipeScorers = []pipelineScorer{labelSpreadScorer{}, antiAffinityScorer{}} // as pipeScorerBest
 	return s
 }
 
@@ -171,9 +180,13 @@ func (s *Scheduler) Place(st State, eval *structs.Evaluation, job *structs.Job, 
 		return plan, nil
 	}
 
+	pc, err := countPipeline(st, nodes, job)
+	if err != nil {
+		return nil, err
+	}
 	ask := job.Spec.Resources
 	limit, widest := s.limits(len(nodes), job)
-	perfect := false // a scored node matched the affinities perfectly
+	perfect := false // a scored node met the job's preferences perfectly
 	var top topOffers
 	src := newNodeSource(len(nodes), rng)
 	for scored := 0; scored < widest && (scored < limit || !perfect); {
@@ -202,8 +215,8 @@ func (s *Scheduler) Place(st State, eval *structs.Evaluation, job *structs.Job, 
 			count(&m.ExhaustedBy, dim)
 			continue
 		}
-		c := s.rank(node, job, used.Add(ask))
-		perfect = perfect || c.perfectAffinity
+		c := s.rank(node, job, used.Add(ask), pc)
+		perfect = perfect || c.perfect
 		top.push(c)
 		scored++
 	}
@@ -250,7 +263,7 @@ func (s *Scheduler) limits(n int, job *structs.Job) (limit, widest int) {
 		return n, n
 	}
 	limit = max(2, bits.Len(uint(n-1))) // ceil(log2(n)) for n ≥ 2
-	if affinityWeight(job.Spec.Affinities) > 0 {
+	if affinityWeight(job.Spec.Affinities) > 0 || needsPipelineCounts(job) {
 		return limit, max(limit, AffinityLimit)
 	}
 	return limit, limit

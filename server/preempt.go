@@ -204,6 +204,12 @@ type evictedView struct {
 
 var _ scheduler.State = (*evictedView)(nil)
 
+// The snapshot counts a pipeline's allocations from an index, so spread and
+// anti-affinity cost O(allocations of the pipeline). The evictedView does
+// not: the scheduler then counts from its one node's allocations, which is
+// all a preemption check on that node needs to rank it.
+var _ scheduler.PipelineState = (*state.StateSnapshot)(nil)
+
 func (v *evictedView) Nodes() ([]*structs.Node, error) { return []*structs.Node{v.node}, nil }
 
 func (v *evictedView) AllocsByNode(nodeID string) ([]*structs.Allocation, error) {

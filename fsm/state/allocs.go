@@ -23,6 +23,12 @@ func (s *StateStore) AllocsByJob(ws memdb.WatchSet, jobID string) ([]*structs.Al
 	return list[structs.Allocation](s.db.Txn(false), ws, TableAllocs, "job_id", jobID)
 }
 
+// AllocsByPipeline returns every allocation of the pipeline's jobs, live or
+// not, sorted by ID.
+func (s *StateStore) AllocsByPipeline(ws memdb.WatchSet, pipelineID string) ([]*structs.Allocation, error) {
+	return list[structs.Allocation](s.db.Txn(false), ws, TableAllocs, "pipeline_id", pipelineID)
+}
+
 // Allocs returns every allocation, sorted by ID.
 func (s *StateStore) Allocs(ws memdb.WatchSet) ([]*structs.Allocation, error) {
 	return list[structs.Allocation](s.db.Txn(false), ws, TableAllocs, "id")

@@ -54,6 +54,9 @@ func schema() *memdb.DBSchema {
 			"id":      id("ID"),
 			"node_id": by("node_id", "NodeID"),
 			"job_id":  by("job_id", "JobID"),
+			// pipeline_id lets the scheduler count a pipeline's allocations
+			// for spread and anti-affinity without a table scan.
+			"pipeline_id": by("pipeline_id", "PipelineID"),
 		}},
 		TableNodes: {Name: TableNodes, Indexes: map[string]*memdb.IndexSchema{
 			"id": id("ID"),

@@ -14,6 +14,7 @@ import "github.com/ciplat/ciplat/fsm/structs"
 //
 //	Nodes() ([]*structs.Node, error)            O(1): the sorted slice cached at snapshot time
 //	AllocsByNode(nodeID string) ([]*structs.Allocation, error)
+//	AllocsByPipeline(pipelineID string) ([]*structs.Allocation, error)  (scheduler.PipelineState)
 //
 // The ws forms stay reachable as snap.StateStore.Nodes(ws) and
 // snap.StateStore.AllocsByNode(ws, id).
@@ -37,4 +38,11 @@ func (s *StateSnapshot) Nodes() ([]*structs.Node, error) {
 // AllocsByNode returns every allocation on the node, live or not, sorted by ID.
 func (s *StateSnapshot) AllocsByNode(nodeID string) ([]*structs.Allocation, error) {
 	return s.StateStore.AllocsByNode(nil, nodeID)
+}
+
+// AllocsByPipeline returns every allocation of the pipeline, live or not,
+// sorted by ID: one lookup on the allocs table's pipeline_id index. The
+// scheduler uses it for spread and anti-affinity.
+func (s *StateSnapshot) AllocsByPipeline(pipelineID string) ([]*structs.Allocation, error) {
+	return s.StateStore.AllocsByPipeline(nil, pipelineID)
 }

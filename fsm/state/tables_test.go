@@ -119,6 +119,15 @@ func TestStateStore_Allocs(t *testing.T) {
 		{"by node none", func() ([]*structs.Allocation, error) { return s.AllocsByNode(nil, "n9") }, []string{}},
 		{"by job j1", func() ([]*structs.Allocation, error) { return s.AllocsByJob(nil, "j1") }, []string{"a1", "a2"}},
 		{"all", func() ([]*structs.Allocation, error) { return s.Allocs(nil) }, []string{"a1", "a2", "a3"}},
+		{"by pipeline p1", func() ([]*structs.Allocation, error) { return s.AllocsByPipeline(nil, "p1") }, []string{"a1", "a2", "a3"}},
+		{"by pipeline none", func() ([]*structs.Allocation, error) { return s.AllocsByPipeline(nil, "p9") }, []string{}},
+		{"snapshot by pipeline", func() ([]*structs.Allocation, error) {
+			snap, err := s.Snapshot()
+			if err != nil {
+				return nil, err
+			}
+			return snap.AllocsByPipeline("p1")
+		}, []string{"a1", "a2", "a3"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

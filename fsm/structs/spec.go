@@ -10,18 +10,24 @@ type PipelineSpec struct {
 
 // JobSpec is one job of a pipeline: where it may run and the steps it runs.
 type JobSpec struct {
-	Name        string            `json:"name"`
-	Image       string            `json:"image,omitempty"`
-	Driver      string            `json:"driver,omitempty"`
-	Needs       []string          `json:"needs,omitempty"`
-	Priority    int               `json:"priority"`
-	Resources   Resources         `json:"resources"`
-	Constraints []Constraint      `json:"constraints,omitempty"`
-	Affinities  []Affinity        `json:"affinities,omitempty"`
-	Retry       RetryPolicy       `json:"retry"`
-	Timeout     Duration          `json:"timeout,omitempty"`
-	Env         map[string]string `json:"env,omitempty"`
-	Steps       []StepSpec        `json:"steps"`
+	Name        string       `json:"name"`
+	Image       string       `json:"image,omitempty"`
+	Driver      string       `json:"driver,omitempty"`
+	Needs       []string     `json:"needs,omitempty"`
+	Priority    int          `json:"priority"`
+	Resources   Resources    `json:"resources"`
+	Constraints []Constraint `json:"constraints,omitempty"`
+	Affinities  []Affinity   `json:"affinities,omitempty"`
+	// Spread prefers nodes whose attribute value runs the fewest live
+	// allocations of the same pipeline (see scheduler/rank_spread.go).
+	Spread []Spread `json:"spread,omitempty"`
+	// AntiAffinity, when true, penalises nodes already running a live
+	// allocation of another job of the same pipeline.
+	AntiAffinity bool              `json:"anti_affinity,omitempty"`
+	Retry        RetryPolicy       `json:"retry"`
+	Timeout      Duration          `json:"timeout,omitempty"`
+	Env          map[string]string `json:"env,omitempty"`
+	Steps        []StepSpec        `json:"steps"`
 }
 
 // StepSpec is one shell command of a job, run with `sh -e -c` in the job's worker.
@@ -78,6 +84,13 @@ type Affinity struct {
 	Weight int    `json:"weight"`
 }
 
+// Spread spreads a pipeline's jobs across the values of a node attribute
+// ("label.zone"), with Weight in [1, 100] among the job's spreads.
+type Spread struct {
+	Attr   string `json:"attr"`
+	Weight int    `json:"weight"`
+}
+
 // ConstraintOps are the operators constraints and affinities accept.
 var ConstraintOps = []string{"=", "!=", "<", ">", "<=", ">=", "regexp", "set_contains", "is_set", "is_not_set", "version"}
 
@@ -94,6 +107,8 @@ const (
 	DefaultCPU      = 100 // millicores
 	DefaultMemoryMB = 128
 	DefaultPriority = 50
+	// DefaultSpreadWeight is a spread's weight when left out.
+	DefaultSpreadWeight = 50
 )
 
 // Job returns the spec of the named job, or nil.

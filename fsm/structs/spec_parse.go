@@ -616,11 +616,12 @@ var specForeignKeys = map[string]struct{ field, text string }{
 // Field lists, in the order the documentation gives them.
 var (
 	specTopFields        = []string{"name", "env", "jobs"}
-	specJobFields        = []string{"image", "driver", "needs", "priority", "resources", "constraints", "affinities", "retry", "timeout", "env", "steps"}
+	specJobFields        = []string{"image", "driver", "needs", "priority", "resources", "constraints", "affinities", "spread", "anti_affinity", "retry", "timeout", "env", "steps"}
 	specJobBodyFields    = append([]string{"name"}, specJobFields...)
 	specResourceFields   = []string{"cpu", "memory"}
 	specConstraintFields = []string{"attr", "op", "value"}
 	specAffinityFields   = []string{"attr", "op", "value", "weight"}
+	specSpreadFields     = []string{"attr", "weight"}
 	specRetryFields      = []string{"attempts", "backoff"}
 	specStepFields       = []string{"name", "run", "env", "timeout"}
 )
@@ -820,6 +821,10 @@ func (p *specParser) job(kvs []specKV, j *JobSpec, path string, mode int, spec *
 			j.Constraints = p.constraints(v, fp)
 		case "affinities":
 			j.Affinities = p.affinities(v, fp)
+		case "spread":
+			j.Spread = p.spread(v, fp)
+		case "anti_affinity":
+			j.AntiAffinity, _ = p.bool(v, fp)
 		case "retry":
 			p.retry(v, fp, &j.Retry)
 		case "timeout":
@@ -1150,6 +1155,48 @@ func (p *specParser) affinities(n *yaml.Node, path string) []Affinity {
 		out = append(out, a)
 	}
 	return out
+}
+
+// spread reads a list of {attr, weight}; weight defaults to 50.
+func (p *specParser) spread(n *yaml.Node, path string) []Spread {
+	if n.Kind != yaml.SequenceNode {
+		p.fail(n, path, "expected a list of spreads {attr, weight}, got %s", specGot(n))
+		return nil
+	}
+	var out []Spread
+	for i, item := range n.Content {
+		item = p.resolve(item)
+		if item == nil {
+			continue
+		}
+		ip := specIndex(path, i)
+		p.at(ip, item)
+		s := Spread{Weight: DefaultSpreadWeight}
+		p.object(item, ip, "a spread {attr, weight}", specSpreadFields, func(key string, v *yaml.Node, fp string) {
+			switch key {
+			case "attr":
+				s.Attr, _ = p.str(v, fp)
+			case "weight":
+				s.Weight, _ = p.int(v, fp, "an integer from 1 to 100")
+			}
+		})
+		out = append(out, s) // even when broken: keeps the indexes of the entries after it
+	}
+	return out
+}
+
+// bool reads true or false (YAML's true/false in any case, or a quoted form).
+func (p *specParser) bool(n *yaml.Node, path string) (bool, bool) {
+	if n.Kind == yaml.ScalarNode {
+		switch strings.ToLower(strings.TrimSpace(n.Value)) {
+		case "true":
+			return true, true
+		case "false":
+			return false, true
+		}
+	}
+	p.fail(n, path, "expected true or false, got %s", specGot(n))
+	return false, false
 }
 
 // retry reads {attempts, backoff}, or a bare number of attempts.

@@ -211,6 +211,12 @@ func TestParsePipelineSpec_Valid(t *testing.T) {
 			base(func(j *JobSpec) {
 				j.Affinities = []Affinity{{Attr: "label.spot", Op: "=", Value: "true", Weight: -100}}
 			})},
+		{"spread and anti-affinity", "spread: [{attr: label.zone, weight: 30}, {attr: label.rack}]\nanti_affinity: true\nsteps: [make]",
+			base(func(j *JobSpec) {
+				j.Spread = []Spread{{Attr: "label.zone", Weight: 30}, {Attr: "label.rack", Weight: DefaultSpreadWeight}}
+				j.AntiAffinity = true
+			})},
+		{"anti-affinity false", "anti_affinity: false\nsteps: [make]", base(func(j *JobSpec) {})},
 		{"is_not_set takes no value", "constraints: [{attr: label.gpu, op: is_not_set}]\nsteps: [make]",
 			base(func(j *JobSpec) { j.Constraints = []Constraint{{Attr: "label.gpu", Op: "is_not_set"}} })},
 		{"step env stringified", "steps: [{run: make, env: {N: 3, ON: true, F: 1.50}}]",
@@ -308,7 +314,7 @@ func TestParsePipelineSpec_Errors(t *testing.T) {
 			`line 1, jobs: a pipeline needs at least one job, e.g. jobs: {build: {steps: ["make"]}}`,
 			`line 2, jbos: unknown field "jbos", did you mean "jobs"?`}},
 		{"unknown field without suggestion", "name: p\njobs: {j: {steps: [x], colour: red}}\n", []string{
-			`line 2, jobs.j.colour: unknown field "colour" (known fields: image, driver, needs, priority, resources, constraints, affinities, retry, timeout, env, steps)`}},
+			`line 2, jobs.j.colour: unknown field "colour" (known fields: image, driver, needs, priority, resources, constraints, affinities, spread, anti_affinity, retry, timeout, env, steps)`}},
 		{"field from another CI system", "name: p\njobs:\n  j:\n    commands: [make]\n", []string{
 			`line 3, jobs.j.steps: a job needs at least one step, e.g. steps: ["make test"]`,
 			`line 4, jobs.j.commands: unknown field "commands": ciplat calls this "steps", e.g. steps: ["make", "make test"]`}},
@@ -373,6 +379,22 @@ func TestParsePipelineSpec_Errors(t *testing.T) {
 			`line 5, jobs.j.affinities[0].weight: expected an integer from -100 to 100, not 0, got 101`}},
 		{"affinity without weight", "name: p\njobs:\n  j:\n    affinities:\n      - {attr: a, value: b}\n    steps: [x]\n", []string{
 			`line 5, jobs.j.affinities[0].weight: is required: an integer from 1 to 100 to prefer matching nodes, or from -100 to -1 to avoid them`}},
+		{"spread not a list", "name: p\njobs:\n  j:\n    spread: label.zone\n    steps: [x]\n", []string{
+			`line 4, jobs.j.spread: expected a list of spreads {attr, weight}, got "label.zone"`}},
+		{"spread without attr", "name: p\njobs:\n  j:\n    spread:\n      - {weight: 10}\n    steps: [x]\n", []string{
+			`line 5, jobs.j.spread[0].attr: is required: the node attribute whose values to spread across, such as "label.zone"`}},
+		{"spread weight zero", "name: p\njobs:\n  j:\n    spread:\n      - attr: label.zone\n        weight: 0\n    steps: [x]\n", []string{
+			`line 6, jobs.j.spread[0].weight: expected an integer from 1 to 100, got 0`}},
+		{"spread weight too big", "name: p\njobs:\n  j:\n    spread: [{attr: label.zone, weight: 101}]\n    steps: [x]\n", []string{
+			`line 4, jobs.j.spread[0].weight: expected an integer from 1 to 100, got 101`}},
+		{"spread weight not a number", "name: p\njobs:\n  j:\n    spread:\n      - {attr: label.zone, weight: lots}\n    steps: [x]\n", []string{
+			`line 5, jobs.j.spread[0].weight: expected an integer from 1 to 100, got "lots"`}},
+		{"spread twice", "name: p\njobs:\n  j:\n    spread:\n      - {attr: label.zone}\n      - {attr: label.zone}\n    steps: [x]\n", []string{
+			`line 6, jobs.j.spread[1].attr: "label.zone" is spread twice`}},
+		{"spread unknown field", "name: p\njobs:\n  j:\n    spread:\n      - {attr: label.zone, value: a}\n    steps: [x]\n", []string{
+			`line 5, jobs.j.spread[0].value: unknown field "value" (known fields: attr, weight)`}},
+		{"anti_affinity not a bool", "name: p\njobs:\n  j:\n    anti_affinity: sometimes\n    steps: [x]\n", []string{
+			`line 4, jobs.j.anti_affinity: expected true or false, got "sometimes"`}},
 		{"retry attempts", "name: p\njobs:\n  j:\n    retry: {attempts: 11}\n    steps: [x]\n", []string{
 			`line 4, jobs.j.retry.attempts: expected an integer from 0 to 10, got 11`}},
 		{"retry not a number", "name: p\njobs:\n  j:\n    retry: often\n    steps: [x]\n", []string{

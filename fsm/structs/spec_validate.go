@@ -159,6 +159,20 @@ func (v *specValidator) job(j *JobSpec, path string, index map[string]int, names
 			v.add(ap+".weight", "expected an integer from -100 to 100, not 0, got %d", a.Weight)
 		}
 	}
+	seen := make(map[string]bool, len(j.Spread))
+	for i, sp := range j.Spread {
+		pp := specIndex(path+".spread", i)
+		switch {
+		case strings.TrimSpace(sp.Attr) == "":
+			v.add(pp+".attr", "is required: the node attribute whose values to spread across, such as \"label.zone\"")
+		case seen[sp.Attr]:
+			v.add(pp+".attr", "%q is spread twice", sp.Attr)
+		}
+		seen[sp.Attr] = true
+		if sp.Weight < 1 || sp.Weight > specMaxAbsWeight {
+			v.add(pp+".weight", "expected an integer from 1 to 100, got %d", sp.Weight)
+		}
+	}
 	if j.Retry.Attempts < 0 || j.Retry.Attempts > specMaxAttempts {
 		v.add(path+".retry.attempts", "expected an integer from 0 to 10, got %d", j.Retry.Attempts)
 	}

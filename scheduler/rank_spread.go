@@ -1,0 +1,56 @@
+package scheduler
+
+import "github.com/ciplat/ciplat/fsm/structs"
+
+// pipelineScorer is a scorer that also reads the live allocations of the
+// job's pipeline (pipelineCounts), counted once per placement.
+type pipelineScorer interface {
+	Name() string
+	Score(node *structs.Node, job *structs.Job, pc *pipelineCounts) (score float64, applies bool)
+}
+
+var (
+	_ pipelineScorer = labelSpreadScorer{}
+	_ pipelineScorer = antiAffinityScorer{}
+)
+
+// labelSpreadScorer spreads a pipeline's jobs across the values of node
+// attributes (job spec `spread: [{attr: label.zone, weight: 50}]`), as
+// Nomad's spread stanza does for even spread. For each spread, a node whose
+// attribute value runs c live allocations of the pipeline, when the busiest
+// value runs max, scores 1 − c/max (1 when the pipeline runs nowhere yet): the
+// value with the fewest allocations scores highest. A node without the
+// attribute scores −1. The spreads are averaged by weight, so −1..1.
+type labelSpreadScorer struct{}
+
+// Name names the scorer in Offer.Scores.
+func (labelSpreadScorer) Name() string { return "label_spread" }
+
+// Score applies when the job has spreads.
+func (labelSpreadScorer) Score(node *structs.Node, job *structs.Job, pc *pipelineCounts) (float64, bool) {
+	if job.Spec == nil || len(job.Spec.Spread) == 0 || pc == nil {
+		return 0, false
+	}
+	sum, total := 0.0, 0
+	for i, sp := range job.Spec.Spread {
+		w := max(sp.Weight, 0)
+		if w == 0 {
+			continue
+		}
+		total += w
+		v, ok := lookupAttr(node, sp.Attr)
+		if !ok {
+			sum -= float64(w)
+			continue
+		}
+		if m := pc.maxValue[i]; m == 0 {
+			sum += float64(w)
+		} else {
+			sum += float64(w) * (1 - float64(pc.byValue[i][v])/float64(m))
+		}
+	}
+	if total == 0 {
+		return 0, false
+	}
+	return sum / float64(total), true
+}
