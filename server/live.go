@@ -91,6 +91,8 @@ type natsInfo struct {
 	Connected bool                    `json:"connected"`
 	Stream    string                  `json:"stream"`
 	Messages  uint64                  `json:"messages"`
+	Replicas  int                     `json:"replicas,omitempty"`
+	Routes    []string                `json:"routes,omitempty"`
 	LastSeq   uint64                  `json:"last_seq"`
 	Publisher *events.PublisherStatus `json:"publisher,omitempty"`
 	Error     string                  `json:"error,omitempty"`
@@ -102,6 +104,9 @@ func (s *Server) natsInfo(ctx context.Context) *natsInfo {
 		return nil
 	}
 	out := &natsInfo{URL: bus.ClientURL(), Embedded: bus.Embedded() != nil, Connected: bus.Conn().IsConnected(), Stream: events.StreamName}
+	if bus.Embedded() != nil && bus.Config().ClusterAddr != "" {
+		out.Routes = bus.Routes()
+	}
 	if s.IsLeader() {
 		st := s.live.pub.Status()
 		out.Publisher = &st
@@ -118,7 +123,7 @@ func (s *Server) natsInfo(ctx context.Context) *natsInfo {
 		out.Error = err.Error()
 		return out
 	}
-	out.Messages, out.LastSeq = info.State.Msgs, info.State.LastSeq
+	out.Messages, out.LastSeq, out.Replicas = info.State.Msgs, info.State.LastSeq, info.Config.Replicas
 	return out
 }
 

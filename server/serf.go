@@ -183,6 +183,10 @@ func (s *Server) serfEventLoop() {
 			case s.reconcileCh <- struct{}{}:
 			default:
 			}
+			select {
+			case s.natsRoutesCh <- struct{}{}:
+			default:
+			}
 		case <-tick.C:
 			s.maybeBootstrap()
 		}

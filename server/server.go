@@ -43,6 +43,9 @@ type Server struct {
 	serfEvents chan serf.Event
 	// reconcileCh wakes the leader's reconcile loop on member events.
 	reconcileCh chan struct{}
+	// natsRoutesCh wakes the NATS route loop on member events
+	// (nats_cluster.go).
+	natsRoutesCh chan struct{}
 	// bootstrapped is set once Raft was bootstrapped here or found to hold
 	// state (or an existing cluster was found): never bootstrap again.
 	bootstrapped atomic.Bool
@@ -108,6 +111,7 @@ func New(cfg Config) (*Server, error) {
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
 		reconcileCh:    make(chan struct{}, 1),
+		natsRoutesCh:   make(chan struct{}, 1),
 		leaveCh:        make(chan struct{}),
 	}
 	s.forwarder = newForwarder(s)
@@ -138,6 +142,9 @@ func New(cfg Config) (*Server, error) {
 		s.wg.Wait()
 		s.closeRaft()
 		return nil, err
+	}
+	if err := s.startNATSCluster(); err != nil {
+		s.log.Warn("gossip the NATS route address", "err", err)
 	}
 	s.wg.Add(1)
 	go s.monitorLeadership()

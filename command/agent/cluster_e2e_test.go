@@ -82,7 +82,7 @@ func startServerCluster(t testing.TB, n int, extra map[int][]string, common ...s
 	for i, p := range procs {
 		p.args = []string{"agent", "-server", "-bootstrap-expect", strconv.Itoa(n), "-node", p.name,
 			"-data-dir", p.dataDir, "-http-addr", p.httpAddr, "-raft-addr", p.raftAddr, "-serf-addr", p.serfAddr,
-			"-retry-interval", "200ms", "-log-level", "warn"}
+			"-retry-interval", "200ms", "-log-level", "warn", "-nats-cluster-addr", "127.0.0.1:0"}
 		for _, o := range procs {
 			if o != p {
 				p.args = append(p.args, "-retry-join", o.serfAddr)

@@ -12,8 +12,10 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
@@ -76,8 +78,9 @@ type Config struct {
 
 	// MaxAge and MaxMsgs bound the stream (oldest dropped first);
 	// Duplicates is the window in which a re-published message ID is
-	// dropped. Replicas is the stream's replication (1, or 3 in a cluster
-	// of three or more).
+	// dropped. Replicas is the streams' replication; 0 means automatic:
+	// min(3, servers) for a clustered embedded server (SetClusterSize
+	// tells the bus how many servers there are), else 1.
 	MaxAge     time.Duration
 	MaxMsgs    int64
 	Duplicates time.Duration
@@ -101,8 +104,8 @@ func (c *Config) setDefaults() {
 	if c.Duplicates <= 0 {
 		c.Duplicates = DefaultDuplicates
 	}
-	if c.Replicas <= 0 {
-		c.Replicas = 1
+	if c.Replicas < 0 {
+		c.Replicas = 0
 	}
 	if c.LogMaxAge <= 0 {
 		c.LogMaxAge = DefaultLogMaxAge
@@ -115,8 +118,23 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// StreamConfig is the CIPLAT_EVENTS configuration cfg asks for.
-func (c Config) StreamConfig() jetstream.StreamConfig {
+// replicasFor is the stream replication for a NATS cluster of size
+// servers (0: unknown).
+func (c Config) replicasFor(size int) int {
+	if c.Replicas > 0 {
+		return c.Replicas
+	}
+	if c.URL != "" || c.ClusterAddr == "" {
+		return 1
+	}
+	return max(1, min(3, size))
+}
+
+// StreamConfig is the CIPLAT_EVENTS configuration cfg asks for (with
+// automatic replicas, for a cluster of one).
+func (c Config) StreamConfig() jetstream.StreamConfig { return c.streamConfig(1) }
+
+func (c Config) streamConfig(size int) jetstream.StreamConfig {
 	c.setDefaults()
 	return jetstream.StreamConfig{
 		Name:        StreamName,
@@ -128,7 +146,7 @@ func (c Config) StreamConfig() jetstream.StreamConfig {
 		MaxAge:      c.MaxAge,
 		MaxMsgs:     c.MaxMsgs,
 		Duplicates:  c.Duplicates,
-		Replicas:    c.Replicas,
+		Replicas:    c.replicasFor(size),
 	}
 }
 
@@ -145,6 +163,19 @@ type Bus struct {
 
 	streamMu sync.Mutex
 	streamOK bool
+	// replicas is the replication the streams were last created or
+	// updated with (0: not yet).
+	replicas int
+
+	// natsOpts are the embedded server's options as started (cluster
+	// port resolved), the base of every route reload; routesMu guards
+	// routes, the route URLs now configured.
+	natsOpts *natsserver.Options
+	routesMu sync.Mutex
+	routes   []string
+	// clusterSize is how many ciplat servers share the NATS cluster
+	// (SetClusterSize), for automatic replicas.
+	clusterSize atomic.Int32
 
 	closeOnce sync.Once
 }
@@ -166,11 +197,13 @@ func Start(cfg Config) (*Bus, error) {
 	}
 	url := cfg.URL
 	if url == "" {
-		ns, err := startEmbedded(cfg, b.log)
+		ns, nopts, err := startEmbedded(cfg, b.log)
 		if err != nil {
 			return nil, err
 		}
 		b.ns = ns
+		b.natsOpts = nopts
+		b.routes = routeStrings(nopts.Routes)
 		url = ns.ClientURL()
 		opts = append(opts, nats.InProcessServer(ns))
 	}
@@ -189,14 +222,15 @@ func Start(cfg Config) (*Bus, error) {
 	return b, nil
 }
 
-// startEmbedded runs a NATS server with JetStream in this process.
-func startEmbedded(cfg Config, log *slog.Logger) (*natsserver.Server, error) {
+// startEmbedded runs a NATS server with JetStream in this process and
+// returns it with a copy of the options it started with.
+func startEmbedded(cfg Config, log *slog.Logger) (*natsserver.Server, *natsserver.Options, error) {
 	if cfg.StoreDir == "" {
-		return nil, errors.New("embedded NATS: a JetStream store dir is required")
+		return nil, nil, errors.New("embedded NATS: a JetStream store dir is required")
 	}
 	host, port, err := splitAddr(cfg.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("-nats-addr %q: %w", cfg.Addr, err)
+		return nil, nil, fmt.Errorf("-nats-addr %q: %w", cfg.Addr, err)
 	}
 	opts := &natsserver.Options{
 		ServerName: cfg.ServerName,
@@ -211,28 +245,129 @@ func startEmbedded(cfg Config, log *slog.Logger) (*natsserver.Server, error) {
 	if cfg.ClusterAddr != "" {
 		ch, cp, err := splitAddr(cfg.ClusterAddr)
 		if err != nil {
-			return nil, fmt.Errorf("NATS cluster address %q: %w", cfg.ClusterAddr, err)
+			return nil, nil, fmt.Errorf("NATS cluster address %q: %w", cfg.ClusterAddr, err)
+		}
+		if cp == natsserver.RANDOM_PORT {
+			// The route to itself below needs the port before the start.
+			if cp, err = freePort(ch); err != nil {
+				return nil, nil, fmt.Errorf("NATS cluster address %q: %w", cfg.ClusterAddr, err)
+			}
 		}
 		opts.Cluster = natsserver.ClusterOpts{Name: cfg.ClusterName, Host: ch, Port: cp}
-		for _, r := range cfg.Routes {
+		// JetStream runs clustered only when routes are configured at
+		// start: a route to this server itself (nats-server skips it)
+		// makes that so before serf has found the others; their routes
+		// come with SetRoutes.
+		self := "nats-route://" + net.JoinHostPort(dialHost(ch), strconv.Itoa(cp))
+		for _, r := range append([]string{self}, cfg.Routes...) {
 			u, err := url.Parse(r)
 			if err != nil {
-				return nil, fmt.Errorf("NATS route %q: %w", r, err)
+				return nil, nil, fmt.Errorf("NATS route %q: %w", r, err)
 			}
 			opts.Routes = append(opts.Routes, u)
 		}
 	}
+	base := opts.Clone()
 	ns, err := natsserver.NewServer(opts)
 	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
+		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
 	}
 	ns.SetLoggerV2(&natsLogger{log: log}, false, false, false)
 	ns.Start()
 	if !ns.ReadyForConnections(15 * time.Second) {
 		ns.Shutdown()
-		return nil, fmt.Errorf("embedded NATS on %s did not become ready in 15s (port in use? set -nats-addr)", cfg.Addr)
+		return nil, nil, fmt.Errorf("embedded NATS on %s did not become ready in 15s (port in use? set -nats-addr)", cfg.Addr)
 	}
-	return ns, nil
+	return ns, base, nil
+}
+
+// freePort returns a TCP port free on host now.
+func freePort(host string) (int, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// dialHost is the host to dial for a listener on host: loopback for an
+// unspecified address.
+func dialHost(host string) string {
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return "127.0.0.1"
+	}
+	return host
+}
+
+func routeStrings(us []*url.URL) []string {
+	out := make([]string, 0, len(us))
+	for _, u := range us {
+		out = append(out, u.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// SetRoutes makes the embedded server's routes the given
+// nats-route://host:port URLs (the other servers' cluster addresses; this
+// server's own is kept and skipped by nats-server), reloading its options
+// when they changed. It does nothing without an embedded clustered server.
+func (b *Bus) SetRoutes(routes []string) error {
+	if b.ns == nil || b.natsOpts == nil || b.cfg.ClusterAddr == "" {
+		return nil
+	}
+	want := []string{"nats-route://" + net.JoinHostPort(dialHost(b.natsOpts.Cluster.Host), strconv.Itoa(b.natsOpts.Cluster.Port))}
+	var urls []*url.URL
+	for _, r := range routes {
+		if !slices.Contains(want, r) {
+			want = append(want, r)
+		}
+	}
+	slices.Sort(want)
+	for _, r := range want {
+		u, err := url.Parse(r)
+		if err != nil {
+			return fmt.Errorf("NATS route %q: %w", r, err)
+		}
+		urls = append(urls, u)
+	}
+	b.routesMu.Lock()
+	defer b.routesMu.Unlock()
+	if slices.Equal(want, b.routes) {
+		return nil
+	}
+	opts := b.natsOpts.Clone()
+	opts.Routes = urls
+	if err := b.ns.ReloadOptions(opts); err != nil {
+		return fmt.Errorf("reload NATS routes: %w", err)
+	}
+	b.log.Info("NATS routes updated", "routes", want)
+	b.routes = want
+	return nil
+}
+
+// Routes returns the route URLs the embedded server is configured with.
+func (b *Bus) Routes() []string {
+	b.routesMu.Lock()
+	defer b.routesMu.Unlock()
+	return slices.Clone(b.routes)
+}
+
+// SetClusterSize tells the bus how many ciplat servers share the NATS
+// cluster; with automatic replicas the streams get min(3, n) the next
+// time they are created or updated (EnsureStream).
+func (b *Bus) SetClusterSize(n int) { b.clusterSize.Store(int32(n)) }
+
+// WantReplicas is the replication the streams should have now.
+func (b *Bus) WantReplicas() int { return b.cfg.replicasFor(int(b.clusterSize.Load())) }
+
+// StreamReplicas is the replication the streams were last created or
+// updated with by this bus (0: not yet).
+func (b *Bus) StreamReplicas() int {
+	b.streamMu.Lock()
+	defer b.streamMu.Unlock()
+	return b.replicas
 }
 
 // splitAddr parses host:port; port 0 or -1 means a free port.
@@ -270,7 +405,7 @@ func (b *Bus) ClusterURL() string {
 	if addr == nil {
 		return ""
 	}
-	return "nats-route://" + addr.String()
+	return "nats-route://" + net.JoinHostPort(dialHost(addr.IP.String()), strconv.Itoa(addr.Port))
 }
 
 // Embedded is the embedded NATS server, or nil when connected to an
@@ -287,28 +422,55 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 func (b *Bus) Config() Config { return b.cfg }
 
 // EnsureStream creates CIPLAT_EVENTS and CIPLAT_LOGS, or updates them to
-// the configured retention. The publisher calls it before its first
-// publish.
+// the configured retention and the replicas WantReplicas says. The
+// publisher calls it before its first publish, the server when the
+// number of servers changes. In a NATS cluster that is still forming (no
+// JetStream meta leader yet, too few servers for the replicas) it retries
+// until ctx ends.
 func (b *Bus) EnsureStream(ctx context.Context) (jetstream.Stream, error) {
-	cfg := b.cfg.StreamConfig()
-	st, err := b.js.CreateOrUpdateStream(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	size := int(b.clusterSize.Load())
+	cfg := b.cfg.streamConfig(size)
+	var st jetstream.Stream
+	var err error
+	for {
+		st, err = b.ensureOnce(ctx, cfg, b.cfg.logStreamConfig(size))
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		b.log.Debug("JetStream not ready for the streams; retrying", "err", err)
+		t := time.NewTimer(250 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 	}
-	if _, err := b.js.CreateOrUpdateStream(ctx, b.cfg.logStreamConfig()); err != nil {
-		return nil, fmt.Errorf("create stream %s: %w", LogStreamName, err)
+	if err != nil {
+		return nil, err
 	}
 	b.streamMu.Lock()
-	if !b.streamOK {
+	if !b.streamOK || b.replicas != cfg.Replicas {
 		b.log.Info("JetStream stream ready", "stream", StreamName, "max_age", cfg.MaxAge,
 			"max_msgs", cfg.MaxMsgs, "duplicates", cfg.Duplicates, "replicas", cfg.Replicas)
 		b.streamOK = true
+		b.replicas = cfg.Replicas
 	}
 	b.streamMu.Unlock()
 	return st, nil
 }
 
-func (c Config) logStreamConfig() jetstream.StreamConfig {
+func (b *Bus) ensureOnce(ctx context.Context, ev, logs jetstream.StreamConfig) (jetstream.Stream, error) {
+	st, err := b.js.CreateOrUpdateStream(ctx, ev)
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	if _, err := b.js.CreateOrUpdateStream(ctx, logs); err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", LogStreamName, err)
+	}
+	return st, nil
+}
+
+func (c Config) logStreamConfig(size int) jetstream.StreamConfig {
 	c.setDefaults()
 	return jetstream.StreamConfig{
 		Name:        LogStreamName,
@@ -318,7 +480,7 @@ func (c Config) logStreamConfig() jetstream.StreamConfig {
 		Discard:     jetstream.DiscardOld,
 		Storage:     jetstream.FileStorage,
 		MaxAge:      c.LogMaxAge,
-		Replicas:    c.Replicas,
+		Replicas:    c.replicasFor(size),
 	}
 }
 
