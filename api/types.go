@@ -262,6 +262,13 @@ type AllocUpdate struct {
 	JobState     string       `json:"job_state,omitempty"`
 	Reason       string       `json:"reason,omitempty"`
 	Steps        []StepStatus `json:"steps,omitempty"`
+	// The worker: the driver that runs it, the driver's ID for it, the
+	// image and its state (WorkerCreating, WorkerRunning, WorkerTerminated,
+	// WorkerFailed). Empty fields change nothing.
+	Driver      string `json:"driver,omitempty"`
+	WorkerID    string `json:"worker_id,omitempty"`
+	Image       string `json:"image,omitempty"`
+	WorkerState string `json:"worker_state,omitempty"`
 }
 
 // LogEntry is one line of step output.

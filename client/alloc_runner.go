@@ -70,6 +70,10 @@ type allocRunner struct {
 
 	steps   []api.StepStatus
 	pending []*api.AllocUpdate // reports not yet delivered, oldest first
+
+	// What the reports say of the worker (Worker Manager API): the driver,
+	// the driver's worker ID, the image and the worker's state.
+	workerDriver, workerID, workerImage, workerState string
 }
 
 // Errors that say why a step's ctx ended.
@@ -145,6 +149,7 @@ func (r *allocRunner) run() {
 	}
 	r.driver = r.c.cfg.Drivers[name]
 	r.log = r.log.With("driver", name)
+	r.workerDriver, r.workerImage = name, r.job.Spec.Image
 
 	jobTimeout, err := parseTimeout(r.job.Spec.Timeout)
 	if err != nil {
@@ -179,6 +184,7 @@ func (r *allocRunner) run() {
 		return
 	}
 	r.handle = h
+	r.workerID, r.workerState = h.ID, api.WorkerRunning
 	r.destroy = sync.OnceValue(func() bool { return r.c.destroy(r.driver, h, r.log) })
 	if err := r.c.saveHandle(&handleRecord{AllocID: r.alloc.ID, JobID: r.alloc.JobID, Attempt: r.alloc.Attempt, Driver: name, Handle: h}); err != nil {
 		// Without a handle a crash would leave the worker to the orphan
@@ -287,6 +293,7 @@ func (r *allocRunner) runSteps(jobCtx context.Context, jobTimeout time.Duration,
 // have it and the worker is gone.
 func (r *allocRunner) finish(out outcome, destroyed bool) {
 	r.log.Info("allocation ended", "client_status", out.clientStatus, "job_state", out.jobState, "reason", out.reason)
+	r.workerEnded(destroyed)
 	if r.report(r.update(out.clientStatus, out.jobState, out.reason)) && destroyed {
 		r.c.removeHandle(r.alloc.ID)
 	}
@@ -323,7 +330,12 @@ func (r *allocRunner) finishStopped() {
 func (r *allocRunner) finishStoppedDestroyed(destroyed bool) {
 	r.log.Info("allocation stopped by the servers")
 	r.pending = nil
-	if r.report(&api.AllocUpdate{AllocID: r.alloc.ID, ClientStatus: api.AllocClientComplete}) && destroyed {
+	u := &api.AllocUpdate{AllocID: r.alloc.ID, ClientStatus: api.AllocClientComplete}
+	if r.workerState != "" {
+		r.workerEnded(destroyed)
+		u.Driver, u.WorkerID, u.Image, u.WorkerState = r.workerDriver, r.workerID, r.workerImage, r.workerState
+	}
+	if r.report(u) && destroyed {
 		r.c.removeHandle(r.alloc.ID)
 	}
 }
@@ -342,7 +354,19 @@ func (r *allocRunner) earlyFailure(reason string) []*api.AllocUpdate {
 	}
 	running := r.update(api.AllocClientRunning, api.StateRunning, "")
 	r.skipFrom(0)
+	r.workerState = api.WorkerFailed // no worker was created
 	return []*api.AllocUpdate{running, r.update(api.AllocClientFailed, api.StateFailed, reason)}
+}
+
+// workerEnded records the worker's end for the next report: terminated
+// when it was destroyed, failed when it could not be (it may linger until
+// the orphan sweep).
+func (r *allocRunner) workerEnded(destroyed bool) {
+	if destroyed {
+		r.workerState = api.WorkerTerminated
+	} else {
+		r.workerState = api.WorkerFailed
+	}
 }
 
 // report delivers a final report after any update not yet delivered, in one
@@ -386,7 +410,8 @@ func (r *allocRunner) update(clientStatus, jobState, reason string) *api.AllocUp
 		}
 		steps[i] = s
 	}
-	return &api.AllocUpdate{AllocID: r.alloc.ID, ClientStatus: clientStatus, JobState: jobState, Reason: reason, Steps: steps}
+	return &api.AllocUpdate{AllocID: r.alloc.ID, ClientStatus: clientStatus, JobState: jobState, Reason: reason, Steps: steps,
+		Driver: r.workerDriver, WorkerID: r.workerID, Image: r.workerImage, WorkerState: r.workerState}
 }
 
 // initialSteps names every step PENDING. A step's name is the spec's, or

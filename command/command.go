@@ -49,6 +49,10 @@ var commands = map[string]func() Command{
 	"server leave":    func() Command { return &serverLeaveCommand{} },
 	"version":         func() Command { return &versionCommand{} },
 
+	"worker list":   func() Command { return &workerListCommand{} },
+	"worker status": func() Command { return &workerStatusCommand{} },
+	"worker stop":   func() Command { return &workerStopCommand{} },
+
 	"node drain":       func() Command { return &nodeDrainCommand{} },
 	"node eligibility": func() Command { return &nodeEligibilityCommand{} },
 

@@ -38,13 +38,19 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 	if err != nil || a == nil {
 		return err
 	}
-	if u.ClientStatus != "" && u.ClientStatus != a.ClientStatus && !revivesLost(a, u.ClientStatus) {
-		c := a.Copy()
-		c.ClientStatus = u.ClientStatus
-		if err := ac.tx.UpsertAlloc(c); err != nil {
+	statusChanged := u.ClientStatus != "" && u.ClientStatus != a.ClientStatus && !revivesLost(a, u.ClientStatus)
+	na := a.Copy()
+	workerChanged := ac.mergeWorker(na, u)
+	if statusChanged || workerChanged {
+		if statusChanged {
+			na.ClientStatus = u.ClientStatus
+		}
+		if err := ac.tx.UpsertAlloc(na); err != nil {
 			return err
 		}
-		ac.emitWorker(c, a.ClientStatus, u.Reason)
+		if statusChanged {
+			ac.emitWorker(na, a.ClientStatus, u.Reason)
+		}
 	}
 	j, err := ac.tx.JobByID(a.JobID)
 	if err != nil || j == nil || j.AllocID != a.ID || j.State.Terminal() {
@@ -150,4 +156,99 @@ func mergeSteps(j *structs.Job, steps []structs.StepStatus) bool {
 		}
 	}
 	return changed
+}
+
+// mergeWorker records on c (a copy of the allocation) what u says about its
+// worker: driver, handle ID, image and state, each only when reported. A
+// worker that ended stays ended (a late RUNNING report does not revive
+// it). It reports whether anything changed.
+func (ac *applyCtx) mergeWorker(c *structs.Allocation, u *structs.AllocUpdate) bool {
+	if u.Driver == "" && u.WorkerID == "" && u.Image == "" && u.WorkerState == "" {
+		return false
+	}
+	switch u.WorkerState {
+	case "", structs.WorkerCreating, structs.WorkerRunning, structs.WorkerTerminated, structs.WorkerFailed:
+	default:
+		return false // an unknown state is ignored, not stored
+	}
+	w := structs.WorkerInfo{}
+	if c.Worker != nil {
+		w = *c.Worker
+	}
+	before := w
+	if u.Driver != "" {
+		w.Driver = u.Driver
+	}
+	if u.WorkerID != "" {
+		w.HandleID = u.WorkerID
+	}
+	if u.Image != "" {
+		w.Image = u.Image
+	}
+	ended := w.State == structs.WorkerTerminated || w.State == structs.WorkerFailed
+	if u.WorkerState != "" && !ended {
+		w.State = u.WorkerState
+		switch u.WorkerState {
+		case structs.WorkerRunning:
+			if w.StartedAt.IsZero() {
+				w.StartedAt = ac.ts
+			}
+		case structs.WorkerTerminated, structs.WorkerFailed:
+			w.EndedAt = ac.ts
+			if u.Reason != "" {
+				w.Reason = u.Reason
+			}
+		}
+	}
+	if w == before {
+		return false
+	}
+	c.Worker = &w
+	return true
+}
+
+// applyWorkerStop terminates a worker at an operator's request: its
+// allocation gets desired status stop (the client destroys the worker and
+// reports it complete) and, when it runs its job's current attempt, the
+// attempt ends TERMINATED with the reason and the job is retried or fails
+// for good per its retry policy. A worker whose allocation is unknown,
+// already ended or already stopped is left alone (DELETE is idempotent).
+func applyWorkerStop(tx *state.WriteTxn, req *structs.WorkerStopRequest) (any, error) {
+	ac := newApplyCtx(tx, req.Timestamp)
+	a, err := tx.AllocByID(req.AllocID)
+	if err != nil {
+		return nil, err
+	}
+	if a == nil || !a.Live() || a.DesiredStatus == structs.AllocDesiredStop {
+		return ac.done(nil)
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "worker terminated by operator"
+	}
+	stop := a.Copy()
+	stop.DesiredStatus = structs.AllocDesiredStop
+	if stop.Worker == nil {
+		stop.Worker = &structs.WorkerInfo{}
+	}
+	stop.Worker.StopRequested = true
+	stop.Worker.Reason = reason
+	if err := tx.UpsertAlloc(stop); err != nil {
+		return nil, err
+	}
+	j, err := tx.JobByID(a.JobID)
+	if err != nil {
+		return nil, err
+	}
+	if j == nil || j.AllocID != a.ID || (j.State != structs.JobScheduled && j.State != structs.JobRunning) {
+		return ac.done(nil)
+	}
+	c := j.Copy()
+	if err := move(c, structs.JobTerminated); err != nil {
+		return nil, err
+	}
+	if err := ac.attemptFailed(c, structs.JobTerminated, reason); err != nil {
+		return nil, err
+	}
+	return ac.done(nil)
 }

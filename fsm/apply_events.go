@@ -121,6 +121,9 @@ func (ac *applyCtx) emitWorkerTopic(topic string, a *structs.Allocation, status,
 	if j, err := ac.tx.JobByID(a.JobID); err == nil && j != nil {
 		p.JobName = j.Name
 	}
+	if a.Worker != nil {
+		p.Driver, p.WorkerID, p.Image = a.Worker.Driver, a.Worker.HandleID, a.Worker.Image
+	}
 	ac.emit(topic, a.ID, a.PipelineID, a.JobID, a.NodeID, p)
 }
 

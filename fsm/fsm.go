@@ -73,6 +73,7 @@ var appliers = map[structs.MessageType]applyFunc{
 	structs.NodeEligibilityRequestType:   entry(applyNodeEligibility),
 	structs.NodeDrainDeadlineRequestType: entry(applyNodeDrainDeadline),
 	structs.SchedulerConfigRequestType:   entry(applySchedulerConfig),
+	structs.WorkerStopRequestType:        entry(applyWorkerStop),
 }
 
 // entry turns a typed apply function into an applyFunc: it decodes the

@@ -109,6 +109,11 @@ func (s *Server) routes() []route {
 		write("PUT", "/v1/operator/scheduler", s.handleSchedulerConfigPut),
 		read("POST", "/v1/schedule", s.handleSchedule),
 		local("GET", "/v1/metrics", s.handleMetrics),
+		// Worker Manager API (issue 6).
+		read("GET", "/v1/workers", s.handleWorkerList),
+		read("GET", "/v1/workers/{id}", s.handleWorkerGet),
+		write("DELETE", "/v1/workers/{id}", s.handleWorkerStop),
+		read("GET", "/v1/workers/{id}/logs", s.handleWorkerLogs),
 	}
 }
 

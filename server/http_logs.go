@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
@@ -82,6 +83,12 @@ func parseAfter(r *http.Request) (uint64, error) {
 // that arrived before that was written; it waits on the log store's and the
 // state store's notifications, never polling.
 func (s *Server) streamLogs(ctx context.Context, w http.ResponseWriter, jobIDs []string, step string, after uint64, follow bool, done func(memdb.WatchSet) bool) {
+	s.streamLogsFiltered(ctx, w, jobIDs, step, after, follow, done, nil)
+}
+
+// streamLogsFiltered is streamLogs writing only the entries keep accepts
+// (all when keep is nil).
+func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, jobIDs []string, step string, after uint64, follow bool, done func(memdb.WatchSet) bool, keep func(*api.LogEntry) bool) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
@@ -105,6 +112,9 @@ func (s *Server) streamLogs(ctx context.Context, w http.ResponseWriter, jobIDs [
 				return
 			}
 			for _, e := range entries {
+				if keep != nil && !keep(e) {
+					continue
+				}
 				if err := enc.Encode(e); err != nil {
 					return
 				}

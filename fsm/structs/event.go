@@ -175,4 +175,9 @@ type WorkerEventPayload struct {
 	Attempt      int    `json:"attempt"`
 	ClientStatus string `json:"client_status"`
 	Reason       string `json:"reason,omitempty"`
+	// Driver, WorkerID and Image are what the client reported of the
+	// worker so far.
+	Driver   string `json:"driver,omitempty"`
+	WorkerID string `json:"worker_id,omitempty"`
+	Image    string `json:"image,omitempty"`
 }

@@ -21,6 +21,7 @@ const (
 	NodeEligibilityRequestType   MessageType = 9
 	NodeDrainDeadlineRequestType MessageType = 10
 	SchedulerConfigRequestType   MessageType = 12
+	WorkerStopRequestType        MessageType = 13
 )
 
 func (t MessageType) String() string {
@@ -49,6 +50,8 @@ func (t MessageType) String() string {
 		return "NodeDrainDeadline"
 	case SchedulerConfigRequestType:
 		return "SchedulerConfig"
+	case WorkerStopRequestType:
+		return "WorkerStop"
 	}
 	return "Unknown"
 }
@@ -108,6 +111,13 @@ type AllocUpdate struct {
 	JobState     JobState     `json:"job_state,omitempty"`
 	Reason       string       `json:"reason,omitempty"`
 	Steps        []StepStatus `json:"steps,omitempty"`
+	// The worker, when the client knows it: the driver that runs it, the
+	// driver's handle ID, the image and the worker's state (creating,
+	// running, terminated, failed). Empty fields change nothing.
+	Driver      string `json:"driver,omitempty"`
+	WorkerID    string `json:"worker_id,omitempty"`
+	Image       string `json:"image,omitempty"`
+	WorkerState string `json:"worker_state,omitempty"`
 }
 
 // PipelineCancelRequest cancels every job of a pipeline that has not ended
@@ -151,4 +161,15 @@ type StateRestoreRequest struct {
 // StateRestoreResponse is what Apply returns for a restore entry.
 type StateRestoreResponse struct {
 	Index uint64
+}
+
+// WorkerStopRequest is an operator terminating a worker (DELETE
+// /v1/workers/{id}): the allocation gets desired status stop, so its client
+// destroys the worker, and the job's attempt ends TERMINATED with Reason,
+// then is retried or fails for good per its retry policy. Stopping a worker
+// that already ended, or was already stopped, changes nothing.
+type WorkerStopRequest struct {
+	WriteRequest
+	AllocID string `json:"alloc_id"`
+	Reason  string `json:"reason,omitempty"`
 }

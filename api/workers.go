@@ -1,0 +1,90 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Worker states.
+const (
+	WorkerCreating   = "creating"
+	WorkerRunning    = "running"
+	WorkerTerminated = "terminated"
+	WorkerFailed     = "failed"
+)
+
+// Worker is the ephemeral worker (container, process group, ...) that runs
+// one attempt of a job: one per allocation, with the allocation's ID.
+type Worker struct {
+	ID         string `json:"id"`
+	Driver     string `json:"driver,omitempty"`
+	HandleID   string `json:"handle_id,omitempty"`
+	NodeID     string `json:"node_id"`
+	NodeName   string `json:"node_name,omitempty"`
+	JobID      string `json:"job_id"`
+	JobName    string `json:"job_name,omitempty"`
+	PipelineID string `json:"pipeline_id"`
+	Attempt    int    `json:"attempt"`
+	Image      string `json:"image,omitempty"`
+	// State is creating, running, terminated or failed.
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	// Live is true while the worker holds its node's resources.
+	Live          bool      `json:"live"`
+	DesiredStatus string    `json:"desired_status"`
+	ClientStatus  string    `json:"client_status"`
+	StopRequested bool      `json:"stop_requested,omitempty"`
+	CreatedAt     time.Time `json:"created_at"`
+	StartedAt     time.Time `json:"started_at,omitzero"`
+	EndedAt       time.Time `json:"ended_at,omitzero"`
+	// Age is how long the worker has existed (until it ended), as the
+	// server computed it ("1m30s").
+	Age string `json:"age"`
+}
+
+// WorkerListOptions filter ListWorkers.
+type WorkerListOptions struct {
+	// All includes workers that ended.
+	All bool
+}
+
+// ListWorkers lists the live workers of every node (all workers with
+// o.All), newest first.
+func (c *Client) ListWorkers(ctx context.Context, o *WorkerListOptions) ([]*Worker, error) {
+	var q *QueryOptions
+	if o != nil && o.All {
+		q = &QueryOptions{Params: map[string]string{"all": "true"}}
+	}
+	var out []*Worker
+	if _, err := c.get(ctx, "/v1/workers", q, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// GetWorker reads one worker; id may be a unique prefix.
+func (c *Client) GetWorker(ctx context.Context, id string) (*Worker, error) {
+	var out Worker
+	if _, err := c.get(ctx, "/v1/workers/"+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// StopWorker terminates a worker (idempotent) and returns it as committed:
+// its job is retried or fails per its retry policy.
+func (c *Client) StopWorker(ctx context.Context, id string) (*Worker, error) {
+	var out Worker
+	if err := c.send(ctx, http.MethodDelete, "/v1/workers/"+url.PathEscape(id), nil, &out, nil); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// WorkerLogs streams the logs of the job attempt a worker ran, calling fn
+// for each entry.
+func (c *Client) WorkerLogs(ctx context.Context, id string, o *LogOptions, fn func(*LogEntry) error) error {
+	return c.streamLogs(ctx, "/v1/workers/"+url.PathEscape(id)+"/logs", o, fn)
+}

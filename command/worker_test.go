@@ -1,0 +1,107 @@
+package command
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ciplat/ciplat/api"
+)
+
+const workerID = "3f2a9c1e-0000-4000-8000-000000000001"
+
+// workerAgent answers the worker routes with one worker.
+type workerAgent struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	w   api.Worker
+	got []string
+}
+
+func newWorkerAgent(t *testing.T, created time.Time) *workerAgent {
+	a := &workerAgent{w: api.Worker{ID: workerID, Driver: "docker", HandleID: "c0ffee", NodeID: nodeID, NodeName: "build1",
+		JobID: "job-1", JobName: "test", PipelineID: "pipe-1", Attempt: 1, Image: "ciplat/busybox:test",
+		State: api.WorkerRunning, Live: true, DesiredStatus: api.AllocDesiredRun, ClientStatus: api.AllocClientRunning, CreatedAt: created}}
+	mux := http.NewServeMux()
+	find := func(w http.ResponseWriter, r *http.Request) bool {
+		a.mu.Lock()
+		a.got = append(a.got, r.Method+" "+r.URL.RequestURI())
+		a.mu.Unlock()
+		if !strings.HasPrefix(workerID, r.PathValue("id")) {
+			writeErr(w, http.StatusNotFound, "worker "+r.PathValue("id")+" not found")
+			return false
+		}
+		return true
+	}
+	mux.HandleFunc("GET /v1/workers", func(w http.ResponseWriter, r *http.Request) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.got = append(a.got, r.Method+" "+r.URL.RequestURI())
+		if !a.w.Live && r.URL.Query().Get("all") != "true" {
+			writeJSON(w, http.StatusOK, []*api.Worker{})
+			return
+		}
+		writeJSON(w, http.StatusOK, []*api.Worker{&a.w})
+	})
+	mux.HandleFunc("GET /v1/workers/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if find(w, r) {
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			writeJSON(w, http.StatusOK, a.w)
+		}
+	})
+	mux.HandleFunc("DELETE /v1/workers/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if !find(w, r) {
+			return
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.w.StopRequested { // the second stop: the worker is gone by now
+			a.w.Live, a.w.State = false, api.WorkerTerminated
+		}
+		a.w.StopRequested, a.w.DesiredStatus, a.w.Reason = true, api.AllocDesiredStop, "worker terminated by operator"
+		writeJSON(w, http.StatusOK, a.w)
+	})
+	a.srv = httptest.NewServer(mux)
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func TestWorkerCommands(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := newWorkerAgent(t, now.Add(-90*time.Second))
+	ui, _, _, _ := testUI("", now)
+	r := runUI(t, ui, "worker", "list", "-address", a.srv.URL)
+	r.check(t, exitOK, nil, nil)
+	inOrder(t, r.stdout, "ID", "DRIVER", "NODE", "JOB", "ATTEMPT", "IMAGE", "AGE", "STATE",
+		"3f2a9c1e", "docker", "build1", "test", "1", "ciplat/busybox:test", "1m30s", "running")
+
+	ui, _, _, _ = testUI("", now)
+	r = runUI(t, ui, "worker", "status", "-address", a.srv.URL, "3f2a")
+	r.check(t, exitOK, []string{"c0ffee", "ciplat/busybox:test", "running", "1m30s"}, nil)
+
+	r = runMain(t, "worker", "stop", "-address", a.srv.URL, "3f2a")
+	r.check(t, exitOK, []string{"==> Worker 3f2a9c1e (job test on build1) is being terminated"}, nil)
+	r = runMain(t, "worker", "stop", "-address", a.srv.URL, "3f2a")
+	r.check(t, exitOK, []string{"has already ended (terminated)"}, nil)
+
+	r = runMain(t, "worker", "list", "-address", a.srv.URL)
+	r.check(t, exitOK, []string{"No workers"}, nil)
+	r = runMain(t, "worker", "list", "-all", "-json", "-address", a.srv.URL)
+	r.check(t, exitOK, []string{`"state": "terminated"`, `"reason": "worker terminated by operator"`}, nil)
+
+	r = runMain(t, "worker", "status", "-address", a.srv.URL, "ffff")
+	r.check(t, exitFailure, nil, []string{`Error: read worker "ffff": worker ffff not found (HTTP 404)`})
+	r = runMain(t, "worker", "stop", "-address", a.srv.URL)
+	r.check(t, exitUsage, nil, []string{"usage: ciplat worker stop"})
+	r = runMain(t, "worker", "list", "-address", a.srv.URL, "extra")
+	r.check(t, exitUsage, nil, []string{"usage: ciplat worker list"})
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !strings.Contains(strings.Join(a.got, "\n"), "GET /v1/workers?all=true") {
+		t.Errorf("requests %v: want one with ?all=true", a.got)
+	}
+}

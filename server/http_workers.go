@@ -1,0 +1,251 @@
+package server
+
+import (
+	"cmp"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ciplat/ciplat/api"
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// The Worker Manager API. A worker is the ephemeral environment (container,
+// process group) a client creates for one job attempt: one per allocation,
+// named by the allocation's ID, so workers are derived from allocations and
+// what their clients reported about them (structs.Allocation.Worker).
+
+// workerStopReason is the reason a job's attempt ends with when an operator
+// terminates its worker.
+const workerStopReason = "worker terminated by operator"
+
+// workerView is a worker as the API shows it (api.Worker).
+type workerView = api.Worker
+
+// newWorkerView builds the view of a's worker at now; j and n may be nil.
+func newWorkerView(a *structs.Allocation, j *structs.Job, n *structs.Node, now time.Time) *workerView {
+	v := &workerView{
+		ID:            a.ID,
+		NodeID:        a.NodeID,
+		JobID:         a.JobID,
+		PipelineID:    a.PipelineID,
+		Attempt:       a.Attempt,
+		State:         a.WorkerState(),
+		Live:          a.Live(),
+		DesiredStatus: a.DesiredStatus,
+		ClientStatus:  a.ClientStatus,
+		CreatedAt:     a.CreatedAt,
+	}
+	if w := a.Worker; w != nil {
+		v.Driver, v.HandleID, v.Image = w.Driver, w.HandleID, w.Image
+		v.Reason, v.StopRequested = w.Reason, w.StopRequested
+		v.StartedAt, v.EndedAt = w.StartedAt, w.EndedAt
+	}
+	if j != nil {
+		v.JobName = j.Name
+		if j.Spec != nil {
+			if v.Image == "" {
+				v.Image = j.Spec.Image
+			}
+			if v.Driver == "" {
+				v.Driver = j.Spec.Driver
+			}
+		}
+		if v.Reason == "" && !v.Live && j.AllocID == a.ID {
+			v.Reason = j.Reason
+		}
+	}
+	if v.Reason == "" && a.PreemptedBy != "" {
+		v.Reason = "preempted by allocation " + a.PreemptedBy
+	}
+	if n != nil {
+		v.NodeName = n.Name
+	}
+	end := now
+	if !v.Live && !v.EndedAt.IsZero() {
+		end = v.EndedAt
+	}
+	if !a.CreatedAt.IsZero() && end.After(a.CreatedAt) {
+		v.Age = end.Sub(a.CreatedAt).Round(time.Second).String()
+	} else {
+		v.Age = "0s"
+	}
+	return v
+}
+
+// workerViewOf reads the job and node of a and builds its view.
+func (s *Server) workerViewOf(st *state.StateStore, ws memdb.WatchSet, a *structs.Allocation) (*workerView, error) {
+	j, err := st.JobByID(ws, a.JobID)
+	if err != nil {
+		return nil, err
+	}
+	n, err := st.NodeByID(ws, a.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	return newWorkerView(a, j, n, s.now()), nil
+}
+
+// resolveWorker finds a worker's allocation by ID or unique ID prefix.
+func resolveWorker(st *state.StateStore, ws memdb.WatchSet, id string) (*structs.Allocation, error) {
+	a, err := st.AllocByID(ws, id)
+	if err != nil || a != nil {
+		return a, err
+	}
+	allocs, err := st.Allocs(ws)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range allocs {
+		if id != "" && strings.HasPrefix(c.ID, id) {
+			if a != nil {
+				return nil, badRequest("worker ID prefix %q is ambiguous: give more characters", id)
+			}
+			a = c
+		}
+	}
+	if a == nil {
+		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "worker " + id + " not found (ciplat worker list shows them)"}
+	}
+	return a, nil
+}
+
+// handleWorkerList is GET /v1/workers: the live workers of every node,
+// newest first; ?all=true includes the ones that ended.
+func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, error) {
+	all, err := parseBool(r, "all")
+	if err != nil {
+		return nil, err
+	}
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []*workerView
+	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		allocs, err := st.Allocs(ws)
+		if err != nil {
+			return 0, err
+		}
+		out = make([]*workerView, 0, len(allocs))
+		for _, a := range allocs {
+			if !all && !a.Live() {
+				continue
+			}
+			v, err := s.workerViewOf(st, nil, a)
+			if err != nil {
+				return 0, err
+			}
+			out = append(out, v)
+		}
+		slices.SortFunc(out, func(x, y *workerView) int {
+			if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
+				return c
+			}
+			return cmp.Compare(x.ID, y.ID)
+		})
+		return st.Index("allocs"), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, idx)
+	return out, nil
+}
+
+// handleWorkerGet is GET /v1/workers/{id}.
+func (s *Server) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := parseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	var out *workerView
+	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		a, err := resolveWorker(st, ws, id)
+		if err != nil {
+			return 0, err
+		}
+		if out, err = s.workerViewOf(st, nil, a); err != nil {
+			return 0, err
+		}
+		return st.Index("allocs"), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	setIndex(w, idx)
+	return out, nil
+}
+
+// handleWorkerStop is DELETE /v1/workers/{id}: the worker's allocation is
+// stopped through Raft (its client destroys the worker) and its job is
+// retried or fails per its policy with workerStopReason. Stopping a worker
+// that already ended, or is already being stopped, commits nothing and
+// answers 200 with the worker as it is.
+func (s *Server) handleWorkerStop(w http.ResponseWriter, r *http.Request) (any, error) {
+	st := s.State()
+	a, err := resolveWorker(st, nil, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if a.Live() && a.DesiredStatus != structs.AllocDesiredStop {
+		_, idx, err := s.apply(structs.WorkerStopRequestType, &structs.WorkerStopRequest{
+			WriteRequest: structs.WriteRequest{Timestamp: s.now()}, AllocID: a.ID, Reason: workerStopReason})
+		if err != nil {
+			return nil, err
+		}
+		setIndex(w, idx)
+		st = s.State()
+		if a, err = st.AllocByID(nil, a.ID); err != nil || a == nil {
+			return nil, err
+		}
+	} else {
+		setIndex(w, st.Index("allocs"))
+	}
+	return s.workerViewOf(st, nil, a)
+}
+
+// handleWorkerLogs is GET /v1/workers/{id}/logs: the log lines of the job
+// attempt the worker ran (?step, ?follow, ?after as for job logs). A follow
+// ends when the worker's attempt is no longer the job's current one, or the
+// job ended.
+func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, error) {
+	a, err := resolveWorker(s.State(), nil, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	follow, err := parseBool(r, "follow")
+	if err != nil {
+		return nil, err
+	}
+	after, err := parseAfter(r)
+	if err != nil {
+		return nil, err
+	}
+	step := r.URL.Query().Get("step")
+	if step != "" {
+		j, err := s.State().JobByID(nil, a.JobID)
+		if err != nil {
+			return nil, err
+		}
+		if j == nil || !hasStep(j, step) {
+			return nil, &HTTPError{Code: http.StatusNotFound, Msg: "the job of worker " + a.ID + " has no step " + strconv.Quote(step)}
+		}
+	}
+	attempt := a.Attempt
+	s.streamLogsFiltered(r.Context(), w, []string{a.JobID}, step, after, follow, func(ws memdb.WatchSet) bool {
+		cur, err := s.State().AllocByID(ws, a.ID)
+		if err != nil || cur == nil || !cur.Live() {
+			return true
+		}
+		j, err := s.State().JobByID(ws, a.JobID)
+		return err != nil || j == nil || j.State.Terminal() || j.AllocID != a.ID
+	}, func(e *api.LogEntry) bool { return e.Attempt == attempt })
+	return streamed{}, nil
+}
