@@ -20,6 +20,7 @@ const (
 	NodeDrainRequestType         MessageType = 8
 	NodeEligibilityRequestType   MessageType = 9
 	NodeDrainDeadlineRequestType MessageType = 10
+	// 11 was never assigned; leave it unused.
 	SchedulerConfigRequestType   MessageType = 12
 	WorkerStopRequestType        MessageType = 13
 )
