@@ -21,8 +21,8 @@ const (
 	NodeEligibilityRequestType   MessageType = 9
 	NodeDrainDeadlineRequestType MessageType = 10
 	// 11 was never assigned; leave it unused.
-	SchedulerConfigRequestType   MessageType = 12
-	WorkerStopRequestType        MessageType = 13
+	SchedulerConfigRequestType MessageType = 12
+	WorkerStopRequestType      MessageType = 13
 )
 
 func (t MessageType) String() string {
