@@ -317,7 +317,20 @@ func TestCluster_WholeRestartKeepsPipelines(t *testing.T) {
 	}
 	c.waitStable(3)
 	c.waitConverged(ids)
-	if got := c.followers()[0].pipelineIDs(false); len(got) != len(ids) {
+	// A leader-consistent read through a follower: as a client would, retry
+	// the 503 of a leadership change still settling on a loaded machine.
+	var got []struct {
+		ID string `json:"id"`
+	}
+	waitForTB(t, "a leader-consistent list through a follower", func() bool {
+		f := c.followers()
+		if len(f) == 0 {
+			return false
+		}
+		got = nil
+		return f[0].do("GET", "/v1/pipelines", nil, nil, &got).StatusCode == 200
+	})
+	if len(got) != len(ids) {
 		t.Fatalf("after restart: %d pipelines, want %d", len(got), len(ids))
 	}
 }
