@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -242,6 +243,17 @@ func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse,
 	// The step's ctx is over; the signals go out under their own.
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CallTimeout)
 	defer cancel()
+	// Every signal exec has finished before stopStep returns: a late one
+	// (slow engine) would otherwise kill the worker's next step.
+	var sigs sync.WaitGroup
+	defer sigs.Wait()
+	signal := func(sig string) {
+		sigs.Add(1)
+		go func() {
+			defer sigs.Done()
+			d.signalStep(ctx, id, sig)
+		}()
+	}
 	wait := func(limit time.Duration) (ended bool) {
 		t := time.NewTimer(limit)
 		defer t.Stop()
@@ -257,12 +269,12 @@ func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse,
 			return false
 		}
 	}
-	go d.signalStep(ctx, id, "TERM")
+	signal("TERM")
 	if wait(d.cfg.KillGrace) {
 		return destroyed
 	}
 	log.Debug("step ignored SIGTERM; killing", "grace", d.cfg.KillGrace)
-	go d.signalStep(ctx, id, "KILL")
+	signal("KILL")
 	if wait(killWait) {
 		return destroyed
 	}
