@@ -237,12 +237,14 @@ func specClamp(v int64) (int, bool) {
 	return int(v), true
 }
 
-func (p *specParser) constraints(n *yaml.Node, path string) []Constraint {
+// items walks a list of mappings, calling each with the entry and its field
+// path; it reports a non-list (what names the expected entries) and returns
+// false then.
+func (p *specParser) items(n *yaml.Node, path, what string, each func(item *yaml.Node, ip string)) bool {
 	if n.Kind != yaml.SequenceNode {
-		p.fail(n, path, "expected a list of constraints {attr, op, value}, got %s", specGot(n))
-		return nil
+		p.fail(n, path, "expected a list of %s, got %s", what, specGot(n))
+		return false
 	}
-	var out []Constraint
 	for i, item := range n.Content {
 		item = p.resolve(item)
 		if item == nil {
@@ -250,6 +252,14 @@ func (p *specParser) constraints(n *yaml.Node, path string) []Constraint {
 		}
 		ip := specIndex(path, i)
 		p.at(ip, item)
+		each(item, ip)
+	}
+	return true
+}
+
+func (p *specParser) constraints(n *yaml.Node, path string) []Constraint {
+	var out []Constraint
+	if !p.items(n, path, "constraints {attr, op, value}", func(item *yaml.Node, ip string) {
 		c := Constraint{Op: "="}
 		p.object(item, ip, "a constraint {attr, op, value}", specConstraintFields, func(key string, v *yaml.Node, fp string) {
 			switch key {
@@ -262,23 +272,15 @@ func (p *specParser) constraints(n *yaml.Node, path string) []Constraint {
 			}
 		})
 		out = append(out, c) // even when broken: keeps the indexes of the entries after it
+	}) {
+		return nil
 	}
 	return out
 }
 
 func (p *specParser) affinities(n *yaml.Node, path string) []Affinity {
-	if n.Kind != yaml.SequenceNode {
-		p.fail(n, path, "expected a list of affinities {attr, op, value, weight}, got %s", specGot(n))
-		return nil
-	}
 	var out []Affinity
-	for i, item := range n.Content {
-		item = p.resolve(item)
-		if item == nil {
-			continue
-		}
-		ip := specIndex(path, i)
-		p.at(ip, item)
+	if !p.items(n, path, "affinities {attr, op, value, weight}", func(item *yaml.Node, ip string) {
 		a := Affinity{Op: "="}
 		weighed := false
 		ok := p.object(item, ip, "an affinity {attr, op, value, weight}", specAffinityFields, func(key string, v *yaml.Node, fp string) {
@@ -299,24 +301,16 @@ func (p *specParser) affinities(n *yaml.Node, path string) []Affinity {
 			p.fail(item, wp, "is required: an integer from 1 to 100 to prefer matching nodes, or from -100 to -1 to avoid them")
 		}
 		out = append(out, a)
+	}) {
+		return nil
 	}
 	return out
 }
 
 // spread reads a list of {attr, weight}; weight defaults to 50.
 func (p *specParser) spread(n *yaml.Node, path string) []Spread {
-	if n.Kind != yaml.SequenceNode {
-		p.fail(n, path, "expected a list of spreads {attr, weight}, got %s", specGot(n))
-		return nil
-	}
 	var out []Spread
-	for i, item := range n.Content {
-		item = p.resolve(item)
-		if item == nil {
-			continue
-		}
-		ip := specIndex(path, i)
-		p.at(ip, item)
+	if !p.items(n, path, "spreads {attr, weight}", func(item *yaml.Node, ip string) {
 		s := Spread{Weight: DefaultSpreadWeight}
 		p.object(item, ip, "a spread {attr, weight}", specSpreadFields, func(key string, v *yaml.Node, fp string) {
 			switch key {
@@ -327,6 +321,8 @@ func (p *specParser) spread(n *yaml.Node, path string) []Spread {
 			}
 		})
 		out = append(out, s) // even when broken: keeps the indexes of the entries after it
+	}) {
+		return nil
 	}
 	return out
 }
