@@ -189,15 +189,3 @@ func (l *LogStore) Read(jobID, step string, after uint64) ([]*api.LogEntry, uint
 	}
 	return out, n, notify, sc.Err()
 }
-
-// Seq returns the newest sequence number of a job's log.
-func (l *LogStore) Seq(jobID string) uint64 {
-	j, err := l.job(jobID)
-	if err != nil {
-		return 0
-	}
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	_ = j.load()
-	return j.seq
-}
