@@ -48,7 +48,7 @@ func countPipeline(st State, nodes []*structs.Node, job *structs.Job) (*pipeline
 	}
 	pc := &pipelineCounts{byNode: make(map[string]int)}
 	add := func(a *structs.Allocation) {
-		if a != nil && a.PipelineID == job.PipelineID && a.JobID != job.ID && a.Live() {
+		if countsForPipeline(job, a) {
 			pc.byNode[a.NodeID]++
 		}
 	}

@@ -8,6 +8,8 @@ import "github.com/ciplat/ciplat/fsm/structs"
 // choice is per job, not per pipeline, so a pipeline can keep its small jobs
 // together and push only its heavy ones apart. It is a preference, not a
 // constraint: when only such nodes fit, the job still runs on one of them.
+// Siblings scheduled at the same moment (on snapshots that show none of each
+// other) are kept apart by the plan applier's re-check, PipelineConflict.
 type antiAffinityScorer struct{}
 
 // Name names the scorer in Offer.Scores.

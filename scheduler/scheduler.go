@@ -20,7 +20,9 @@
 // The scheduler never writes: no state, no clock, no I/O. Randomness comes
 // from the caller's rng, so the same state, job and seed give the same plan.
 // Plans are optimistic: the plan applier re-checks each placement against the
-// newest state with AllocsFit before it commits.
+// newest state with AllocsFit (capacity) and PipelineConflict (spread and
+// anti-affinity against siblings the plan's snapshot missed) before it
+// commits.
 package scheduler
 
 import (

@@ -22,6 +22,9 @@ type schedMetrics struct {
 	evalsFailed   atomic.Uint64 // evaluations recorded failed (delivery limit)
 	preemptions   atomic.Uint64 // allocations evicted for a higher-priority job
 	submits429    atomic.Uint64 // submits refused with 429 (backpressure)
+	// pipelineConflicts are the planConflicts of the pipeline re-check
+	// (spread, anti-affinity): a sibling placed since the plan's snapshot.
+	pipelineConflicts atomic.Uint64
 	// Gauges the leader's watch loops set from state.
 	pendingEvals atomic.Int64
 	blockedEvals atomic.Int64
@@ -124,7 +127,8 @@ func (s *Server) writeMetrics(w *bufio.Writer) {
 	p.one("ciplat_broker_refused_total", "counter", "Evaluations the full broker turned away (left pending in state).", float64(bm.refused.Load()))
 
 	p.one("ciplat_sched_placements_total", "counter", "Allocations committed by the plan applier.", float64(m.placements.Load()))
-	p.one("ciplat_sched_plan_conflicts_total", "counter", "Placements the plan applier rejected on re-check (capacity taken meanwhile).", float64(m.planConflicts.Load()))
+	p.one("ciplat_sched_plan_conflicts_total", "counter", "Placements the plan applier rejected on re-check (capacity taken, or a pipeline sibling placed, meanwhile).", float64(m.planConflicts.Load()))
+	p.one("ciplat_sched_plan_pipeline_conflicts_total", "counter", "Plan conflicts of spread or anti-affinity: a job of the same pipeline was placed since the plan's snapshot.", float64(m.pipelineConflicts.Load()))
 	p.one("ciplat_sched_plan_applies_total", "counter", "Raft entries the plan applier committed (each a batch of plans).", float64(m.planApplies.Load()))
 	p.one("ciplat_sched_plan_retries_total", "counter", "Evaluations scheduled again on fresh state after a plan conflict.", float64(m.planRetries.Load()))
 	p.one("ciplat_sched_evals_blocked_total", "counter", "Evaluations recorded blocked: the job fits on no node now.", float64(m.evalsBlocked.Load()))

@@ -152,6 +152,9 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 	// evicted the allocations their preemptions claimed.
 	taken := map[string]structs.Resources{}
 	evicted := map[string]bool{}
+	// batchSiblings are the placements accepted earlier in the batch, by
+	// pipeline: the pipeline re-check counts them as unseen by later plans.
+	batchSiblings := map[string][]*structs.Allocation{}
 	blocked := 0
 	for i, pp := range batch {
 		p := pp.plan
@@ -196,6 +199,10 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 			verdict[i] = errPlanConflict
 			continue
 		}
+		if err := recheckPipeline(snap, p, node, batchSiblings, inflight); err != nil {
+			verdict[i] = err
+			continue
+		}
 		taken[a.NodeID] = extra
 		a = a.Copy()
 		a.ID = uuid.NewString()
@@ -203,6 +210,9 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 		a.DesiredStatus = structs.AllocDesiredRun
 		a.ClientStatus = structs.AllocClientPending
 		req.Allocs = append(req.Allocs, a)
+		if a.PipelineID != "" {
+			batchSiblings[a.PipelineID] = append(batchSiblings[a.PipelineID], a)
+		}
 		req.Metrics[p.JobID] = p.Metrics
 		for _, pr := range p.Preemptions {
 			evicted[pr.AllocID] = true
@@ -211,8 +221,11 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 	}
 	conflicts := 0
 	for _, v := range verdict {
-		if errors.Is(v, errPlanConflict) {
+		if isPlanConflict(v) {
 			conflicts++
+		}
+		if errors.Is(v, errPipelineConflict) {
+			s.metrics.pipelineConflicts.Add(1)
 		}
 	}
 	s.metrics.planConflicts.Add(uint64(conflicts))
@@ -329,7 +342,9 @@ type inflightPlans struct {
 // inflightEntry is one proposed plan entry, indexed for the checks.
 type inflightEntry struct {
 	byNode map[string][]*structs.Allocation
-	evicts map[string]bool
+	// byPipeline holds the placements of pipelines (ID non-empty).
+	byPipeline map[string][]*structs.Allocation
+	evicts     map[string]bool
 	// applied is closed once the entry applied (or failed).
 	applied chan struct{}
 }
@@ -339,9 +354,13 @@ func newInflightPlans() *inflightPlans {
 }
 
 func (f *inflightPlans) add(req *structs.PlanApplyRequest) uint64 {
-	e := &inflightEntry{byNode: map[string][]*structs.Allocation{}, evicts: map[string]bool{}, applied: make(chan struct{})}
+	e := &inflightEntry{byNode: map[string][]*structs.Allocation{}, byPipeline: map[string][]*structs.Allocation{},
+		evicts: map[string]bool{}, applied: make(chan struct{})}
 	for _, a := range req.Allocs {
 		e.byNode[a.NodeID] = append(e.byNode[a.NodeID], a)
+		if a.PipelineID != "" {
+			e.byPipeline[a.PipelineID] = append(e.byPipeline[a.PipelineID], a)
+		}
 	}
 	for _, p := range req.Preemptions {
 		e.evicts[p.AllocID] = true
@@ -386,6 +405,22 @@ func (f *inflightPlans) held(snap *state.StateSnapshot, nodeID string) structs.R
 		}
 	}
 	return r
+}
+
+// pipeline returns the in-flight placements of the pipeline not yet in
+// snap (those in snap the re-check finds there, by create index).
+func (f *inflightPlans) pipeline(snap *state.StateSnapshot, pipelineID string) []*structs.Allocation {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*structs.Allocation
+	for _, e := range f.entries {
+		for _, a := range e.byPipeline[pipelineID] {
+			if got, _ := snap.AllocByID(nil, a.ID); got == nil {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
 }
 
 // evicting reports whether an in-flight entry evicts the allocation.

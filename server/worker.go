@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
@@ -15,6 +16,14 @@ import (
 // another plan took the capacity first, and its verdict comes once the state
 // shows what did.
 const maxPlanRetries = 3
+
+// maxPipelineRetries is how often a worker schedules an evaluation again
+// after pipeline conflicts (errPipelineConflict) before it nacks it. They
+// do not use up maxPlanRetries: each rests on a sibling placed since the
+// plan's snapshot, which the next snapshot shows, so re-scoring ends after
+// at most one retry per sibling placement; the bound is a safety net for
+// very wide pipelines, past which the broker's delivery limit takes over.
+const maxPipelineRetries = 64
 
 // maxPlansPerWorker is how many evaluations one worker holds at once:
 // while the plans it handed to the applier wait for Raft (milliseconds of
@@ -29,6 +38,8 @@ type evalWork struct {
 	token   uint64
 	started time.Time
 	tries   int
+	// pipelineTries counts retries after pipeline conflicts.
+	pipelineTries int
 }
 
 // planVerdict is the applier's verdict on a worker's plan.
@@ -152,6 +163,7 @@ func (s *Server) scheduleEval(ctx context.Context, w *evalWork, rng *rand.Rand, 
 			plan = pp
 		}
 	}
+	plan.SnapshotIndex = snap.Index(state.TableAllocs)
 	placed := plan.Placement != nil
 	err = s.plans.SubmitAsync(ctx, plan, func(err error) {
 		verdicts <- planVerdict{w: w, placed: placed, err: err}
@@ -172,6 +184,10 @@ func (s *Server) planDecided(ctx context.Context, v planVerdict) bool {
 			s.metrics.latency.Observe(s.cfg.Now().Sub(v.w.started))
 		}
 		s.ack(v.w)
+	case errors.Is(v.err, errPipelineConflict) && v.w.pipelineTries < maxPipelineRetries:
+		v.w.pipelineTries++
+		s.metrics.planRetries.Add(1)
+		return false
 	case errors.Is(v.err, errPlanConflict) && v.w.tries < maxPlanRetries:
 		v.w.tries++
 		s.metrics.planRetries.Add(1)
@@ -180,7 +196,7 @@ func (s *Server) planDecided(ctx context.Context, v planVerdict) bool {
 		// Leadership ended: the broker was emptied, and the next leader
 		// schedules it from state.
 	default:
-		if !errors.Is(v.err, errPlanConflict) {
+		if !isPlanConflict(v.err) {
 			s.log.Error("apply plan", "eval", v.w.ev.ID, "err", v.err)
 		}
 		s.nack(v.w, v.err.Error())

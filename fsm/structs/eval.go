@@ -58,6 +58,11 @@ type Plan struct {
 	// Preemptions are the lower-priority allocations Placement needs
 	// evicted (only when preemption is on and nothing fits otherwise).
 	Preemptions []*Preemption `json:"preemptions,omitempty"`
+	// SnapshotIndex is the allocs-table index of the state snapshot the
+	// plan was made on (0: unknown). The plan applier takes allocations
+	// created after it as unseen by the plan when it re-checks spread and
+	// anti-affinity (scheduler.PipelineConflict).
+	SnapshotIndex uint64 `json:"snapshot_index,omitempty"`
 }
 
 // Offer is one candidate node the scheduler scored for a placement.
