@@ -185,21 +185,43 @@ func (b *EvalBroker) EnqueueAll(evals []*structs.Evaluation) int {
 	return n
 }
 
+// EnqueueOwed adds evaluations as EnqueueAll does and returns those it
+// turned away for lack of room, which the caller still owes the broker and
+// offers again when Room fires. Evaluations it holds already, holds aside
+// as failed, or refuses because it is disabled are not returned.
+func (b *EvalBroker) EnqueueOwed(evals []*structs.Evaluation) []*structs.Evaluation {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var owed []*structs.Evaluation
+	for _, e := range evals {
+		if _, full := b.offerLocked(e); full {
+			owed = append(owed, e)
+		}
+	}
+	return owed
+}
+
 func (b *EvalBroker) enqueueLocked(e *structs.Evaluation) bool {
+	ok, _ := b.offerLocked(e)
+	return ok
+}
+
+// offerLocked adds e if it can; full reports a refusal for lack of room.
+func (b *EvalBroker) offerLocked(e *structs.Evaluation) (ok, full bool) {
 	if !b.enabled || e == nil {
-		return false
+		return false, false
 	}
 	if _, ok := b.held[e.ID]; ok || b.failing[e.ID] {
-		return false
+		return false, false
 	}
 	if len(b.held) >= b.cfg.MaxEvals {
 		b.refused = true
 		b.m.refused.Add(1)
-		return false
+		return false, true
 	}
 	b.held[e.ID] = &heldEval{eval: e}
 	b.pushLocked(e)
-	return true
+	return true, false
 }
 
 func (b *EvalBroker) pushLocked(e *structs.Evaluation) {

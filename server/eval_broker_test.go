@@ -247,3 +247,34 @@ func TestEvalBroker_DisableDropsAndWakes(t *testing.T) {
 		t.Fatalf("after re-enable got %s", got.ID)
 	}
 }
+
+// TestEvalBroker_EnqueueOwed: what a full broker turns away comes back to
+// the caller (owed until Room fires); what it holds already, or holds
+// aside as failed, does not, nor does anything while disabled.
+func TestEvalBroker_EnqueueOwed(t *testing.T) {
+	b := NewEvalBroker(time.Now, BrokerConfig{MaxEvals: 2, DeliveryLimit: 1})
+	if owed := b.EnqueueOwed([]*structs.Evaluation{ev("a", 50, 1)}); len(owed) != 0 {
+		t.Fatalf("a disabled broker owes %d, want none (the next leader offers from state)", len(owed))
+	}
+	b.SetEnabled(true)
+	b.Enqueue(ev("failing", 50, 1))
+	e, token := dequeue(t, b)
+	if failed, err := b.Nack(e.ID, token, "boom"); err != nil || !failed {
+		t.Fatalf("nack at the delivery limit: failed %v, %v", failed, err)
+	}
+	owed := b.EnqueueOwed([]*structs.Evaluation{ev("a", 50, 2), ev("a", 50, 2), ev("failing", 50, 1), ev("b", 50, 3), ev("c", 50, 4)})
+	if len(owed) != 1 || owed[0].ID != "c" {
+		t.Fatalf("owed %v, want only c (a held already, failing held aside, b taken)", ids(owed))
+	}
+	if s := b.Stats(); s.Ready != 2 {
+		t.Fatalf("ready %d, want a and b", s.Ready)
+	}
+}
+
+func ids(evals []*structs.Evaluation) []string {
+	out := make([]string, len(evals))
+	for i, e := range evals {
+		out[i] = e.ID
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,22 +32,63 @@ func (s *Server) watchPendingEvals(ctx context.Context) {
 	})
 }
 
-// watchCapacity re-enqueues blocked evaluations when capacity may have
-// freed up: an allocation changed (one ended), a node joined or changed, or
-// the scheduler configuration changed (spread, preemption).
+// watchCapacity offers blocked evaluations again when capacity may have
+// freed up for them: an allocation changed (one ended), a node joined or
+// changed, or the scheduler configuration changed. It is targeted: from
+// what moved since its last look (capacityMarks) it offers only the
+// evaluations that change may let run (unblockable), and remembers those a
+// full broker refused until the broker makes room.
 func (s *Server) watchCapacity(ctx context.Context) {
-	s.feedBroker(ctx, "watch capacity", func(ws memdb.WatchSet, st *state.StateStore) (uint64, []*structs.Evaluation, error) {
-		// Watch the tables whose changes can free capacity; read the
-		// blocked evaluations without watching them (re-blocking an
-		// evaluation must not wake this loop).
-		idx := max(st.IndexWatch(ws, state.TableAllocs), st.IndexWatch(ws, state.TableNodes),
-			st.IndexWatch(ws, state.TableSchedulerConfig))
-		blocked, err := st.EvalsByStatus(nil, structs.EvalBlocked)
+	var (
+		seen   capacityMarks
+		looked bool
+		owed   []*structs.Evaluation
+		index  uint64
+	)
+	for ctx.Err() == nil {
+		idx, err := s.State().BlockingQuery(ctx, index, 5*time.Minute, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+			ws.Add(s.broker.Room())
+			// Watch the tables whose changes can free capacity; read the
+			// blocked evaluations without watching them (re-blocking an
+			// evaluation must not wake this loop).
+			cur := marksOf(ws, st)
+			blocked, err := st.EvalsByStatus(nil, structs.EvalBlocked)
+			if err != nil {
+				return 0, err
+			}
+			s.metrics.blockedEvals.Store(int64(len(blocked)))
+			sched, cfg := s.sched.forState(st)
+			change := capacityChange{all: true}
+			if looked {
+				change = cur.changeAfter(seen)
+			}
+			pick, err := unblockable(st, sched, cfg.Preemption, blocked, change)
+			if err != nil {
+				return 0, err
+			}
+			seen, looked = cur, true
+			s.metrics.evalsUnblocked.Add(uint64(len(pick)))
+			owed = s.broker.EnqueueOwed(uniqueEvals(append(owed, pick...)))
+			return cur.latest(), nil
+		})
 		if err != nil {
-			return 0, nil, err
+			if ctx.Err() == nil {
+				s.log.Error("watch capacity", "err", err)
+				sleepCtx(ctx, time.Second)
+			}
+			continue
 		}
-		s.metrics.blockedEvals.Store(int64(len(blocked)))
-		return idx, blocked, nil
+		index = max(idx, 1)
+	}
+}
+
+// uniqueEvals drops repeated evaluations (by ID), keeping the first.
+func uniqueEvals(evals []*structs.Evaluation) []*structs.Evaluation {
+	seen := make(map[string]bool, len(evals))
+	return slices.DeleteFunc(evals, func(e *structs.Evaluation) bool {
+		dup := seen[e.ID]
+		seen[e.ID] = true
+		return dup
 	})
 }
 

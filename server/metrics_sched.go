@@ -25,6 +25,9 @@ type schedMetrics struct {
 	// pipelineConflicts are the planConflicts of the pipeline re-check
 	// (spread, anti-affinity): a sibling placed since the plan's snapshot.
 	pipelineConflicts atomic.Uint64
+	// evalsUnblocked counts blocked evaluations offered again because a
+	// change may let them run (see unblockable).
+	evalsUnblocked atomic.Uint64
 	// Gauges the leader's watch loops set from state.
 	pendingEvals atomic.Int64
 	blockedEvals atomic.Int64
@@ -132,6 +135,7 @@ func (s *Server) writeMetrics(w *bufio.Writer) {
 	p.one("ciplat_sched_plan_applies_total", "counter", "Raft entries the plan applier committed (each a batch of plans).", float64(m.planApplies.Load()))
 	p.one("ciplat_sched_plan_retries_total", "counter", "Evaluations scheduled again on fresh state after a plan conflict.", float64(m.planRetries.Load()))
 	p.one("ciplat_sched_evals_blocked_total", "counter", "Evaluations recorded blocked: the job fits on no node now.", float64(m.evalsBlocked.Load()))
+	p.one("ciplat_sched_evals_unblocked_total", "counter", "Blocked evaluations offered again because a node, allocation or configuration change may let them run.", float64(m.evalsUnblocked.Load()))
 	p.one("ciplat_sched_evals_failed_total", "counter", "Evaluations recorded failed after the delivery limit.", float64(m.evalsFailed.Load()))
 	p.one("ciplat_sched_preemptions_total", "counter", "Allocations evicted for a higher-priority job.", float64(m.preemptions.Load()))
 	p.one("ciplat_sched_submits_rejected_total", "counter", "Submits refused with 429 (backpressure).", float64(m.submits429.Load()))

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
@@ -40,6 +39,8 @@ type evalWork struct {
 	tries   int
 	// pipelineTries counts retries after pipeline conflicts.
 	pipelineTries int
+	// snapIndex is the SnapshotIndex of its last plan.
+	snapIndex uint64
 }
 
 // planVerdict is the applier's verdict on a worker's plan.
@@ -163,7 +164,8 @@ func (s *Server) scheduleEval(ctx context.Context, w *evalWork, rng *rand.Rand, 
 			plan = pp
 		}
 	}
-	plan.SnapshotIndex = snap.Index(state.TableAllocs)
+	plan.SnapshotIndex = marksOf(nil, snap.StateStore).latest()
+	w.snapIndex = plan.SnapshotIndex
 	placed := plan.Placement != nil
 	err = s.plans.SubmitAsync(ctx, plan, func(err error) {
 		verdicts <- planVerdict{w: w, placed: placed, err: err}
@@ -179,6 +181,10 @@ func (s *Server) scheduleEval(ctx context.Context, w *evalWork, rng *rand.Rand, 
 // left).
 func (s *Server) planDecided(ctx context.Context, v planVerdict) bool {
 	switch {
+	case v.err == nil && !v.placed && v.w.tries < maxPlanRetries && s.missedUnblock(v.w):
+		v.w.tries++
+		s.metrics.planRetries.Add(1)
+		return false
 	case v.err == nil:
 		if v.placed {
 			s.metrics.latency.Observe(s.cfg.Now().Sub(v.w.started))
@@ -202,6 +208,28 @@ func (s *Server) planDecided(ctx context.Context, v planVerdict) bool {
 		s.nack(v.w, v.err.Error())
 	}
 	return true
+}
+
+// missedUnblock reports whether state changed, after the snapshot an
+// evaluation found no node in, in a way that may let it run (unblockable):
+// then the worker schedules it again instead of leaving it blocked. The
+// capacity watcher cannot offer it meanwhile (the broker refuses an
+// evaluation it holds) and a blocked evaluation re-recorded with the same
+// reason writes nothing that would wake the watcher, so without this check
+// a node that joined while the job was being scheduled could be missed
+// (Nomad's blocked evaluations check the same "missed unblock").
+func (s *Server) missedUnblock(w *evalWork) bool {
+	if w.snapIndex == 0 {
+		return false
+	}
+	st := s.State()
+	ch := marksOf(nil, st).changeAfter(at(w.snapIndex))
+	if !ch.all && !ch.allocs && !ch.nodes {
+		return false
+	}
+	sched, cfg := s.sched.forState(st)
+	pick, err := unblockable(st, sched, cfg.Preemption, []*structs.Evaluation{w.ev}, ch)
+	return err == nil && len(pick) > 0
 }
 
 func (s *Server) ack(w *evalWork) {

@@ -58,10 +58,13 @@ type Plan struct {
 	// Preemptions are the lower-priority allocations Placement needs
 	// evicted (only when preemption is on and nothing fits otherwise).
 	Preemptions []*Preemption `json:"preemptions,omitempty"`
-	// SnapshotIndex is the allocs-table index of the state snapshot the
-	// plan was made on (0: unknown). The plan applier takes allocations
-	// created after it as unseen by the plan when it re-checks spread and
-	// anti-affinity (scheduler.PipelineConflict).
+	// SnapshotIndex is the highest index of the allocs, nodes and
+	// scheduler-configuration tables in the state snapshot the plan was
+	// made on (0: unknown): the snapshot shows every allocation created up
+	// to it and none after. The plan applier takes allocations created
+	// after it as unseen by the plan when it re-checks spread and
+	// anti-affinity (scheduler.PipelineConflict); a worker whose plan found
+	// no node checks what changed after it before leaving it blocked.
 	SnapshotIndex uint64 `json:"snapshot_index,omitempty"`
 }
 
