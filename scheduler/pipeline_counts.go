@@ -32,6 +32,10 @@ type pipelineCounts struct {
 	// is the largest of those counts.
 	byValue  []map[string]int
 	maxValue []int
+	// minValue[i] is the fewest live allocations any value of
+	// job.Spec.Spread[i].Attr in the cluster runs: 0 while some value runs
+	// none (the default, also when not learnt: see learnMin).
+	minValue []int
 }
 
 // needsPipelineCounts reports whether the job has a scorer that reads them.
@@ -77,6 +81,7 @@ func countPipeline(st State, nodes []*structs.Node, job *structs.Job) (*pipeline
 	spreads := job.Spec.Spread
 	pc.byValue = make([]map[string]int, len(spreads))
 	pc.maxValue = make([]int, len(spreads))
+	pc.minValue = make([]int, len(spreads))
 	for i := range spreads {
 		pc.byValue[i] = make(map[string]int)
 	}
@@ -95,6 +100,27 @@ func countPipeline(st State, nodes []*structs.Node, job *structs.Job) (*pipeline
 		}
 	}
 	return pc, nil
+}
+
+// learnMin sets minValue for each spread whose attribute takes no value in
+// the cluster (nodes) that the pipeline does not run on: then the
+// least-used value is the best a node can offer, and a node of it needs no
+// wider search (see Scheduler.limits). values caches the count of distinct
+// values per node list.
+func (pc *pipelineCounts) learnMin(nodes []*structs.Node, job *structs.Job, values *attrValues) {
+	if pc == nil {
+		return
+	}
+	for i, sp := range job.Spec.Spread {
+		if len(pc.byValue[i]) == 0 || len(pc.byValue[i]) < values.distinct(nodes, sp.Attr) {
+			continue // some value runs nothing of the pipeline: 0
+		}
+		least := pc.maxValue[i]
+		for _, c := range pc.byValue[i] {
+			least = min(least, c)
+		}
+		pc.minValue[i] = least
+	}
 }
 
 // findNode returns the node with the ID from a slice sorted by ID, or nil.

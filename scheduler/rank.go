@@ -73,7 +73,7 @@ func (s *Scheduler) rank(node *structs.Node, job *structs.Job, util structs.Reso
 		sum += v
 		n++
 		prefs++
-		if v == pipeScorerBest[i] {
+		if sc.Best(node, job, pc, v) {
 			best++
 		}
 	}

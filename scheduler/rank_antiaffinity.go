@@ -25,3 +25,8 @@ func (antiAffinityScorer) Score(node *structs.Node, job *structs.Job, pc *pipeli
 	}
 	return 0, true
 }
+
+// Best holds on a node running nothing of the pipeline.
+func (antiAffinityScorer) Best(_ *structs.Node, _ *structs.Job, _ *pipelineCounts, score float64) bool {
+	return score == 0
+}

@@ -7,6 +7,10 @@ import "github.com/ciplat/ciplat/fsm/structs"
 type pipelineScorer interface {
 	Name() string
 	Score(node *structs.Node, job *structs.Job, pc *pipelineCounts) (score float64, applies bool)
+	// Best reports whether score, this scorer's score of node, is the best
+	// any node of the cluster can get: then Place need not widen its
+	// sample for this scorer's sake.
+	Best(node *structs.Node, job *structs.Job, pc *pipelineCounts, score float64) bool
 }
 
 var (
@@ -53,4 +57,20 @@ func (labelSpreadScorer) Score(node *structs.Node, job *structs.Job, pc *pipelin
 		return 0, false
 	}
 	return sum / float64(total), true
+}
+
+// Best holds when, for every weighted spread, the node's value runs as few
+// live allocations of the pipeline as the least-used value of the cluster
+// (none, while some value runs none).
+func (labelSpreadScorer) Best(node *structs.Node, job *structs.Job, pc *pipelineCounts, _ float64) bool {
+	for i, sp := range job.Spec.Spread {
+		if sp.Weight <= 0 {
+			continue
+		}
+		v, ok := lookupAttr(node, sp.Attr)
+		if !ok || pc.byValue[i][v] != pc.minValue[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -116,11 +116,9 @@ type Scheduler struct {
 	// pipeScorers read the pipeline's live allocations (see
 	// pipelineCounts); their parts follow those of scorers in a candidate.
 	pipeScorers []pipelineScorer
+	// values caches the distinct values of spread attributes per node list.
+	values attrValues
 }
-
-// pipeScorerBest is the best score of each of Scheduler.pipeScorers, in
-// order: a node that gets it needs no wider search (see limits).
-var pipeScorerBest = [...]float64{1, 0}
 
 // New returns a scheduler for cfg. An invalid cfg (see Config.Validate) makes
 // every Place call return the validation error.
@@ -139,8 +137,8 @@ func New(cfg Config) *Scheduler {
 	if fit == nil {
 		fit = binPackScorer{}
 	}
-	s.scorers = []scorer{fit, affinityScorer{m: m}}                             // affinity at affinityIndex
-	s.pipeScorers = []pipelineScorer{labelSpreadScorer{}, antiAffinityScorer{}} // as pipeScorerBest
+	s.scorers = []scorer{fit, affinityScorer{m: m}} // affinity at affinityIndex
+	s.pipeScorers = []pipelineScorer{labelSpreadScorer{}, antiAffinityScorer{}}
 	return s
 }
 
@@ -186,6 +184,7 @@ func (s *Scheduler) Place(st State, eval *structs.Evaluation, job *structs.Job, 
 	if err != nil {
 		return nil, err
 	}
+	pc.learnMin(nodes, job, &s.values)
 	ask := job.Spec.Resources
 	limit, widest := s.limits(len(nodes), job)
 	perfect := false // a scored node met the job's preferences perfectly
