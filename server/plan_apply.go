@@ -136,6 +136,10 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 			pp.done(verdict[i])
 		}
 	}
+	// The entries in flight are captured before the state snapshot: each
+	// is then either in the snapshot or counted from the view, even if it
+	// applies (and leaves inflight) while the batch is checked.
+	flying := inflight.view()
 	snap, err := s.State().Snapshot()
 	if err != nil {
 		for i := range verdict {
@@ -186,7 +190,7 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 			verdict[i] = err
 			continue
 		}
-		victims, ok := checkPreemptions(snap, p, allocs, evicted, inflight)
+		victims, ok := checkPreemptions(snap, p, allocs, evicted, flying)
 		if !ok {
 			verdict[i] = errPlanConflict
 			continue
@@ -195,11 +199,11 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 			allocs = slices.DeleteFunc(slices.Clone(allocs), func(x *structs.Allocation) bool { return victims[x.ID] })
 		}
 		extra := taken[a.NodeID].Add(a.Resources)
-		if ok, _ := scheduler.AllocsFit(node, allocs, extra.Add(inflight.held(snap, a.NodeID))); !ok {
+		if ok, _ := scheduler.AllocsFit(node, allocs, extra.Add(flying.held(snap, a.NodeID))); !ok {
 			verdict[i] = errPlanConflict
 			continue
 		}
-		if err := recheckPipeline(snap, p, node, batchSiblings, inflight); err != nil {
+		if err := recheckPipeline(snap, p, node, batchSiblings, flying); err != nil {
 			verdict[i] = err
 			continue
 		}
@@ -305,7 +309,7 @@ func (s *Server) proposePlan(req *structs.PlanApplyRequest) (func() (any, error)
 // IDs, or false when one no longer qualifies (the plan is a conflict:
 // schedule again).
 func checkPreemptions(snap *state.StateSnapshot, p *structs.Plan, allocs []*structs.Allocation,
-	evicted map[string]bool, inflight *inflightPlans) (map[string]bool, bool) {
+	evicted map[string]bool, inflight inflightView) (map[string]bool, bool) {
 	if len(p.Preemptions) == 0 {
 		return nil, true
 	}
@@ -392,12 +396,26 @@ func (f *inflightPlans) pending() []chan struct{} {
 	return out
 }
 
-// held is what in-flight placements not yet in snap hold on the node.
-func (f *inflightPlans) held(snap *state.StateSnapshot, nodeID string) structs.Resources {
+// view returns the entries in flight now. An entry is never changed once
+// added, so the view is read without the lock.
+func (f *inflightPlans) view() inflightView {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var r structs.Resources
+	out := make(inflightView, 0, len(f.entries))
 	for _, e := range f.entries {
+		out = append(out, e)
+	}
+	return out
+}
+
+// inflightView is the plan entries in flight when the applier began a
+// batch, captured before its state snapshot (see applyPlans).
+type inflightView []*inflightEntry
+
+// held is what in-flight placements not yet in snap hold on the node.
+func (v inflightView) held(snap *state.StateSnapshot, nodeID string) structs.Resources {
+	var r structs.Resources
+	for _, e := range v {
 		for _, a := range e.byNode[nodeID] {
 			if got, _ := snap.AllocByID(nil, a.ID); got == nil {
 				r = r.Add(a.Resources)
@@ -409,11 +427,9 @@ func (f *inflightPlans) held(snap *state.StateSnapshot, nodeID string) structs.R
 
 // pipeline returns the in-flight placements of the pipeline not yet in
 // snap (those in snap the re-check finds there, by create index).
-func (f *inflightPlans) pipeline(snap *state.StateSnapshot, pipelineID string) []*structs.Allocation {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+func (v inflightView) pipeline(snap *state.StateSnapshot, pipelineID string) []*structs.Allocation {
 	var out []*structs.Allocation
-	for _, e := range f.entries {
+	for _, e := range v {
 		for _, a := range e.byPipeline[pipelineID] {
 			if got, _ := snap.AllocByID(nil, a.ID); got == nil {
 				out = append(out, a)
@@ -424,10 +440,8 @@ func (f *inflightPlans) pipeline(snap *state.StateSnapshot, pipelineID string) [
 }
 
 // evicting reports whether an in-flight entry evicts the allocation.
-func (f *inflightPlans) evicting(allocID string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, e := range f.entries {
+func (v inflightView) evicting(allocID string) bool {
+	for _, e := range v {
 		if e.evicts[allocID] {
 			return true
 		}

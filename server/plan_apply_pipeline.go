@@ -33,7 +33,7 @@ func isPlanConflict(err error) bool {
 // as errPipelineConflict with its reason. Jobs without spread or
 // anti-affinity cost one job lookup.
 func recheckPipeline(snap *state.StateSnapshot, p *structs.Plan, node *structs.Node,
-	batch map[string][]*structs.Allocation, inflight *inflightPlans) error {
+	batch map[string][]*structs.Allocation, inflight inflightView) error {
 	a := p.Placement
 	if a.PipelineID == "" {
 		return nil
