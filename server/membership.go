@@ -167,9 +167,16 @@ func (s *Server) Leave(timeout time.Duration) error {
 	for time.Now().Before(deadline) {
 		if time.Now().After(nextAsk) {
 			nextAsk = time.Now().Add(time.Second)
-			if err := s.askLeaderToRemove(); err != nil {
-				s.log.Debug("leave: ask the leader to remove this server", "err", err)
+			err := s.askLeaderToRemove()
+			if err == nil {
+				// The leader committed the removal (or this server was
+				// no peer any more). A removed server need not receive
+				// the entry that removes it: the leader stops replicating
+				// to it, so its own configuration may never show it.
+				s.log.Info("left the cluster (the leader confirmed the removal)")
+				return nil
 			}
+			s.log.Debug("leave: ask the leader to remove this server", "err", err)
 		}
 		cf := s.raft.GetConfiguration()
 		if cf.Error() == nil {

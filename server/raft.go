@@ -40,7 +40,18 @@ func (s *Server) setupRaft() error {
 	if err != nil {
 		return err
 	}
-	trans, err := raft.NewTCPTransportWithLogger(s.cfg.RaftAddr, adv, 3, 10*time.Second, hlog)
+	// MaxRPCsInFlight 1 turns pipelined replication off: with the default
+	// (2) hashicorp/raft's netPipeline can park both of its goroutines after a
+	// follower answers Success=false, so that follower never receives another
+	// entry and the leader's Shutdown hangs (seen here in a 5-server test; the
+	// same deadlock made grafana/pyroscope#5518 turn pipelining off). The
+	// leader still batches entries into each AppendEntries.
+	trans, err := raft.NewTCPTransportWithConfig(s.cfg.RaftAddr, adv, &raft.NetworkTransportConfig{
+		Logger:          hlog,
+		MaxPool:         3,
+		Timeout:         10 * time.Second,
+		MaxRPCsInFlight: 1,
+	})
 	if err != nil {
 		return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
 	}
