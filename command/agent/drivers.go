@@ -32,7 +32,9 @@ func buildDrivers(cfg *Config, clientDir string, log *slog.Logger) (map[string]d
 	for _, name := range cfg.Drivers {
 		switch name {
 		case "exec":
-			reg[name] = execdriver.New(execdriver.Config{Root: filepath.Join(clientDir, "workspaces"), Logger: log})
+			ec := cfg.Exec.driverConfig() // exec_config.go
+			ec.Root, ec.Logger = filepath.Join(clientDir, "workspaces"), log
+			reg[name] = execdriver.New(ec)
 		case "mock":
 			reg[name] = mock.New(mock.Config{})
 		case "docker":
