@@ -1,6 +1,7 @@
 package command
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -65,9 +66,55 @@ func newWorkerAgent(t *testing.T, created time.Time) *workerAgent {
 		a.w.StopRequested, a.w.DesiredStatus, a.w.Reason = true, api.AllocDesiredStop, "worker terminated by operator"
 		writeJSON(w, http.StatusOK, a.w)
 	})
+	mux.HandleFunc("GET /v1/jobs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("id") != "job-1" {
+			writeErr(w, http.StatusNotFound, "job not found")
+			return
+		}
+		writeJSON(w, http.StatusOK, api.Job{ID: "job-1", Name: "test", Steps: []api.StepStatus{{Name: "build"}, {Name: "test"}}})
+	})
+	mux.HandleFunc("GET /v1/workers/{id}/logs", func(w http.ResponseWriter, r *http.Request) {
+		if !find(w, r) {
+			return
+		}
+		enc := json.NewEncoder(w)
+		for _, e := range []api.LogEntry{
+			{JobID: "job-1", Step: "build", Stream: "stdout", Line: "compiling", Seq: 1, Attempt: 1},
+			{JobID: "job-1", Step: "test", Stream: "stderr", Line: "FAIL x", Seq: 2, Attempt: 1},
+		} {
+			if s := r.URL.Query().Get("step"); s == "" || s == e.Step {
+				_ = enc.Encode(e)
+			}
+		}
+	})
 	a.srv = httptest.NewServer(mux)
 	t.Cleanup(a.srv.Close)
 	return a
+}
+
+func TestWorkerLogsCommand(t *testing.T) {
+	a := newWorkerAgent(t, time.Now())
+	r := runMain(t, "worker", "logs", "-address", a.srv.URL, "3f2a")
+	r.check(t, exitOK, []string{"[build] compiling"}, []string{"[test] FAIL x"})
+	if strings.Contains(r.stdout, "FAIL") || strings.Contains(r.stderr, "compiling") {
+		t.Errorf("streams mixed: stdout %q stderr %q", r.stdout, r.stderr)
+	}
+	r = runMain(t, "worker", "logs", "-address", a.srv.URL, "-f", "-stderr", "3f2a", "test")
+	r.check(t, exitOK, []string{"FAIL x"}, nil)
+	if strings.Contains(r.stdout, "[test]") || strings.Contains(r.stdout, "compiling") {
+		t.Errorf("one step, -stderr: stdout %q", r.stdout)
+	}
+	r = runMain(t, "worker", "logs", "-address", a.srv.URL, "3f2a", "lint")
+	r.check(t, exitUsage, nil, []string{`has no step "lint"; its steps are: build, test`})
+	r = runMain(t, "worker", "logs", "-address", a.srv.URL, "ffff")
+	r.check(t, exitFailure, nil, []string{`Error: read worker "ffff": worker ffff not found (HTTP 404)`})
+	r = runMain(t, "worker", "logs", "-address", a.srv.URL)
+	r.check(t, exitUsage, nil, []string{"usage: ciplat worker logs"})
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if got := strings.Join(a.got, "\n"); !strings.Contains(got, "GET /v1/workers/"+workerID+"/logs?follow=true&step=test") {
+		t.Errorf("requests:\n%s\nwant a follow of step test by the full worker ID", got)
+	}
 }
 
 func TestWorkerCommands(t *testing.T) {
