@@ -16,16 +16,20 @@ const workerID = "3f2a9c1e-0000-4000-8000-000000000001"
 
 // workerAgent answers the worker routes with one worker.
 type workerAgent struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	w   api.Worker
-	got []string
+	srv   *httptest.Server
+	mu    sync.Mutex
+	w     api.Worker
+	ended api.Worker // an older worker that ended
+	got   []string
 }
 
 func newWorkerAgent(t *testing.T, created time.Time) *workerAgent {
 	a := &workerAgent{w: api.Worker{ID: workerID, Driver: "docker", HandleID: "c0ffee", NodeID: nodeID, NodeName: "build1",
 		JobID: "job-1", JobName: "test", PipelineID: "pipe-1", Attempt: 1, Image: "ciplat/busybox:test",
 		State: api.WorkerRunning, Live: true, DesiredStatus: api.AllocDesiredRun, ClientStatus: api.AllocClientRunning, CreatedAt: created}}
+	a.ended = api.Worker{ID: "0bad0000-0000-4000-8000-000000000002", Driver: "exec", NodeID: nodeID, NodeName: "build2",
+		JobID: "job-0", JobName: "lint", PipelineID: "pipe-0", Attempt: 2, State: api.WorkerFailed, Reason: "oom",
+		CreatedAt: created.Add(-time.Hour), EndedAt: created.Add(-time.Hour + time.Minute)}
 	mux := http.NewServeMux()
 	find := func(w http.ResponseWriter, r *http.Request) bool {
 		a.mu.Lock()
@@ -41,11 +45,26 @@ func newWorkerAgent(t *testing.T, created time.Time) *workerAgent {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.got = append(a.got, r.Method+" "+r.URL.RequestURI())
-		if !a.w.Live && r.URL.Query().Get("all") != "true" {
-			writeJSON(w, http.StatusOK, []*api.Worker{})
-			return
+		// The worker, then one that ended (listed with ?all); with
+		// ?per_page the server pages one worker at a time.
+		var list []*api.Worker
+		for _, x := range []*api.Worker{&a.w, &a.ended} {
+			if x.Live || r.URL.Query().Get("all") == "true" {
+				list = append(list, x)
+			}
 		}
-		writeJSON(w, http.StatusOK, []*api.Worker{&a.w})
+		if r.URL.Query().Get("per_page") != "" && len(list) > 1 {
+			if r.URL.Query().Get("next_token") == "second" {
+				list = list[1:]
+			} else {
+				list = list[:1]
+				w.Header().Set("X-Ciplat-Next-Token", "second")
+			}
+		}
+		if list == nil {
+			list = []*api.Worker{}
+		}
+		writeJSON(w, http.StatusOK, list)
 	})
 	mux.HandleFunc("GET /v1/workers/{id}", func(w http.ResponseWriter, r *http.Request) {
 		if find(w, r) {
@@ -90,6 +109,23 @@ func newWorkerAgent(t *testing.T, created time.Time) *workerAgent {
 	a.srv = httptest.NewServer(mux)
 	t.Cleanup(a.srv.Close)
 	return a
+}
+
+// TestWorkerListCommand_pages: worker list follows X-Ciplat-Next-Token to
+// the last page.
+func TestWorkerListCommand_pages(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := newWorkerAgent(t, now.Add(-90*time.Second))
+	ui, _, _, _ := testUI("", now)
+	r := runUI(t, ui, "worker", "list", "-all", "-address", a.srv.URL)
+	r.check(t, exitOK, nil, nil)
+	inOrder(t, r.stdout, "3f2a9c1e", "docker", "build1", "running", "0bad0000", "exec", "build2", "lint", "2", "1m0s", "failed")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	got := strings.Join(a.got, "\n")
+	if !strings.Contains(got, "GET /v1/workers?all=true&per_page=200\n") || !strings.Contains(got, "GET /v1/workers?all=true&next_token=second&per_page=200") {
+		t.Errorf("requests:\n%s\nwant the first page, then the next by its token", got)
+	}
 }
 
 func TestWorkerLogsCommand(t *testing.T) {
