@@ -117,8 +117,11 @@ type Driver struct {
 	closer interface{ Close() error }
 	seen   atomic.Bool // the engine has answered at least once
 
-	mu      sync.Mutex
-	workers map[string]*worker // steps in flight, by worker ID
+	mu       sync.Mutex
+	workers  map[string]*worker // steps in flight, by worker ID
+	removing map[string]bool    // workers DestroyWorker removes in the background
+
+	background sync.WaitGroup // background removals; Close waits for them
 
 	pullMu sync.Mutex
 	pulls  map[string]*pull // pulls in flight, by image reference
@@ -192,14 +195,18 @@ func newDriver(cfg Config, api client.APIClient, closer interface{ Close() error
 			callTimeout: cfg.CallTimeout,
 			log:         log,
 		},
-		closer:  closer,
-		workers: make(map[string]*worker),
-		pulls:   make(map[string]*pull),
+		closer:   closer,
+		workers:  make(map[string]*worker),
+		removing: make(map[string]bool),
+		pulls:    make(map[string]*pull),
 	}
 }
 
-// Close releases the client's connections. Containers are left alone.
+// Close waits for the background removals DestroyWorker started (each is
+// bounded by 4×CallTimeout), then releases the client's connections. Other
+// containers are left alone.
 func (d *Driver) Close() error {
+	d.background.Wait()
 	if d.closer == nil {
 		return nil
 	}

@@ -144,7 +144,7 @@ func setupV2(mount, dir string) error {
 // stepLimits are the limits of one step's cgroup; zero means none.
 type stepLimits struct {
 	MemoryMB int // memory.max (v2) / memory.limit_in_bytes and memsw (v1)
-	CPU      int // millicores: cpu.max quota per 100ms period
+	CPU      int // millicores: cpu.max quota per 1s period
 	PidsMax  int // pids.max: processes and threads
 }
 
@@ -180,11 +180,15 @@ func (c *cgroups) create(name string, lim stepLimits) (*stepCgroup, error) {
 		set = append(set, setting{"pids", "pids.max", strconv.Itoa(lim.PidsMax)})
 	}
 	if lim.CPU > 0 {
-		quota := strconv.Itoa(max(lim.CPU*100, 1000)) // µs per 100,000µs; the kernel's minimum is 1ms
+		// µs per 1s period (the kernel's longest), as the Docker driver
+		// does: the same average share as a 100ms period, but a short
+		// burst runs at full speed instead of stalling for most of the
+		// period. The kernel's minimum quota is 1ms.
+		quota := strconv.Itoa(max(lim.CPU*1000, 1000))
 		if c.v2 {
-			set = append(set, setting{"cpu", "cpu.max", quota + " 100000"})
+			set = append(set, setting{"cpu", "cpu.max", quota + " 1000000"})
 		} else {
-			set = append(set, setting{"cpu", "cpu.cfs_period_us", "100000"}, setting{"cpu", "cpu.cfs_quota_us", quota})
+			set = append(set, setting{"cpu", "cpu.cfs_period_us", "1000000"}, setting{"cpu", "cpu.cfs_quota_us", quota})
 		}
 	}
 	for _, s := range set {

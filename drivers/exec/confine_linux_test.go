@@ -161,11 +161,11 @@ func TestDriver_RunStep_cgroupLimits(t *testing.T) {
 		want := map[string]string{"pids.max": "77"}
 		if v2 {
 			want["memory.max"] = strconv.Itoa(96 << 20)
-			want["cpu.max"] = "25000 100000"
+			want["cpu.max"] = "250000 1000000"
 		} else {
 			want["memory.limit_in_bytes"] = strconv.Itoa(96 << 20)
-			want["cpu.cfs_quota_us"] = "25000"
-			want["cpu.cfs_period_us"] = "100000"
+			want["cpu.cfs_quota_us"] = "250000"
+			want["cpu.cfs_period_us"] = "1000000"
 		}
 		for file, v := range want {
 			p := cgroupFile(t, lines, file)
