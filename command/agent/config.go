@@ -76,6 +76,8 @@ type Config struct {
 	Nodes NodesConfig
 	// Exec hardens the exec driver: run-as user and limits (exec_config.go).
 	Exec ExecConfig
+	// Docker configures the docker driver (docker_config.go).
+	Docker DockerConfig
 }
 
 // fileConfig is the JSON of a -config file. Every field is optional;
@@ -83,6 +85,7 @@ type Config struct {
 type fileConfig struct {
 	nodesFileConfig                     // nodes.go
 	execFileConfig                      // exec_config.go
+	dockerFileConfig                    // docker_config.go
 	Server            *bool             `json:"server"`
 	Client            *bool             `json:"client"`
 	DataDir           *string           `json:"data_dir"`
@@ -193,7 +196,8 @@ func loadConfigFile(path string, cfg *Config) error {
 	if err := fc.nodesFileConfig.apply(path, &cfg.Nodes); err != nil { // nodes.go
 		return err
 	}
-	fc.execFileConfig.apply(&cfg.Exec) // exec_config.go
+	fc.execFileConfig.apply(&cfg.Exec)     // exec_config.go
+	fc.dockerFileConfig.apply(&cfg.Docker) // docker_config.go
 	if r := fc.Raft; r != nil {
 		for _, d := range []struct {
 			name string
@@ -321,6 +325,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	registerEventFlags(fs, &cfg.Events)
 	registerNodeFlags(fs, &cfg.Nodes)
 	registerExecFlags(fs, &cfg.Exec)
+	registerDockerFlags(fs, &cfg.Docker)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: ciplat agent [-dev | -server | -client] [flags]\n\n"+
 			"  Runs a ciplat agent. Examples:\n"+

@@ -38,7 +38,7 @@ func buildDrivers(cfg *Config, clientDir string, log *slog.Logger) (map[string]d
 		case "mock":
 			reg[name] = mock.New(mock.Config{})
 		case "docker":
-			d, err := docker.New(docker.Config{NodeID: cfg.NodeName, Logger: log})
+			d, err := docker.New(docker.Config{NodeID: cfg.NodeName, Logger: log, AuthFile: cfg.Docker.AuthFile})
 			if err != nil {
 				closeAll()
 				return nil, nil, fmt.Errorf("docker driver: %w", err)
