@@ -192,15 +192,16 @@ func TestDriver_DestroyWorker_leavesNothing(t *testing.T) {
 // whose ListWorkers finds it by label and whose DestroyWorker removes it.
 func TestDriver_DestroyWorker_retiredOrphan(t *testing.T) {
 	needEngine(t)
-	d := newDriver(t, docker.Config{NodeID: "node-retired"})
-	h := create(t, d, drivers.WorkerConfig{ID: randID("retired"), NodeID: "node-retired", Image: testImage})
+	node := randID("node")
+	d := newDriver(t, docker.Config{NodeID: node})
+	h := create(t, d, drivers.WorkerConfig{ID: randID("retired"), NodeID: node, Image: testImage})
 	cli := rawClient()
 	defer cli.Close()
 	// What DestroyWorker does before its background removal: the agent "dies" here.
 	if err := cli.ContainerRename(t.Context(), "ciplat-"+h.ID, "ciplat-"+h.ID+"-removing"); err != nil {
 		t.Fatal(err)
 	}
-	restarted := newDriver(t, docker.Config{NodeID: "node-retired"})
+	restarted := newDriver(t, docker.Config{NodeID: node})
 	hs, err := restarted.ListWorkers(t.Context())
 	if err != nil || len(hs) != 1 || hs[0].ID != h.ID {
 		t.Fatalf("ListWorkers = %v, %v; want the retired worker %s", hs, err, h.ID)
@@ -212,7 +213,7 @@ func TestDriver_DestroyWorker_retiredOrphan(t *testing.T) {
 	if _, err := cli.ContainerInspect(t.Context(), "ciplat-"+h.ID+"-removing"); !cerrdefs.IsNotFound(err) {
 		t.Errorf("retired container after the restarted agent's DestroyWorker: err %v, want not found", err)
 	}
-	if hs, err := newDriver(t, docker.Config{NodeID: "node-retired"}).ListWorkers(t.Context()); err != nil || len(hs) != 0 {
+	if hs, err := newDriver(t, docker.Config{NodeID: node}).ListWorkers(t.Context()); err != nil || len(hs) != 0 {
 		t.Errorf("ListWorkers after DestroyWorker = %v, %v; want none", hs, err)
 	}
 }
