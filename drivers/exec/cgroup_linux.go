@@ -78,11 +78,12 @@ func detectCgroups(parent string) (*cgroups, error) {
 			parent = "ciplat.slice"
 		}
 		dir := filepath.Join(v2mount, parent)
-		if err := setupV2(v2mount, dir); err != nil {
+		enabled, err := setupV2(v2mount, dir)
+		if err != nil {
 			return nil, err
 		}
 		cg := &cgroups{v2: true, parents: map[string]string{}}
-		for _, c := range cgroupControllers {
+		for _, c := range enabled {
 			cg.parents[c] = dir
 		}
 		return cg, nil
@@ -118,27 +119,41 @@ func detectCgroups(parent string) (*cgroups, error) {
 }
 
 // setupV2 makes dir under the v2 mount and enables the controllers for its
-// children, in the mount's root first.
-func setupV2(mount, dir string) error {
+// children, from the mount's root down, one by one: memory and pids are
+// required; cpu is left out when it cannot be enabled (the kernel refuses
+// while real-time processes sit outside the root cgroup), which only loses
+// CPU limits. It returns the controllers enabled.
+func setupV2(mount, dir string) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("cgroup v2: %w (the agent needs write access to %s: run it as root)", err, mount)
+		return nil, fmt.Errorf("cgroup v2: %w (the agent needs write access to %s: run it as root)", err, mount)
 	}
-	var enable []string
+	chain := []string{mount}
+	rel, _ := filepath.Rel(mount, dir)
+	for d, part := mount, ""; rel != "."; {
+		part, rel, _ = strings.Cut(rel, string(filepath.Separator))
+		d = filepath.Join(d, part)
+		chain = append(chain, d)
+		if rel == "" {
+			break
+		}
+	}
+	var enabled []string
 	for _, c := range cgroupControllers {
-		if hasAll(readFields(filepath.Join(mount, "cgroup.controllers")), c) {
-			enable = append(enable, "+"+c)
+		var err error
+		for _, d := range chain {
+			if err = os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte("+"+c), 0); err != nil {
+				err = fmt.Errorf("cgroup v2: enable %s in %s: %w", c, d, err)
+				break
+			}
+		}
+		switch {
+		case err == nil:
+			enabled = append(enabled, c)
+		case c != "cpu":
+			return nil, err
 		}
 	}
-	for d := mount; ; {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.subtree_control"), []byte(strings.Join(enable, " ")), 0); err != nil {
-			return fmt.Errorf("cgroup v2: enable %s in %s: %w", strings.Join(enable, " "), d, err)
-		}
-		if d == dir {
-			return nil
-		}
-		rel, _ := filepath.Rel(d, dir)
-		d = filepath.Join(d, strings.Split(rel, string(filepath.Separator))[0])
-	}
+	return enabled, nil
 }
 
 // stepLimits are the limits of one step's cgroup; zero means none.
