@@ -8,7 +8,6 @@ import (
 
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/docker"
-	execdriver "github.com/ciplat/ciplat/drivers/exec"
 	"github.com/ciplat/ciplat/drivers/mock"
 	"github.com/ciplat/ciplat/drivers/plugin"
 )
@@ -32,9 +31,7 @@ func buildDrivers(cfg *Config, clientDir string, log *slog.Logger) (map[string]d
 	for _, name := range cfg.Drivers {
 		switch name {
 		case "exec":
-			ec := cfg.Exec.driverConfig() // exec_config.go
-			ec.Root, ec.Logger = filepath.Join(clientDir, "workspaces"), log
-			reg[name] = execdriver.New(ec)
+			reg[name] = cfg.Exec.newDriver(clientDir, log) // exec_config.go
 		case "mock":
 			reg[name] = mock.New(mock.Config{})
 		case "docker":

@@ -2,6 +2,9 @@ package agent
 
 import (
 	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
 
 	execdriver "github.com/ciplat/ciplat/drivers/exec"
 )
@@ -58,7 +61,26 @@ func registerExecFlags(fs *flag.FlagSet, c *ExecConfig) {
 	fs.Uint64Var(&c.NProc, "exec-nproc", c.NProc, "client: RLIMIT_NPROC of exec steps, per user on the host (0: the agent's)")
 }
 
-// driverConfig is the exec driver's configuration over root.
+// driverConfig is the exec driver's configuration (without Root and Logger).
 func (c ExecConfig) driverConfig() execdriver.Config {
 	return execdriver.Config{User: c.User, Limits: c.Limits, CgroupParent: c.CgroupParent, PidsMax: c.PidsMax, NoFile: c.NoFile, NProc: c.NProc}
+}
+
+// newDriver builds the exec driver over <clientDir>/workspaces. With -exec-user
+// the client dir, the agent's own, is opened to search (0711: no listing)
+// so the user can reach its workspace; the data dir above it is the
+// operator's, and the driver's fingerprint names it if the user cannot pass.
+func (c ExecConfig) newDriver(clientDir string, log *slog.Logger) *execdriver.Driver {
+	ec := c.driverConfig()
+	ec.Root, ec.Logger = filepath.Join(clientDir, "workspaces"), log
+	if c.User != "" {
+		err := os.MkdirAll(clientDir, 0o700)
+		if err == nil {
+			err = os.Chmod(clientDir, 0o711)
+		}
+		if err != nil {
+			log.Warn("cannot open the client dir to the exec user", "dir", clientDir, "err", err)
+		}
+	}
+	return execdriver.New(ec)
 }
