@@ -35,17 +35,18 @@ const gateScript = `read -r ciplat_gate <&3 || exit 125; exec 3<&-; exec "$0" -e
 //	step.Env
 //
 // Nothing else of the agent's environment leaks into steps. The step runs
-// as Config.User when set, and inside its cgroup and rlimits (Config.Limits). Each line of
-// stdout and stderr goes to sink as soon as it is complete, stamped with
-// time.Now(); lines over 64 KiB arrive in pieces. sink may be called from
+// as Config.User when set, and inside its cgroup and rlimits
+// (Config.Limits). Each line of stdout and stderr goes to sink as soon as
+// it is complete, stamped with time.Now(); lines over 64 KiB arrive in
+// pieces. sink may be called from
 // two goroutines at once and is never called after RunStep returns.
 //
 // The exit code is the shell's, or 128+n when a signal n killed it. When
 // the shell exits, anything it left running in its process group is
 // killed, and with a cgroup so is every process left in it. A step whose
 // process the kernel killed for exceeding the memory limit gets a last
-// stderr line saying so. When ctx ends, the group gets SIGTERM, then SIGKILL after
-// Config.KillGrace, and RunStep returns ExitCode -1 and ctx.Err(). When
+// stderr line saying so. When ctx ends, the group gets SIGTERM, then
+// SIGKILL after Config.KillGrace, and RunStep returns ExitCode -1 and ctx.Err(). When
 // DestroyWorker interrupts it, the group gets SIGKILL at once and RunStep
 // returns ExitCode -1 and an error wrapping drivers.ErrWorkerNotFound, as it
 // does for a worker that is gone before the step starts.
