@@ -113,6 +113,9 @@ type QueryMeta struct {
 	LastContact time.Duration
 	// KnownLeader is whether the answering server knew a leader.
 	KnownLeader bool
+	// NextToken is the X-Ciplat-Next-Token of a paged list: pass it as
+	// the next page's NextToken; empty on the last page.
+	NextToken string
 }
 
 func (c *Client) url(path string, q *QueryOptions) string {
@@ -225,5 +228,6 @@ func metaOf(resp *http.Response) *QueryMeta {
 	idx, _ := strconv.ParseUint(resp.Header.Get("X-Ciplat-Index"), 10, 64)
 	ms, _ := strconv.ParseInt(resp.Header.Get("X-Ciplat-Last-Contact"), 10, 64)
 	known, _ := strconv.ParseBool(resp.Header.Get("X-Ciplat-Known-Leader"))
-	return &QueryMeta{LastIndex: idx, LastContact: time.Duration(ms) * time.Millisecond, KnownLeader: known}
+	return &QueryMeta{LastIndex: idx, LastContact: time.Duration(ms) * time.Millisecond, KnownLeader: known,
+		NextToken: resp.Header.Get("X-Ciplat-Next-Token")}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 )
 
@@ -48,20 +49,58 @@ type Worker struct {
 type WorkerListOptions struct {
 	// All includes workers that ended.
 	All bool
+	// PerPage, when positive, reads the list in pages of at most this
+	// many workers (the server allows 1 to 1000).
+	PerPage int
+	// NextToken starts ListWorkersPage at the page a previous call's
+	// token names.
+	NextToken string
 }
 
 // ListWorkers lists the live workers of every node (all workers with
-// o.All), newest first.
+// o.All), newest first. With o.PerPage it reads page after page until the
+// last; a worker created meanwhile may be missing (it sorts before the
+// pages already read), none is listed twice.
 func (c *Client) ListWorkers(ctx context.Context, o *WorkerListOptions) ([]*Worker, error) {
-	var q *QueryOptions
-	if o != nil && o.All {
-		q = &QueryOptions{Params: map[string]string{"all": "true"}}
+	var opts WorkerListOptions
+	if o != nil {
+		opts = *o
+	}
+	var all []*Worker
+	for {
+		page, next, err := c.ListWorkersPage(ctx, &opts)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, page...)
+		if next == "" || opts.PerPage <= 0 {
+			return all, nil
+		}
+		opts.NextToken = next
+	}
+}
+
+// ListWorkersPage reads one page of ListWorkers and returns the token of
+// the next page, empty on the last.
+func (c *Client) ListWorkersPage(ctx context.Context, o *WorkerListOptions) ([]*Worker, string, error) {
+	q := &QueryOptions{Params: map[string]string{}}
+	if o != nil {
+		if o.All {
+			q.Params["all"] = "true"
+		}
+		if o.PerPage > 0 {
+			q.Params["per_page"] = strconv.Itoa(o.PerPage)
+		}
+		if o.NextToken != "" {
+			q.Params["next_token"] = o.NextToken
+		}
 	}
 	var out []*Worker
-	if _, err := c.get(ctx, "/v1/workers", q, &out); err != nil {
-		return nil, err
+	meta, err := c.get(ctx, "/v1/workers", q, &out)
+	if err != nil {
+		return nil, "", err
 	}
-	return out, nil
+	return out, meta.NextToken, nil
 }
 
 // GetWorker reads one worker; id may be a unique prefix.

@@ -52,6 +52,7 @@ var commands = map[string]func() Command{
 	"worker list":   func() Command { return &workerListCommand{} },
 	"worker status": func() Command { return &workerStatusCommand{} },
 	"worker stop":   func() Command { return &workerStopCommand{} },
+	"worker logs":   func() Command { return &workerLogsCommand{} },
 
 	"node drain":       func() Command { return &nodeDrainCommand{} },
 	"node eligibility": func() Command { return &nodeEligibilityCommand{} },

@@ -69,8 +69,27 @@ func (c *jobLogsCommand) Run(ui *UI, args []string) int {
 	}
 	prefix := step == "" && len(steps) != 1
 
+	return printLogs(ui, m, cl, logPrint{what: "logs of job " + shortID(j.ID), follow: *follow, stderrOnly: *stderrOnly, prefix: prefix},
+		func(ctx context.Context, after uint64, emit func(*api.LogEntry) error) error {
+			return cl.JobLogs(ctx, j.ID, &api.LogOptions{Step: step, Follow: *follow, After: after}, emit)
+		})
+}
+
+// logPrint says how printLogs prints a log stream.
+type logPrint struct {
+	what       string // for errors: "logs of job 1d2e3f4a"
+	follow     bool   // keep printing until the stream ends; resume a broken one
+	stderrOnly bool   // only stderr lines, to stdout
+	prefix     bool   // start each line with "[step] "
+}
+
+// printLogs prints the entries fetch streams: stdout lines to stdout and
+// stderr lines to stderr. While following, a broken stream is resumed
+// after the last entry printed (logRetries times) and Ctrl-C ends it with
+// success. It returns the exit code.
+func printLogs(ui *UI, m *meta, cl *api.Client, p logPrint, fetch func(ctx context.Context, after uint64, emit func(*api.LogEntry) error) error) int {
 	ctx := context.Background()
-	if *follow {
+	if p.follow {
 		var stop context.CancelFunc
 		ctx, stop = ui.interrupt(ctx)
 		defer stop()
@@ -81,28 +100,28 @@ func (c *jobLogsCommand) Run(ui *UI, args []string) int {
 			last = e.Seq
 		}
 		isErr := e.Stream == "stderr"
-		if *stderrOnly && !isErr {
+		if p.stderrOnly && !isErr {
 			return nil
 		}
 		w := ui.Stdout
-		if isErr && !*stderrOnly {
+		if isErr && !p.stderrOnly {
 			w = ui.Stderr
 		}
 		line := e.Line
-		if prefix {
+		if p.prefix {
 			line = "[" + e.Step + "] " + line
 		}
 		_, err := io.WriteString(w, line+"\n")
 		return err
 	}
 	for try := 0; ; try++ {
-		err = cl.JobLogs(ctx, j.ID, &api.LogOptions{Step: step, Follow: *follow, After: last}, emit)
-		if err == nil || (*follow && ctx.Err() != nil) {
+		err := fetch(ctx, last, emit)
+		if err == nil || (p.follow && ctx.Err() != nil) {
 			return exitOK // done, or Ctrl-C while following
 		}
 		var ae *api.Error
-		if !*follow || try >= logRetries || errors.As(err, &ae) {
-			return m.apiError(cl, fmt.Sprintf("logs of job %s", shortID(j.ID)), err)
+		if !p.follow || try >= logRetries || errors.As(err, &ae) {
+			return m.apiError(cl, p.what, err)
 		}
 		// The stream broke mid-way: resume after the last line we printed.
 		select {

@@ -42,6 +42,10 @@ func workerNode(w *api.Worker) string {
 	return shortID(w.NodeID)
 }
 
+// workerPageSize is how many workers `worker list` reads per request; it
+// follows the pages to the end.
+const workerPageSize = 200
+
 // workerListCommand lists workers.
 type workerListCommand struct{}
 
@@ -79,7 +83,7 @@ func (c *workerListCommand) Run(ui *UI, args []string) int {
 	if !ok {
 		return code
 	}
-	ws, err := cl.ListWorkers(context.Background(), &api.WorkerListOptions{All: *all})
+	ws, err := cl.ListWorkers(context.Background(), &api.WorkerListOptions{All: *all, PerPage: workerPageSize})
 	if err != nil {
 		return m.apiError(cl, "list workers", err)
 	}

@@ -47,7 +47,12 @@ type Driver interface {
 	// ErrWorkerNotFound.
 	RunStep(ctx context.Context, h *WorkerHandle, step StepConfig, sink LogSink) (StepResult, error)
 	// DestroyWorker stops anything still running in the worker and removes it
-	// and its workspace. Destroying a worker that is gone returns nil.
+	// and its workspace. Destroying a worker that is gone returns nil. When
+	// it returns, nothing of the job runs any more and the worker is gone
+	// for RunStep, RecoverWorker and ListWorkers; a driver may finish
+	// removing storage (a stopped container, a volume) in the background,
+	// provided that its Close waits for that and that whatever a crash
+	// leaves behind is still listed by a new driver's ListWorkers.
 	DestroyWorker(ctx context.Context, h *WorkerHandle) error
 	// RecoverWorker checks that a worker created before a client restart is
 	// still there; an error wrapping ErrWorkerNotFound when it is not. A

@@ -115,8 +115,16 @@ func resolveWorker(st *state.StateStore, ws memdb.WatchSet, id string) (*structs
 	return a, nil
 }
 
+// workerMaxPerPage bounds ?per_page of GET /v1/workers.
+const workerMaxPerPage = 1000
+
 // handleWorkerList is GET /v1/workers: the live workers of every node,
-// newest first; ?all=true includes the ones that ended.
+// newest first; ?all=true includes the ones that ended. With
+// ?per_page=N it answers at most N and, when more follow, the
+// X-Ciplat-Next-Token header: pass it as ?next_token for the next page
+// (Nomad's pagination). A token names the first worker of the next page
+// by its creation time and ID, so a page boundary stays put while workers
+// come and go; a token whose worker is gone starts at the next older one.
 func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, error) {
 	all, err := parseBool(r, "all")
 	if err != nil {
@@ -126,36 +134,95 @@ func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
+	perPage, next, err := parseWorkerPage(r)
+	if err != nil {
+		return nil, err
+	}
 	var out []*workerView
+	var nextToken string
 	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		allocs, err := st.Allocs(ws)
 		if err != nil {
 			return 0, err
 		}
-		out = make([]*workerView, 0, len(allocs))
+		picked := make([]*structs.Allocation, 0, len(allocs))
 		for _, a := range allocs {
-			if !all && !a.Live() {
-				continue
+			if (all || a.Live()) && (next == nil || !next.before(a)) {
+				picked = append(picked, a)
 			}
+		}
+		slices.SortFunc(picked, func(x, y *structs.Allocation) int {
+			if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
+				return c
+			}
+			return cmp.Compare(x.ID, y.ID)
+		})
+		nextToken = ""
+		if perPage > 0 && len(picked) > perPage {
+			nextToken = workerToken(picked[perPage])
+			picked = picked[:perPage]
+		}
+		out = make([]*workerView, 0, len(picked))
+		for _, a := range picked {
 			v, err := s.workerViewOf(st, nil, a)
 			if err != nil {
 				return 0, err
 			}
 			out = append(out, v)
 		}
-		slices.SortFunc(out, func(x, y *workerView) int {
-			if c := y.CreatedAt.Compare(x.CreatedAt); c != 0 {
-				return c
-			}
-			return cmp.Compare(x.ID, y.ID)
-		})
 		return st.Index("allocs"), nil
 	})
 	if err != nil {
 		return nil, err
 	}
 	setIndex(w, idx)
+	if nextToken != "" {
+		w.Header().Set("X-Ciplat-Next-Token", nextToken)
+	}
 	return out, nil
+}
+
+// workerCursor is a decoded next_token: the first worker of a page.
+type workerCursor struct {
+	created int64 // CreatedAt, Unix nanoseconds
+	id      string
+}
+
+// before reports whether a sorts before the cursor (newer, or as new with
+// a smaller ID): it belongs to an earlier page.
+func (c *workerCursor) before(a *structs.Allocation) bool {
+	if n := a.CreatedAt.UnixNano(); n != c.created {
+		return n > c.created
+	}
+	return a.ID < c.id
+}
+
+// workerToken is the next_token naming a as the first of a page.
+func workerToken(a *structs.Allocation) string {
+	return strconv.FormatInt(a.CreatedAt.UnixNano(), 10) + "." + a.ID
+}
+
+// parseWorkerPage reads ?per_page (0: no paging) and ?next_token.
+func parseWorkerPage(r *http.Request) (int, *workerCursor, error) {
+	q := r.URL.Query()
+	perPage := 0
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > workerMaxPerPage {
+			return 0, nil, badRequest("invalid per_page %q: want 1 to %d", v, workerMaxPerPage)
+		}
+		perPage = n
+	}
+	v := q.Get("next_token")
+	if v == "" {
+		return perPage, nil, nil
+	}
+	ns, id, ok := strings.Cut(v, ".")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || id == "" {
+		return 0, nil, badRequest("invalid next_token %q: pass the X-Ciplat-Next-Token of the previous page", v)
+	}
+	return perPage, &workerCursor{created: n, id: id}, nil
 }
 
 // handleWorkerGet is GET /v1/workers/{id}.

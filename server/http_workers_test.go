@@ -113,3 +113,57 @@ func TestServer_Workers(t *testing.T) {
 		t.Fatalf("?all=maybe: HTTP %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestServer_WorkersPagination: ?per_page pages through the list in its
+// order with X-Ciplat-Next-Token; the pages add up to the whole list.
+func TestServer_WorkersPagination(t *testing.T) {
+	ts := newTestServer(t, "")
+	registerNode(ts, "n1")
+	_, code := submit(ts, "name: w\njobs:\n"+
+		"  a: { steps: [ { name: s, run: 'sleep 100' } ] }\n  b: { steps: [ { name: s, run: 'sleep 100' } ] }\n"+
+		"  c: { steps: [ { name: s, run: 'sleep 100' } ] }\n  d: { steps: [ { name: s, run: 'sleep 100' } ] }\n"+
+		"  e: { steps: [ { name: s, run: 'sleep 100' } ] }\n", nil)
+	if code/100 != 2 {
+		t.Fatalf("submit: HTTP %d", code)
+	}
+	nodeAllocs(ts, "n1", func(as []*api.Allocation) bool { return len(as) == 5 })
+	var whole []*api.Worker
+	if resp := ts.do("GET", "/v1/workers", nil, nil, &whole); resp.StatusCode != 200 || len(whole) != 5 || resp.Header.Get("X-Ciplat-Next-Token") != "" {
+		t.Fatalf("unpaged list: %d workers, HTTP %d, next token %q", len(whole), resp.StatusCode, resp.Header.Get("X-Ciplat-Next-Token"))
+	}
+	var paged []string
+	token, pages := "", 0
+	for {
+		var page []*api.Worker
+		path := "/v1/workers?per_page=2"
+		if token != "" {
+			path += "&next_token=" + token
+		}
+		resp := ts.do("GET", path, nil, nil, &page)
+		if resp.StatusCode != 200 || len(page) == 0 || len(page) > 2 {
+			t.Fatalf("%s: %d workers, HTTP %d", path, len(page), resp.StatusCode)
+		}
+		pages++
+		for _, w := range page {
+			paged = append(paged, w.ID)
+		}
+		if token = resp.Header.Get("X-Ciplat-Next-Token"); token == "" {
+			break
+		}
+		if pages > 5 {
+			t.Fatalf("more than 3 pages of 2 for 5 workers; token %q", token)
+		}
+	}
+	var want []string
+	for _, w := range whole {
+		want = append(want, w.ID)
+	}
+	if pages != 3 || strings.Join(paged, ",") != strings.Join(want, ",") {
+		t.Errorf("%d pages: %v, want 3 pages adding up to %v", pages, paged, want)
+	}
+	for _, bad := range []string{"per_page=0", "per_page=1001", "per_page=x", "next_token=garbage", "next_token=12."} {
+		if resp := ts.do("GET", "/v1/workers?"+bad, nil, nil, nil); resp.StatusCode != 400 {
+			t.Errorf("?%s: HTTP %d, want 400", bad, resp.StatusCode)
+		}
+	}
+}

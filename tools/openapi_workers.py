@@ -34,11 +34,18 @@ def main():
         "parameters": [
             {"name": "all", "in": "query", "schema": {"type": "boolean"},
              "description": "include workers that ended"},
+            {"name": "per_page", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+             "description": "answer at most this many workers; X-Ciplat-Next-Token names the next page"},
+            {"name": "next_token", "in": "query", "schema": {"type": "string"},
+             "description": "the X-Ciplat-Next-Token of the previous page"},
             {"name": "index", "in": "query", "schema": {"type": "integer"}},
             {"name": "wait", "in": "query", "schema": {"type": "string"}},
             STALE,
         ],
-        "responses": {"200": ok("workers", "Worker", array=True), "400": ERR},
+        "responses": {"200": dict(ok("workers", "Worker", array=True), headers={
+            "X-Ciplat-Next-Token": {"schema": {"type": "string"},
+                                    "description": "with per_page, when more workers follow: pass as next_token"},
+        }), "400": ERR},
     }}
     p["/v1/workers/{id}"] = {
         "get": {

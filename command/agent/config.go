@@ -74,12 +74,18 @@ type Config struct {
 	// Nodes configures the capacity gossip pool, node liveness and
 	// reserved resources (nodes.go).
 	Nodes NodesConfig
+	// Exec hardens the exec driver: run-as user and limits (exec_config.go).
+	Exec ExecConfig
+	// Docker configures the docker driver (docker_config.go).
+	Docker DockerConfig
 }
 
 // fileConfig is the JSON of a -config file. Every field is optional;
 // durations are strings such as "30s".
 type fileConfig struct {
 	nodesFileConfig                     // nodes.go
+	execFileConfig                      // exec_config.go
+	dockerFileConfig                    // docker_config.go
 	Server            *bool             `json:"server"`
 	Client            *bool             `json:"client"`
 	DataDir           *string           `json:"data_dir"`
@@ -187,9 +193,11 @@ func loadConfigFile(path string, cfg *Config) error {
 	if err := dur("dead_server_cleanup", &cfg.DeadServerCleanup, fc.DeadServerCleanup); err != nil {
 		return err
 	}
-	if err := fc.apply(path, &cfg.Nodes); err != nil { // nodesFileConfig, nodes.go
+	if err := fc.nodesFileConfig.apply(path, &cfg.Nodes); err != nil { // nodes.go
 		return err
 	}
+	fc.execFileConfig.apply(&cfg.Exec)     // exec_config.go
+	fc.dockerFileConfig.apply(&cfg.Docker) // docker_config.go
 	if r := fc.Raft; r != nil {
 		for _, d := range []struct {
 			name string
@@ -316,6 +324,8 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	registerEventFlags(fs, &cfg.Events)
 	registerNodeFlags(fs, &cfg.Nodes)
+	registerExecFlags(fs, &cfg.Exec)
+	registerDockerFlags(fs, &cfg.Docker)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: ciplat agent [-dev | -server | -client] [flags]\n\n"+
 			"  Runs a ciplat agent. Examples:\n"+

@@ -86,9 +86,16 @@ jobs:
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The driver removes a finished job's container in the background,
+	// right after the job's end: poll for that, with a deadline.
+	deadline := time.Now().Add(10 * time.Second)
 	for _, j := range p.Jobs {
-		if left := managedContainers(t, j.ID); len(left) > 0 {
-			t.Errorf("job %s left containers %v", j.Name, left)
+		for left := managedContainers(t, j.ID); len(left) > 0; left = managedContainers(t, j.ID) {
+			if time.Now().After(deadline) {
+				t.Errorf("job %s left containers %v", j.Name, left)
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
 	}
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/docker"
-	execdriver "github.com/ciplat/ciplat/drivers/exec"
 	"github.com/ciplat/ciplat/drivers/mock"
 	"github.com/ciplat/ciplat/drivers/plugin"
 )
@@ -32,11 +31,11 @@ func buildDrivers(cfg *Config, clientDir string, log *slog.Logger) (map[string]d
 	for _, name := range cfg.Drivers {
 		switch name {
 		case "exec":
-			reg[name] = execdriver.New(execdriver.Config{Root: filepath.Join(clientDir, "workspaces"), Logger: log})
+			reg[name] = cfg.Exec.newDriver(clientDir, log) // exec_config.go
 		case "mock":
 			reg[name] = mock.New(mock.Config{})
 		case "docker":
-			d, err := docker.New(docker.Config{NodeID: cfg.NodeName, Logger: log})
+			d, err := docker.New(docker.Config{NodeID: cfg.NodeName, Logger: log, AuthFile: cfg.Docker.AuthFile})
 			if err != nil {
 				closeAll()
 				return nil, nil, fmt.Errorf("docker driver: %w", err)

@@ -102,8 +102,8 @@ func TestDriver_CreateWorker_labelsAndLimits(t *testing.T) {
 			t.Errorf("container label %s = %q, want %q", k, got, v)
 		}
 	}
-	if got := info.HostConfig.NanoCPUs; got != 250_000_000 {
-		t.Errorf("NanoCPUs = %d, want 250000000 (250 millicores)", got)
+	if q, p := info.HostConfig.CPUQuota, info.HostConfig.CPUPeriod; q != 250_000 || p != 1_000_000 {
+		t.Errorf("CPUQuota/CPUPeriod = %d/%d µs, want 250000/1000000 (250 millicores)", q, p)
 	}
 	if got := info.HostConfig.Memory; got != 64<<20 {
 		t.Errorf("Memory = %d, want %d (64 MiB)", got, 64<<20)
@@ -165,14 +165,56 @@ func TestDriver_DestroyWorker_leavesNothing(t *testing.T) {
 	}
 	cli := rawClient()
 	defer cli.Close()
+	// At once: the worker's name is free and no step can run in it.
 	if _, err := cli.ContainerInspect(t.Context(), "ciplat-"+h.ID); !cerrdefs.IsNotFound(err) {
 		t.Errorf("container after DestroyWorker: err %v, want not found", err)
 	}
-	if _, err := cli.VolumeInspect(t.Context(), "ciplat-"+h.ID+"-ws"); !cerrdefs.IsNotFound(err) {
-		t.Errorf("volume after DestroyWorker: err %v, want not found", err)
+	if _, err := d.RunStep(t.Context(), h, drivers.StepConfig{Name: "late", Run: "true"}, nil); !errors.Is(err, drivers.ErrWorkerNotFound) {
+		t.Errorf("RunStep after DestroyWorker: %v, want ErrWorkerNotFound", err)
 	}
 	if err := d.DestroyWorker(t.Context(), h); err != nil {
 		t.Errorf("second DestroyWorker: %v", err)
+	}
+	// Once the background removal is over (Close waits for it), nothing is left.
+	d.Close()
+	for _, name := range []string{"ciplat-" + h.ID, "ciplat-" + h.ID + "-removing"} {
+		if _, err := cli.ContainerInspect(t.Context(), name); !cerrdefs.IsNotFound(err) {
+			t.Errorf("container %s after DestroyWorker and Close: err %v, want not found", name, err)
+		}
+	}
+	if _, err := cli.VolumeInspect(t.Context(), "ciplat-"+h.ID+"-ws"); !cerrdefs.IsNotFound(err) {
+		t.Errorf("volume after DestroyWorker and Close: err %v, want not found", err)
+	}
+}
+
+// TestDriver_DestroyWorker_retiredOrphan: an agent that died after
+// retiring a worker (renamed, not yet removed) leaves it to the next one,
+// whose ListWorkers finds it by label and whose DestroyWorker removes it.
+func TestDriver_DestroyWorker_retiredOrphan(t *testing.T) {
+	needEngine(t)
+	node := randID("node")
+	d := newDriver(t, docker.Config{NodeID: node})
+	h := create(t, d, drivers.WorkerConfig{ID: randID("retired"), NodeID: node, Image: testImage})
+	cli := rawClient()
+	defer cli.Close()
+	// What DestroyWorker does before its background removal: the agent "dies" here.
+	if err := cli.ContainerRename(t.Context(), "ciplat-"+h.ID, "ciplat-"+h.ID+"-removing"); err != nil {
+		t.Fatal(err)
+	}
+	restarted := newDriver(t, docker.Config{NodeID: node})
+	hs, err := restarted.ListWorkers(t.Context())
+	if err != nil || len(hs) != 1 || hs[0].ID != h.ID {
+		t.Fatalf("ListWorkers = %v, %v; want the retired worker %s", hs, err, h.ID)
+	}
+	if err := restarted.DestroyWorker(t.Context(), hs[0]); err != nil {
+		t.Fatalf("DestroyWorker: %v", err)
+	}
+	restarted.Close()
+	if _, err := cli.ContainerInspect(t.Context(), "ciplat-"+h.ID+"-removing"); !cerrdefs.IsNotFound(err) {
+		t.Errorf("retired container after the restarted agent's DestroyWorker: err %v, want not found", err)
+	}
+	if hs, err := newDriver(t, docker.Config{NodeID: node}).ListWorkers(t.Context()); err != nil || len(hs) != 0 {
+		t.Errorf("ListWorkers after DestroyWorker = %v, %v; want none", hs, err)
 	}
 }
 
@@ -224,12 +266,13 @@ func TestDriver_ListWorkers_orphans(t *testing.T) {
 	if hs, _ := after.ListWorkers(t.Context()); len(hs) != 0 {
 		t.Errorf("%d workers left after destroying the orphans", len(hs))
 	}
+	if err := after.RecoverWorker(t.Context(), other); err != nil {
+		t.Errorf("the other node's worker was touched: %v", err)
+	}
+	after.Close() // waits for the background removals
 	f := filters.NewArgs(filters.Arg("label", "ciplat.node_id="+node))
 	if vs, _ := cli.VolumeList(t.Context(), volume.ListOptions{Filters: f}); len(vs.Volumes) != 0 {
 		t.Errorf("%d volumes of node %s left", len(vs.Volumes), node)
-	}
-	if err := after.RecoverWorker(t.Context(), other); err != nil {
-		t.Errorf("the other node's worker was touched: %v", err)
 	}
 }
 

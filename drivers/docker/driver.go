@@ -99,6 +99,10 @@ type Config struct {
 	RetryBackoff time.Duration
 	// Now is the breaker's clock. Nil means time.Now.
 	Now func() time.Time
+	// AuthFile is a docker config.json whose "auths" hold registry
+	// credentials for pulls (see loadRegistryAuth). Empty: anonymous
+	// pulls (the engine's own login does not apply to API pulls).
+	AuthFile string
 }
 
 // Driver runs jobs in Docker containers. Create it with New and Close it
@@ -115,10 +119,14 @@ type Driver struct {
 	log    *slog.Logger
 	eng    *engine
 	closer interface{ Close() error }
-	seen   atomic.Bool // the engine has answered at least once
+	seen   atomic.Bool  // the engine has answered at least once
+	auth   registryAuth // from Config.AuthFile; read-only
 
-	mu      sync.Mutex
-	workers map[string]*worker // steps in flight, by worker ID
+	mu       sync.Mutex
+	workers  map[string]*worker // steps in flight, by worker ID
+	removing map[string]bool    // workers DestroyWorker removes in the background
+
+	background sync.WaitGroup // background removals; Close waits for them
 
 	pullMu sync.Mutex
 	pulls  map[string]*pull // pulls in flight, by image reference
@@ -128,17 +136,27 @@ var _ drivers.Driver = (*Driver)(nil)
 
 // New returns a Docker driver. It does not contact the engine: Fingerprint
 // says whether the engine answers. It fails only when cfg or the
-// environment names an engine address the client cannot use.
+// environment names an engine address the client cannot use, or
+// Config.AuthFile cannot be read.
 func New(cfg Config) (*Driver, error) {
 	opts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
 	if cfg.Host != "" {
 		opts = append(opts, client.WithHost(cfg.Host))
 	}
+	var auth registryAuth
+	if cfg.AuthFile != "" {
+		var err error
+		if auth, err = loadRegistryAuth(cfg.AuthFile); err != nil {
+			return nil, err
+		}
+	}
 	cli, err := client.NewClientWithOpts(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("docker: engine address: %w: check Config.Host or DOCKER_HOST", err)
 	}
-	return newDriver(cfg, cli, cli), nil
+	d := newDriver(cfg, cli, cli)
+	d.auth = auth
+	return d, nil
 }
 
 // newDriver applies cfg's defaults around an engine API.
@@ -192,14 +210,18 @@ func newDriver(cfg Config, api client.APIClient, closer interface{ Close() error
 			callTimeout: cfg.CallTimeout,
 			log:         log,
 		},
-		closer:  closer,
-		workers: make(map[string]*worker),
-		pulls:   make(map[string]*pull),
+		closer:   closer,
+		workers:  make(map[string]*worker),
+		removing: make(map[string]bool),
+		pulls:    make(map[string]*pull),
 	}
 }
 
-// Close releases the client's connections. Containers are left alone.
+// Close waits for the background removals DestroyWorker started (each is
+// bounded by 4×CallTimeout), then releases the client's connections. Other
+// containers are left alone.
 func (d *Driver) Close() error {
+	d.background.Wait()
 	if d.closer == nil {
 		return nil
 	}

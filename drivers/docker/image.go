@@ -23,7 +23,8 @@ type pull struct {
 // ensureImage makes sure ref is present on the engine. A missing image is
 // pulled, once however many workers wait for it, bounded by
 // Config.PullTimeout and aborted when the pull reports no progress for
-// Config.PullStall. When no registry answers the error says so:
+// Config.PullStall, with the credentials of Config.AuthFile for its
+// registry, if any. When no registry answers the error says so:
 // `image "x" not found locally and no registry reachable: ...`.
 func (d *Driver) ensureImage(ctx context.Context, ref string) error {
 	if ref == "" {
@@ -70,10 +71,14 @@ func (d *Driver) pullImage(ref string) error {
 	defer cancel()
 	d.log.Info("pulling image", "image", ref)
 	start := time.Now()
+	auth, err := d.auth.header(ref)
+	if err != nil {
+		return err
+	}
 	var body io.ReadCloser
-	err := d.eng.callRemote(ctx, "pull image", func(ctx context.Context) error {
+	err = d.eng.callRemote(ctx, "pull image", func(ctx context.Context) error {
 		var err error
-		body, err = d.eng.api.ImagePull(ctx, ref, image.PullOptions{})
+		body, err = d.eng.api.ImagePull(ctx, ref, image.PullOptions{RegistryAuth: auth})
 		return err
 	})
 	if err != nil {

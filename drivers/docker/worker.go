@@ -46,6 +46,15 @@ const (
 // killing its sleep.
 const keepAlive = `trap 'exit 0' TERM; while :; do sleep 3600 & wait; done`
 
+// cpuPeriod is the CFS period (µs) of a worker's CPU limit: Docker's
+// longest, one second. The quota per period is the job's share, so the
+// average limit is what the job asked for, but a short burst (a step's
+// exec setup, a quick command) runs at full speed instead of stalling for
+// most of a 100ms period (NanoCPUs' period) once it used its 10ms: at
+// 100 millicores that stall was 200ms of a one-step `true` job. A job
+// that uses up its quota waits up to the rest of the second.
+const cpuPeriod = 1_000_000
+
 // worker is what the driver keeps in memory about one worker: the steps
 // running in it. Guarded by Driver.mu.
 type worker struct {
@@ -62,6 +71,10 @@ type runningStep struct {
 
 // containerName is the container of worker id.
 func containerName(id string) string { return "ciplat-" + id }
+
+// retiredName is worker id's container once DestroyWorker has begun to
+// remove it in the background.
+func retiredName(id string) string { return "ciplat-" + id + "-removing" }
 
 // volumeName is the workspace volume of worker id.
 func volumeName(id string) string { return "ciplat-" + id + "-ws" }
@@ -106,8 +119,10 @@ func labels(cfg drivers.WorkerConfig) map[string]string {
 // CI=true, CIPLAT_JOB_ID, CIPLAT_JOB_NAME, CIPLAT_PIPELINE_ID and
 // CIPLAT_WORKSPACE, then cfg.Env: it lives in the container, so a driver
 // that recovers the worker after a restart runs steps with it. Limits:
-// cfg.CPU millicores become NanoCPUs (250 → 0.25 CPU) and cfg.MemoryMB
-// becomes Memory and MemorySwap (no swap beyond it); zero means unlimited.
+// cfg.CPU millicores become a CFS quota per cpuPeriod (250 → 250ms of CPU
+// per second, 0.25 CPU, as NanoCPUs would but without its 100ms period's
+// stalls) and cfg.MemoryMB becomes Memory and MemorySwap (no swap beyond
+// it); zero means unlimited.
 // A worker with the same ID must not exist. If anything fails after the
 // container was created, it is removed with its volume.
 func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*drivers.WorkerHandle, error) {
@@ -150,7 +165,8 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 			VolumeOptions: &mount.VolumeOptions{Labels: lbl},
 		}},
 		Resources: container.Resources{
-			NanoCPUs:   int64(cfg.CPU) * 1_000_000,
+			CPUPeriod:  cpuPeriod,
+			CPUQuota:   int64(cfg.CPU) * cpuPeriod / 1000,
 			Memory:     memory,
 			MemorySwap: memory,
 		},
@@ -195,6 +211,16 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 // that. Destroying a worker that is gone returns nil. If ctx ends first or
 // the engine fails, it returns the error and the caller should call it
 // again; ListWorkers still lists what is left.
+//
+// With no step in flight nothing runs in the container but its idle PID 1
+// (every step's processes are killed when the step ends), so DestroyWorker
+// only renames the container to <name>-removing, which makes it gone for
+// RecoverWorker and RunStep, in this driver and in a restarted one, and
+// removes container and volume in the background (Close waits for that).
+// This keeps container removal, the slowest engine call of a short job,
+// off the job's critical path. Should the agent die before the removal,
+// the container still carries its labels: a restarted driver's
+// ListWorkers lists it and DestroyWorker removes it under either name.
 func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) error {
 	if h == nil {
 		return errors.New("docker: DestroyWorker: nil handle")
@@ -211,6 +237,10 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 		d.workers[h.ID] = w
 	}
 	w.destroyed = true
+	if d.removing[h.ID] {
+		d.mu.Unlock()
+		return nil // a background removal is under way
+	}
 	steps := make([]*runningStep, 0, len(w.steps))
 	for s := range w.steps {
 		if !s.killed {
@@ -221,6 +251,16 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 	}
 	d.mu.Unlock()
 
+	if len(steps) == 0 {
+		renamed, err := d.retire(ctx, h.ID)
+		if err != nil {
+			return err
+		}
+		if renamed {
+			d.removeInBackground(h.ID, w)
+			return nil
+		}
+	}
 	if err := d.remove(ctx, h.ID); err != nil {
 		return err
 	}
@@ -231,30 +271,79 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 			return fmt.Errorf("docker: destroy worker %s: steps still stopping: %w", h.ID, ctx.Err())
 		}
 	}
-	d.mu.Lock()
-	if d.workers[h.ID] == w {
-		delete(d.workers, h.ID)
-	}
-	d.mu.Unlock()
+	d.forget(h.ID, w)
 	d.log.Debug("worker destroyed", "worker", h.ID, "steps_interrupted", len(steps))
 	return nil
 }
 
-// remove force-removes worker id's container and then its volume; either
-// being gone already is fine.
-func (d *Driver) remove(ctx context.Context, id string) error {
-	name, vol := containerName(id), volumeName(id)
-	err := d.eng.call(ctx, "remove container", true, func(ctx context.Context) error {
-		err := d.eng.api.ContainerRemove(ctx, name, container.RemoveOptions{Force: true, RemoveVolumes: true})
-		if cerrdefs.IsNotFound(err) {
-			return nil
-		}
-		return err
+// retire renames worker id's container to its -removing name; false when
+// there is no container under the worker's name (gone, or retired by an
+// earlier agent).
+func (d *Driver) retire(ctx context.Context, id string) (bool, error) {
+	err := d.eng.call(ctx, "rename container", false, func(ctx context.Context) error {
+		return d.eng.api.ContainerRename(ctx, containerName(id), retiredName(id))
 	})
-	if err != nil {
-		return fmt.Errorf("docker: destroy worker %s: remove container %s: %w", id, name, err)
+	switch {
+	case err == nil:
+		return true, nil
+	case cerrdefs.IsNotFound(err), cerrdefs.IsConflict(err): // gone, or a -removing one already exists
+		return false, nil
+	default:
+		return false, fmt.Errorf("docker: destroy worker %s: rename container %s: %w", id, containerName(id), err)
 	}
-	err = d.eng.call(ctx, "remove volume", true, func(ctx context.Context) error {
+}
+
+// removeInBackground removes retired worker id's container and volume
+// after DestroyWorker has returned. While it runs, ListWorkers leaves the
+// worker out and another DestroyWorker returns nil; if it fails, the
+// worker is listed again, for the orphan sweep.
+func (d *Driver) removeInBackground(id string, w *worker) {
+	d.mu.Lock()
+	d.removing[id] = true
+	d.mu.Unlock()
+	d.background.Go(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*d.cfg.CallTimeout)
+		defer cancel()
+		err := d.remove(ctx, id)
+		d.mu.Lock()
+		delete(d.removing, id)
+		d.mu.Unlock()
+		if err != nil {
+			d.log.Warn("removing a destroyed worker failed; it stays listed for the orphan sweep", "worker", id, "err", err)
+			return
+		}
+		d.forget(id, w)
+		d.log.Debug("worker destroyed", "worker", id, "background", true)
+	})
+}
+
+// forget drops worker id's tombstone w once the worker is gone.
+func (d *Driver) forget(id string, w *worker) {
+	d.mu.Lock()
+	if d.workers[id] == w {
+		delete(d.workers, id)
+	}
+	d.mu.Unlock()
+}
+
+// remove force-removes worker id's container (under its name and its
+// -removing name) and then its volume; any of them being gone already is
+// fine.
+func (d *Driver) remove(ctx context.Context, id string) error {
+	for _, name := range []string{containerName(id), retiredName(id)} {
+		err := d.eng.call(ctx, "remove container", true, func(ctx context.Context) error {
+			err := d.eng.api.ContainerRemove(ctx, name, container.RemoveOptions{Force: true, RemoveVolumes: true})
+			if cerrdefs.IsNotFound(err) {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("docker: destroy worker %s: remove container %s: %w", id, name, err)
+		}
+	}
+	vol := volumeName(id)
+	err := d.eng.call(ctx, "remove volume", true, func(ctx context.Context) error {
 		err := d.eng.api.VolumeRemove(ctx, vol, true)
 		if cerrdefs.IsNotFound(err) {
 			return nil
@@ -366,9 +455,13 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 		}
 	}
 	out := make([]*drivers.WorkerHandle, 0, len(byID))
-	for _, h := range byID {
-		out = append(out, h)
+	d.mu.Lock()
+	for id, h := range byID {
+		if !d.removing[id] { // being removed by this driver: not an orphan
+			out = append(out, h)
+		}
 	}
+	d.mu.Unlock()
 	slices.SortFunc(out, func(a, b *drivers.WorkerHandle) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }

@@ -13,7 +13,16 @@
 // shell exits, whatever it left running in its process group is killed, so a
 // background child holding stdout open (`sleep 100 &`) cannot hang the step.
 // Processes that leave the group on purpose (setsid, daemons) escape this and
-// DestroyWorker's kill; only a cgroup or a container would catch them.
+// DestroyWorker's kill unless the step runs in a cgroup (below).
+//
+// Hardening (Config): steps may run as another user (User; the workspace is
+// chowned to it), and a job's resources become per-step limits (Limits): on
+// Linux with write access to the cgroup hierarchy each step runs in its own
+// cgroup (v2, or v1 on hybrid hosts) with memory, CPU and pids limits, and
+// the whole cgroup is killed when the step ends, is cancelled or times out;
+// elsewhere only RLIMIT_NOFILE and RLIMIT_NPROC apply (see LimitsAuto). The
+// step's shell waits at a gate until it is inside its cgroup and has its
+// rlimits, so nothing it starts escapes them.
 package exec
 
 import (
@@ -26,6 +35,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ciplat/ciplat/drivers"
@@ -48,6 +58,28 @@ type Config struct {
 	// after SIGTERM before its process group gets SIGKILL. Zero means 2s.
 	// DestroyWorker does not wait: it sends SIGKILL at once.
 	KillGrace time.Duration
+
+	// User runs every step as this user instead of the agent's: NAME, UID,
+	// NAME:GROUP or UID:GID. Each workspace is chowned to it, and every
+	// parent of Root must let it through (o+x); Fingerprint checks both
+	// that the user exists and that it can reach Root. Running as another
+	// user needs root (CAP_SETUID).
+	User string
+	// Limits is how a job's resources limit its steps: LimitsAuto (""),
+	// LimitsCgroup, LimitsRlimit or LimitsOff.
+	Limits string
+	// CgroupParent names the directory step cgroups are made in: relative
+	// to the cgroup2 mount (default "ciplat.slice"), or on cgroup v1 to the
+	// agent's own cgroup of each controller (default "ciplat").
+	CgroupParent string
+	// PidsMax is each step's pids.max in a cgroup (processes and threads):
+	// 0 means 4096, -1 no limit.
+	PidsMax int
+	// NoFile and NProc are RLIMIT_NOFILE and RLIMIT_NPROC of every step
+	// (0: the agent's). RLIMIT_NPROC counts all processes of the step's
+	// user on the host, and root ignores it; pids.max is the per-step bound.
+	NoFile uint64
+	NProc  uint64
 }
 
 // Driver runs steps as local processes. Create it with New. It is safe for
@@ -58,6 +90,18 @@ type Driver struct {
 	root      string
 	log       *slog.Logger
 	killGrace time.Duration
+
+	user         *runAs // nil: the agent's user
+	userErr      error  // Config.User could not be resolved; reported by Fingerprint and CreateWorker
+	limitsMode   string
+	cgroupParent string
+	pidsMax      int
+	noFile       uint64
+	nProc        uint64
+
+	limiterOnce sync.Once
+	lim         *limiter      // set by limiterOnce; read-only after
+	stepSeq     atomic.Uint64 // makes step cgroup names unique
 
 	mu      sync.Mutex
 	workers map[string]*worker // by ID; only workers touched since New
@@ -82,12 +126,36 @@ func New(cfg Config) *Driver {
 	if grace <= 0 {
 		grace = defaultKillGrace
 	}
-	return &Driver{
-		root:      root,
-		log:       log.With("driver", "exec"),
-		killGrace: grace,
-		workers:   make(map[string]*worker),
+	d := &Driver{
+		root:         root,
+		log:          log.With("driver", "exec"),
+		killGrace:    grace,
+		limitsMode:   cfg.Limits,
+		cgroupParent: cfg.CgroupParent,
+		pidsMax:      cfg.PidsMax,
+		noFile:       cfg.NoFile,
+		nProc:        cfg.NProc,
+		workers:      make(map[string]*worker),
 	}
+	if cfg.User != "" {
+		d.user, d.userErr = lookupUser(cfg.User)
+	}
+	if err := checkLimitsMode(cfg.Limits); err != nil {
+		d.userErr = errors.Join(d.userErr, err)
+	}
+	return d
+}
+
+// limiter returns how steps are confined, detecting it on first use (New
+// does not touch the host).
+func (d *Driver) limiter() *limiter {
+	d.limiterOnce.Do(func() {
+		d.lim = newLimiter(d.limitsMode, d.cgroupParent)
+		if d.lim.reason != "" {
+			d.log.Warn("steps run without memory and CPU limits", "reason", d.lim.reason, "limits", d.limitsMode)
+		}
+	})
+	return d.lim
 }
 
 // Name returns "exec".
@@ -116,6 +184,23 @@ func (d *Driver) Fingerprint(ctx context.Context) drivers.Fingerprint {
 		return fp
 	}
 	fp.Attributes["driver.exec.root"] = d.root
+	if d.userErr != nil {
+		fp.Reason = d.userErr.Error()
+		return fp
+	}
+	if d.user != nil {
+		if err := d.user.canReach(d.root); err != nil {
+			fp.Reason = err.Error()
+			return fp
+		}
+		fp.Attributes["driver.exec.user"] = d.user.name
+	}
+	lim := d.limiter()
+	fp.Attributes["driver.exec.limits"] = lim.mode
+	if d.limitsMode == LimitsCgroup && !lim.hasCgroup() {
+		fp.Reason = "exec: -exec-limits cgroup: " + lim.reason
+		return fp
+	}
 	fp.Healthy = true
 	return fp
 }
@@ -127,6 +212,11 @@ func (d *Driver) checkRoot() error {
 	}
 	if err := os.MkdirAll(d.metaDir(), 0o700); err != nil {
 		return fmt.Errorf("exec: workspace root %s is not usable: %w", d.root, err)
+	}
+	if d.user != nil { // the step's user must get through Root to its workspace
+		if err := os.Chmod(d.root, 0o711); err != nil {
+			return fmt.Errorf("exec: workspace root %s: %w", d.root, err)
+		}
 	}
 	f, err := os.CreateTemp(d.root, ".fingerprint-*")
 	if err != nil {

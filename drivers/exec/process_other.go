@@ -9,7 +9,7 @@ import (
 
 // setProcessGroup does nothing where there are no process groups; only the
 // shell itself is killed there.
-func setProcessGroup(cmd *osexec.Cmd) {}
+func setProcessGroup(cmd *osexec.Cmd, user *runAs) {}
 
 // terminateGroup kills the shell: there is no gentler signal here.
 func terminateGroup(p *os.Process) { _ = p.Kill() }

@@ -12,9 +12,12 @@ import (
 // and everything it starts can be signalled together. Where the OS allows
 // (Linux), the step's shell is also killed when the agent dies, so a
 // SIGKILLed agent leaves no step running on while its job is rescheduled
-// elsewhere (process_linux.go).
-func setProcessGroup(cmd *osexec.Cmd) {
+// elsewhere (process_linux.go). With user set, the step runs as that user.
+func setProcessGroup(cmd *osexec.Cmd, user *runAs) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if user != nil {
+		cmd.SysProcAttr.Credential = user.credential()
+	}
 	setDeathSignal(cmd.SysProcAttr)
 }
 

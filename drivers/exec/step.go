@@ -18,6 +18,13 @@ import (
 // (setsid, a daemon) can hold them longer; its later output is lost.
 const drainTimeout = 2 * time.Second
 
+// gateScript holds a step's shell until the driver has put it into its
+// cgroup and set its rlimits (confinement.apply), then becomes the step:
+// `sh -c gateScript sh RUN` reads a line from fd 3 and execs `sh -e -c RUN`
+// in the same process, so nothing the step starts is born outside its
+// limits. If the driver closes fd 3 without the line, the shell exits 125.
+const gateScript = `read -r ciplat_gate <&3 || exit 125; exec 3<&-; exec "$0" -e -c "$1"`
+
 // RunStep runs step.Run as `sh -e -c` in the worker's workspace, in a new
 // process group, with stdin from /dev/null and this environment, later
 // entries winning:
@@ -27,15 +34,19 @@ const drainTimeout = 2 * time.Second
 //	the worker's WorkerConfig.Env
 //	step.Env
 //
-// Nothing else of the agent's environment leaks into steps. Each line of
-// stdout and stderr goes to sink as soon as it is complete, stamped with
-// time.Now(); lines over 64 KiB arrive in pieces. sink may be called from
+// Nothing else of the agent's environment leaks into steps. The step runs
+// as Config.User when set, and inside its cgroup and rlimits
+// (Config.Limits). Each line of stdout and stderr goes to sink as soon as
+// it is complete, stamped with time.Now(); lines over 64 KiB arrive in
+// pieces. sink may be called from
 // two goroutines at once and is never called after RunStep returns.
 //
 // The exit code is the shell's, or 128+n when a signal n killed it. When
 // the shell exits, anything it left running in its process group is
-// killed. When ctx ends, the group gets SIGTERM, then SIGKILL after
-// Config.KillGrace, and RunStep returns ExitCode -1 and ctx.Err(). When
+// killed, and with a cgroup so is every process left in it. A step whose
+// process the kernel killed for exceeding the memory limit gets a last
+// stderr line saying so. When ctx ends, the group gets SIGTERM, then
+// SIGKILL after Config.KillGrace, and RunStep returns ExitCode -1 and ctx.Err(). When
 // DestroyWorker interrupts it, the group gets SIGKILL at once and RunStep
 // returns ExitCode -1 and an error wrapping drivers.ErrWorkerNotFound, as it
 // does for a worker that is gone before the step starts.
@@ -66,16 +77,49 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 		return failed, fmt.Errorf("exec: step %q: no sh on PATH: %w", step.Name, err)
 	}
 
+	conf, err := d.confine(h.ID, meta.Config)
+	if err != nil {
+		return failed, fmt.Errorf("exec: step %q: %w", step.Name, err)
+	}
+	defer func() {
+		if err := conf.release(); err != nil {
+			d.log.Warn("removing a step's cgroup failed", "worker", h.ID, "step", step.Name, "err", err)
+		}
+	}()
 	cmd := osexec.Command(sh, "-e", "-c", step.Run)
+	var gate *os.File // write end: closing it after a newline releases the shell
+	if conf.gated() {
+		var gateR *os.File
+		if gateR, gate, err = os.Pipe(); err != nil {
+			return failed, fmt.Errorf("exec: step %q: %w", step.Name, err)
+		}
+		defer closeAll(gate)
+		cmd = osexec.Command(sh, "-c", gateScript, sh, step.Run)
+		cmd.ExtraFiles = []*os.File{gateR}
+		defer closeAll(gateR)
+	}
 	cmd.Dir = ws
 	cmd.Env = env
-	setProcessGroup(cmd)
+	setProcessGroup(cmd, d.user)
 	out, err := startWithPipes(cmd)
 	if err != nil {
 		if d.checkWorkspace(h.ID) != nil {
 			return failed, fmt.Errorf("exec: worker %s: %w", h.ID, drivers.ErrWorkerNotFound)
 		}
 		return failed, fmt.Errorf("exec: step %q: start sh: %w", step.Name, err)
+	}
+	if gate != nil {
+		err := conf.apply(cmd.Process.Pid)
+		if err == nil {
+			_, err = gate.Write([]byte("go\n"))
+		}
+		closeAll(gate, cmd.ExtraFiles[0])
+		if err != nil {
+			killGroup(cmd.Process)
+			_ = cmd.Wait()
+			closeAll(out[:]...)
+			return failed, fmt.Errorf("exec: step %q: confine: %w", step.Name, err)
+		}
 	}
 	start := time.Now()
 	log := d.log.With("worker", h.ID, "step", step.Name, "pid", cmd.Process.Pid)
@@ -122,7 +166,12 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	// (The group ID cannot be reused while any member lives, and the
 	// kernel hands out PIDs cyclically, so this cannot hit a stranger.)
 	killGroup(cmd.Process)
+	conf.killAll() // and whatever left the group, when the step has a cgroup
 	drainPipes(&readers, out, log)
+	if conf.oomKilled() {
+		sink.Emit(drivers.LogLine{Time: time.Now(), Stream: drivers.Stderr,
+			Line: fmt.Sprintf("ciplat: step killed: memory limit %d MiB exceeded (the kernel's OOM killer ended a process of the step; raise resources.memory)", conf.memoryMB)})
+	}
 
 	res := drivers.StepResult{ExitCode: -1, Duration: time.Since(start)}
 	if stopErr != nil {

@@ -48,9 +48,9 @@ type runningStep struct {
 	done   chan struct{} // closed when RunStep has returned
 }
 
-// CreateWorker creates the workspace <Root>/<cfg.ID> (0700) and records cfg
-// beside it. cfg.Image, CPU and MemoryMB are ignored: this driver neither
-// isolates nor limits. The ID must be a plain file name not starting with
+// CreateWorker creates the workspace <Root>/<cfg.ID> (0700, owned by
+// Config.User when set) and records cfg beside it. cfg.Image is ignored;
+// CPU and MemoryMB limit each step as Config.Limits says. The ID must be a plain file name not starting with
 // '.'; a worker with the same ID must not exist.
 func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*drivers.WorkerHandle, error) {
 	if err := validID(cfg.ID); err != nil {
@@ -62,8 +62,16 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 	if d.root == "" {
 		return nil, errors.New("exec: Config.Root is empty: set the directory where workspaces live")
 	}
+	if d.userErr != nil {
+		return nil, d.userErr
+	}
 	if err := os.MkdirAll(d.metaDir(), 0o700); err != nil {
 		return nil, fmt.Errorf("exec: workspace root %s is not usable: %w", d.root, err)
+	}
+	if d.user != nil {
+		if err := os.Chmod(d.root, 0o711); err != nil {
+			return nil, fmt.Errorf("exec: workspace root %s: %w", d.root, err)
+		}
 	}
 	ws := d.workspace(cfg.ID)
 	if err := os.Mkdir(ws, 0o700); err != nil {
@@ -71,6 +79,12 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 			return nil, fmt.Errorf("exec: worker %s already exists at %s: use a new worker ID per job attempt: %w", cfg.ID, ws, err)
 		}
 		return nil, fmt.Errorf("exec: create workspace: %w", err)
+	}
+	if d.user != nil {
+		if err := d.user.chown(ws); err != nil {
+			_ = os.Remove(ws)
+			return nil, err
+		}
 	}
 	h := &drivers.WorkerHandle{
 		ID:     cfg.ID,
@@ -130,6 +144,9 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 		}
 	}
 
+	if err := d.reapCgroups(h.ID); err != nil {
+		return fmt.Errorf("exec: destroy worker %s: remove step cgroups left by an earlier agent: %w", h.ID, err)
+	}
 	ws := d.workspace(h.ID)
 	if err := removeAll(ws); err != nil {
 		return fmt.Errorf("exec: destroy worker %s: remove workspace: %w", h.ID, err)
