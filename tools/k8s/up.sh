@@ -73,8 +73,13 @@ STAGES="$(dirname "$BIN")/stages"
 CRDS="$(dirname "$BIN")/crds"
 
 start_ts=$(date +%s)
+# Start from an empty folder; remove only one that up.sh made (its marker).
+if [ -d "$K8S_DIR" ] && [ -n "$(ls -A "$K8S_DIR")" ] && [ ! -f "$K8S_DIR/.ciplat-k8s" ]; then
+  die "$K8S_DIR is not empty and was not made by up.sh; move it away or set CIPLAT_K8S_DIR"
+fi
 rm -rf "$K8S_DIR"
 mkdir -p "$K8S_DIR"/{pids,logs,pki,etcd,exec,manifests}
+echo "made by tools/k8s/up.sh; removed and made again by each start" >"$K8S_DIR/.ciplat-k8s"
 chmod 700 "$K8S_DIR/pki"
 
 # From here on, a failure stops whatever was started.
@@ -91,25 +96,27 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- ports: free ones on 127.0.0.1, picked now ----
-declare -A taken=()
-free_port() {
+# Below the kernel's ephemeral range (32768-60999), so no outgoing
+# connection takes one before its server binds it.
+taken=" "
+free_port() { # VAR: set VAR to a port nothing uses and not given out yet
   local p i
   for i in $(seq 1 200); do
     p=$(( 20000 + RANDOM % 12000 ))
-    [ -z "${taken[$p]:-}" ] || continue
+    case "$taken" in *" $p "*) continue ;; esac
     if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-      taken[$p]=1
-      echo "$p"
+      taken="$taken$p "
+      printf -v "$1" '%s' "$p"
       return 0
     fi
   done
-  die "no free port found"
+  die "no free port found in 20000-31999"
 }
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-APISERVER_PORT=$(free_port)
-SCHEDULER_PORT=$(free_port)
-KWOK_PORT=$(free_port)
+free_port ETCD_PORT
+free_port ETCD_PEER_PORT
+free_port APISERVER_PORT
+free_port SCHEDULER_PORT
+free_port KWOK_PORT
 cat >"$K8S_DIR/ports.env" <<EOF
 ETCD_PORT=$ETCD_PORT
 ETCD_PEER_PORT=$ETCD_PEER_PORT
