@@ -70,9 +70,10 @@ done
 
 echo "build.sh: building etcd $ETCD_VERSION, kube-apiserver/kube-scheduler/kubectl $K8S_VERSION, kwok $KWOK_VERSION into $dir (cold: ~7-10 min)" >&2
 start=$(date +%s)
-# -mod=readonly: go.sum is committed, so a build never changes the module.
-export GOFLAGS=-mod=readonly CGO_ENABLED=0
-go mod download
+# -mod=readonly: go.sum is committed, so a build never changes the module;
+# -buildvcs=false: the binaries do not depend on the state of the git tree.
+export GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
+go mod download sigs.k8s.io/kwok
 kwok_dir="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
 if ! (cd "$kwok_dir" && sha256sum --quiet -c "$here/_patches/kwok/UPSTREAM.sha256" >&2); then
   echo "build.sh: kwok's files in $kwok_dir are not the ones tools/k8s/_patches/kwok was made from; redo the patches for this kwok" >&2
