@@ -251,7 +251,13 @@ log "kube-scheduler ready on 127.0.0.1:$SCHEDULER_PORT"
 KUBECTL=("$BIN/kubectl" --kubeconfig="$K8S_DIR/kubeconfig")
 
 # kwok's CRDs first: its server reads Exec/Logs/... objects from the API.
-"${KUBECTL[@]}" apply -f "$CRDS" >"$K8S_DIR/logs/crds.log" 2>&1 || die "installing kwok's CRDs failed (see $K8S_DIR/logs/crds.log)"
+# Only those of the kinds kwok is told to watch (--enable-crds below);
+# stages come from its config file.
+crd_args=()
+for r in execs clusterexecs logs clusterlogs attaches clusterattaches portforwards clusterportforwards; do
+  crd_args+=(-f "$CRDS/kwok.x-k8s.io_$r.yaml")
+done
+"${KUBECTL[@]}" apply "${crd_args[@]}" >"$K8S_DIR/logs/crds.log" 2>&1 || die "installing kwok's CRDs failed (see $K8S_DIR/logs/crds.log)"
 "${KUBECTL[@]}" wait --for=condition=Established --timeout=60s crd --all >>"$K8S_DIR/logs/crds.log" 2>&1 \
   || die "kwok's CRDs were not established (see $K8S_DIR/logs/crds.log)"
 
