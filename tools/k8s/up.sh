@@ -298,7 +298,9 @@ $(date -u +%Y-%m-%dT%H:%M:%S.000000000Z) stdout F ciplat local control plane: kw
 EOF
 cat >"$K8S_DIR/manifests/cluster.yaml" <<EOF
 # Every exec into any container of any Pod runs the command on this host,
-# in $K8S_DIR/exec, as the user kwok runs as.
+# in $K8S_DIR/exec, as the user kwok runs as. CIPLAT_KWOK_EXEC marks the
+# commands (and what they start) so that down.sh finds them all, even those
+# that left kwok's process group.
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterExec
 metadata:
@@ -309,7 +311,7 @@ spec:
       workDir: $K8S_DIR/exec
       envs:
       - name: CIPLAT_KWOK_EXEC
-        value: "1"
+        value: $K8S_DIR
 ---
 # Every Pod's log is this file (CRI log format); a Logs object named after a
 # Pod, in its namespace, gives that Pod its own file.
