@@ -24,7 +24,6 @@ type permission struct {
 // Fingerprint checks with a dry run): deploy/kubernetes/rbac.yaml grants
 // exactly these and pods create.
 var needed = []permission{
-	{"get", "pods", ""},
 	{"list", "pods", ""},
 	{"watch", "pods", ""},
 	{"delete", "pods", ""},

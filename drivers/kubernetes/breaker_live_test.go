@@ -1,0 +1,205 @@
+package kubernetes_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/kubernetes"
+)
+
+// hangingProxy forwards TCP to the API server, or, while hung, accepts
+// connections and never answers (an API server that stops answering, the
+// worst case: nothing is refused, everything waits).
+type hangingProxy struct {
+	addr string
+	hung atomic.Bool
+
+	mu    sync.Mutex
+	conns map[net.Conn]bool
+}
+
+// setHung hangs or mends the proxy; hanging also cuts the open connections
+// to the server, so pooled keep-alive connections cannot hide it.
+func (p *hangingProxy) setHung(h bool) {
+	p.hung.Store(h)
+	if !h {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
+
+func startProxy(t *testing.T, target string) *hangingProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &hangingProxy{addr: l.Addr().String(), conns: map[net.Conn]bool{}}
+	var held []net.Conn
+	var heldMu sync.Mutex
+	t.Cleanup(func() {
+		l.Close()
+		heldMu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		heldMu.Unlock()
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if p.hung.Load() {
+				heldMu.Lock()
+				held = append(held, c) // read nothing, answer nothing
+				heldMu.Unlock()
+				continue
+			}
+			go func() {
+				s, err := net.Dial("tcp", target)
+				if err != nil {
+					c.Close()
+					return
+				}
+				p.mu.Lock()
+				p.conns[s] = true
+				p.mu.Unlock()
+				defer func() {
+					s.Close()
+					p.mu.Lock()
+					delete(p.conns, s)
+					p.mu.Unlock()
+				}()
+				go io.Copy(s, c)
+				io.Copy(c, s)
+				// The server side is gone: hold the client's side open
+				// while hung, as a dead server behind a live network would.
+				if p.hung.Load() {
+					heldMu.Lock()
+					held = append(held, c)
+					heldMu.Unlock()
+					return
+				}
+				c.Close()
+			}()
+		}
+	}()
+	return p
+}
+
+// TestDriver_apiServerStopsAnswering: an API server that stops answering
+// gives timeouts, then the open circuit: the fingerprint says why, calls
+// fail fast with ErrAPIUnavailable, nothing hangs; once it answers again
+// and the cooldown has passed, one probe closes the circuit.
+func TestDriver_apiServerStopsAnswering(t *testing.T) {
+	c := needCluster(t)
+	rc, err := clientcmd.BuildConfigFromFlags("", c.driver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(rc.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, u.Host)
+	rc.Host = "https://" + p.addr
+	var now atomic.Int64
+	now.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+	d, err := kubernetes.New(kubernetes.Config{Rest: rc, Workspace: c.workspace(t), CallTimeout: time.Second,
+		BreakerThreshold: 2, BreakerCooldown: time.Minute, Retries: -1,
+		Now: func() time.Time { return time.Unix(0, now.Load()) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	waitHealthy(t, d)
+
+	p.setHung(true)
+	for i := range 2 {
+		start := time.Now()
+		fp := d.Fingerprint(t.Context())
+		if fp.Healthy || !fp.Detected || !strings.Contains(fp.Reason, "did not answer within 1s") {
+			t.Errorf("hung API server, fingerprint #%d = %+v; want detected, unhealthy, a timeout", i+1, fp)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("fingerprint #%d took %v; want about the 1s call timeout", i+1, took)
+		}
+	}
+	fp := d.Fingerprint(t.Context())
+	if fp.Healthy || !strings.Contains(fp.Reason, "circuit open after 2 consecutive failures") {
+		t.Errorf("fingerprint after 2 failures = %+v, want the circuit open", fp)
+	}
+	t.Logf("reason: %s", fp.Reason)
+	start := time.Now()
+	_, err = d.CreateWorker(t.Context(), drivers.WorkerConfig{ID: randID("hung"), Image: testImage})
+	if !errors.Is(err, kubernetes.ErrAPIUnavailable) {
+		t.Errorf("CreateWorker with the circuit open: %v, want ErrAPIUnavailable", err)
+	}
+	if _, err := d.ListWorkers(t.Context()); !errors.Is(err, kubernetes.ErrAPIUnavailable) {
+		t.Errorf("ListWorkers with the circuit open: %v, want ErrAPIUnavailable", err)
+	}
+	if took := time.Since(start); took > 100*time.Millisecond {
+		t.Errorf("refused calls took %v; want them to fail fast", took)
+	}
+
+	p.setHung(false)
+	if fp := d.Fingerprint(t.Context()); fp.Healthy {
+		t.Errorf("healthy before the cooldown: %+v", fp)
+	}
+	now.Add(int64(time.Minute))
+	if fp := d.Fingerprint(t.Context()); !fp.Healthy {
+		t.Errorf("after the cooldown the probe should close the circuit: %+v", fp)
+	}
+}
+
+// TestDriver_Fingerprint_noAPIServer: nothing listening is reported at
+// once, with what to do.
+func TestDriver_Fingerprint_noAPIServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	kc := t.TempDir() + "/kubeconfig"
+	writeFile(t, kc, `apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://`+addr+`", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: x}}]
+contexts: [{name: c, context: {cluster: c, user: u}}]
+current-context: c
+`)
+	d := newDriver(t, kc, kubernetes.Config{Retries: -1, CallTimeout: 2 * time.Second})
+	start := time.Now()
+	fp := d.Fingerprint(t.Context())
+	if fp.Healthy || fp.Detected || !strings.Contains(fp.Reason, "does not answer") || !strings.Contains(fp.Reason, "-kubeconfig") {
+		t.Errorf("Fingerprint = %+v; want not detected, unhealthy, saying what to do", fp)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Errorf("took %v", took)
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
