@@ -30,7 +30,7 @@ func TestDriver_Conformance(t *testing.T) {
 
 // waitHealthy waits until d's fingerprint is healthy: RBAC objects just
 // applied take a moment to reach the API server's authorizer.
-func waitHealthy(t *testing.T, d *kubernetes.Driver) {
+func waitHealthy(t testing.TB, d *kubernetes.Driver) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
