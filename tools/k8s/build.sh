@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Builds the local Kubernetes control plane's binaries (etcd, kube-apiserver,
+# kube-scheduler, kubectl, kwok) from the Go module proxy, with the separate
+# module in this folder, into
+#   ${CIPLAT_K8S_CACHE:-$HOME/.cache/ciplat-k8s}/<key>/bin
+# where <key> is the Kubernetes version and a hash of everything that decides
+# the binaries (go.mod, go.sum, the sources and patches here, this script, the
+# Go version). When that folder is complete it does nothing. Prints the bin
+# folder on stdout as its last line; progress goes to stderr.
+#
+#   tools/k8s/build.sh          build if needed
+#   tools/k8s/build.sh -f       build again even when cached
+#   tools/k8s/build.sh -print   print the bin folder it would use, build nothing
+#
+# A cold build takes about 7-10 minutes and 2-3 GB of memory on 2 cores.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+force=0 print=0
+case "${1:-}" in
+  -f) force=1 ;;
+  -print) print=1 ;;
+  "") ;;
+  *) echo "usage: $0 [-f|-print]" >&2; exit 2 ;;
+esac
+
+export PATH="/usr/local/go/bin:$PATH"
+command -v go >/dev/null || { echo "build.sh: go not found (expected /usr/local/go/bin/go)" >&2; exit 1; }
+
+# The versions the binaries report; they must match go.mod (checked below).
+K8S_VERSION=v1.36.3
+ETCD_VERSION=v3.6.16
+KWOK_VERSION=v0.8.0
+
+# kwok v0.8.0's exec handler loses the exit code of the command it runs;
+# patches/kwok/debugging_exec.go is that file with the fix, laid over the
+# module's copy with go build -overlay. KWOK_EXEC_SHA is upstream's file: if a
+# new kwok changes it, the patch has to be looked at again.
+KWOK_EXEC_SHA=2ba383f60699f575248249b394fc0f410601ed2d2984382ff29c1be705fedfcb
+
+key_inputs() {
+  cat "$here/go.mod" "$here/go.sum" "$here/tools.go" "$here/cmd/etcd/main.go" \
+      "$here/patches/kwok/debugging_exec.go" "$here/build.sh"
+  go version
+}
+hash="$(key_inputs | sha256sum | cut -c1-12)"
+cache="${CIPLAT_K8S_CACHE:-$HOME/.cache/ciplat-k8s}"
+dir="$cache/$K8S_VERSION-$hash"
+bin="$dir/bin"
+bins=(etcd kube-apiserver kube-scheduler kubectl kwok)
+
+if [ "$print" = 1 ]; then echo "$bin"; exit 0; fi
+
+complete() {
+  [ -f "$dir/.complete" ] || return 1
+  for b in "${bins[@]}"; do [ -x "$bin/$b" ] || return 1; done
+  [ -d "$dir/stages" ] || return 1
+}
+if [ "$force" = 0 ] && complete; then
+  touch "$dir"
+  echo "build.sh: cached in $dir" >&2
+  echo "$bin"
+  exit 0
+fi
+
+cd "$here"
+for want in "k8s.io/kubernetes $K8S_VERSION" "go.etcd.io/etcd/server/v3 $ETCD_VERSION" "sigs.k8s.io/kwok $KWOK_VERSION"; do
+  grep -q "^	$want\$" go.mod || { echo "build.sh: go.mod does not require $want; update the versions at the top of build.sh too" >&2; exit 1; }
+done
+
+echo "build.sh: building etcd $ETCD_VERSION, kube-apiserver/kube-scheduler/kubectl $K8S_VERSION, kwok $KWOK_VERSION into $dir (cold: ~7-10 min)" >&2
+start=$(date +%s)
+# -mod=readonly: go.sum is committed, so a build never changes the module.
+export GOFLAGS=-mod=readonly CGO_ENABLED=0
+go mod download
+kwok_dir="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
+upstream="$kwok_dir/pkg/kwok/server/debugging_exec.go"
+got="$(sha256sum "$upstream" | cut -d' ' -f1)"
+if [ "$got" != "$KWOK_EXEC_SHA" ]; then
+  echo "build.sh: $upstream is not the file patches/kwok/debugging_exec.go was made from (sha256 $got); redo the patch for this kwok" >&2
+  exit 1
+fi
+
+tmp="$(mktemp -d "$cache/.build.XXXXXX" 2>/dev/null || { mkdir -p "$cache"; mktemp -d "$cache/.build.XXXXXX"; })"
+trap 'rm -rf "$tmp"' EXIT
+printf '{"Replace":{"%s":"%s"}}\n' "$upstream" "$here/patches/kwok/debugging_exec.go" >"$tmp/overlay.json"
+
+now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+k8s_ldflags="-s -w \
+ -X k8s.io/component-base/version.gitVersion=$K8S_VERSION \
+ -X k8s.io/component-base/version.gitMajor=1 \
+ -X k8s.io/component-base/version.gitMinor=$minor \
+ -X k8s.io/component-base/version.gitTreeState=clean \
+ -X k8s.io/component-base/version.buildDate=$now \
+ -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION \
+ -X k8s.io/client-go/pkg/version.gitMajor=1 \
+ -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+
+mkdir -p "$tmp/bin"
+go build -trimpath -ldflags "$k8s_ldflags" -o "$tmp/bin/" \
+  k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-scheduler \
+  k8s.io/kubernetes/cmd/kubectl
+go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-$ETCD_VERSION" \
+  -o "$tmp/bin/etcd" ./cmd/etcd
+go build -trimpath -overlay "$tmp/overlay.json" \
+  -ldflags "-s -w $k8s_ldflags -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}" \
+  -o "$tmp/bin/kwok" sigs.k8s.io/kwok/cmd/kwok
+
+# kwok's default stages (what kwokctl uses): node-initialize, the node
+# heartbeat with lease, and the fast pod lifecycle.
+mkdir -p "$tmp/stages"
+cp "$kwok_dir/kustomize/stage/node/fast/node-initialize.yaml" \
+   "$kwok_dir/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+   "$kwok_dir/kustomize/stage/pod/fast/pod-ready.yaml" \
+   "$kwok_dir/kustomize/stage/pod/fast/pod-complete.yaml" \
+   "$kwok_dir/kustomize/stage/pod/fast/pod-delete.yaml" "$tmp/stages/"
+# kwok's CRDs (Exec, Logs, PortForward, ... ) that up.sh installs.
+mkdir -p "$tmp/crds"
+cp "$kwok_dir"/kustomize/crd/bases/*.yaml "$tmp/crds/"
+chmod -R u+w "$tmp/stages" "$tmp/crds"
+
+rm -rf "$dir"
+mkdir -p "$dir"
+mv "$tmp/bin" "$tmp/stages" "$tmp/crds" "$dir/"
+"$dir/bin/kube-apiserver" --version >&2
+"$dir/bin/etcd" --version | head -1 >&2
+"$dir/bin/kwok" --version >&2 || true
+touch "$dir/.complete"
+# Builds of other keys not used for 3 days are removed (a use touches the
+# folder; another work tree may still use a recent one).
+find "$cache" -mindepth 1 -maxdepth 1 -type d -mtime +2 ! -path "$dir" -exec rm -rf {} + 2>/dev/null || true
+echo "build.sh: built in $(( $(date +%s) - start ))s" >&2
+echo "$bin"
