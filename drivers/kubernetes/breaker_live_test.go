@@ -26,21 +26,35 @@ type hangingProxy struct {
 	hung atomic.Bool
 
 	mu    sync.Mutex
-	conns map[net.Conn]bool
+	conns map[net.Conn]bool // open connections to the server
+	held  []net.Conn        // client connections never answered
 }
 
-// setHung hangs or mends the proxy; hanging also cuts the open connections
-// to the server, so pooled keep-alive connections cannot hide it.
+// setHung hangs or mends the proxy. Hanging cuts the open connections to
+// the server, so pooled keep-alive (HTTP/2) connections cannot hide it;
+// mending closes the connections held unanswered, as a server that comes
+// back has forgotten them.
 func (p *hangingProxy) setHung(h bool) {
 	p.hung.Store(h)
-	if !h {
-		return
-	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if !h {
+		for _, c := range p.held {
+			c.Close()
+		}
+		p.held = nil
+		return
+	}
 	for c := range p.conns {
 		c.Close()
 	}
+}
+
+// hold keeps c open and unanswered until the proxy is mended or closed.
+func (p *hangingProxy) hold(c net.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.held = append(p.held, c)
 }
 
 func startProxy(t *testing.T, target string) *hangingProxy {
@@ -50,15 +64,9 @@ func startProxy(t *testing.T, target string) *hangingProxy {
 		t.Fatal(err)
 	}
 	p := &hangingProxy{addr: l.Addr().String(), conns: map[net.Conn]bool{}}
-	var held []net.Conn
-	var heldMu sync.Mutex
 	t.Cleanup(func() {
 		l.Close()
-		heldMu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
-		heldMu.Unlock()
+		p.setHung(false)
 	})
 	go func() {
 		for {
@@ -67,9 +75,7 @@ func startProxy(t *testing.T, target string) *hangingProxy {
 				return
 			}
 			if p.hung.Load() {
-				heldMu.Lock()
-				held = append(held, c) // read nothing, answer nothing
-				heldMu.Unlock()
+				p.hold(c) // read nothing, answer nothing
 				continue
 			}
 			go func() {
@@ -92,9 +98,7 @@ func startProxy(t *testing.T, target string) *hangingProxy {
 				// The server side is gone: hold the client's side open
 				// while hung, as a dead server behind a live network would.
 				if p.hung.Load() {
-					heldMu.Lock()
-					held = append(held, c)
-					heldMu.Unlock()
+					p.hold(c)
 					return
 				}
 				c.Close()

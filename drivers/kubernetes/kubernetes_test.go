@@ -62,8 +62,9 @@ func create(t *testing.T, d *kubernetes.Driver, cfg drivers.WorkerConfig) *drive
 // settings the driver documents.
 func TestDriver_CreateWorker_podShape(t *testing.T) {
 	c := needCluster(t)
-	d := newDriver(t, c.driver, kubernetes.Config{Workspace: c.workspace(t), NodeID: "node-1"})
-	cfg := drivers.WorkerConfig{ID: randID("shape"), JobID: "job-1", JobName: "build", PipelineID: "pipe-1", NodeID: "node-1",
+	node := randID("node")
+	d := newDriver(t, c.driver, kubernetes.Config{Workspace: c.workspace(t), NodeID: node})
+	cfg := drivers.WorkerConfig{ID: randID("shape"), JobID: "job-1", JobName: "build", PipelineID: "pipe-1", NodeID: node,
 		Image: testImage, CPU: 250, MemoryMB: 64, Env: map[string]string{"FROM_WORKER": "yes"}}
 	h := create(t, d, cfg)
 	p, err := c.cs.CoreV1().Pods("ciplat").Get(t.Context(), h.State["pod"], metav1.GetOptions{})
@@ -73,7 +74,7 @@ func TestDriver_CreateWorker_podShape(t *testing.T) {
 	if !strings.HasPrefix(p.Name, "ciplat-"+cfg.ID+"-") || p.Status.Phase != corev1.PodRunning {
 		t.Errorf("pod %s phase %s", p.Name, p.Status.Phase)
 	}
-	for k, v := range map[string]string{"ciplat.io/managed": "true", "ciplat.io/alloc-id": cfg.ID, "ciplat.io/job-id": "job-1", "ciplat.io/node-id": "node-1"} {
+	for k, v := range map[string]string{"ciplat.io/managed": "true", "ciplat.io/alloc-id": cfg.ID, "ciplat.io/job-id": "job-1", "ciplat.io/node-id": node} {
 		if p.Labels[k] != v {
 			t.Errorf("label %s = %q, want %q", k, p.Labels[k], v)
 		}
@@ -93,7 +94,7 @@ func TestDriver_CreateWorker_podShape(t *testing.T) {
 	}
 	hs, err := d.ListWorkers(t.Context())
 	if err != nil || len(hs) != 1 || hs[0].ID != cfg.ID {
-		t.Errorf("ListWorkers of node-1 = %v, %v; want only %s", hs, err, cfg.ID)
+		t.Errorf("ListWorkers of %s = %v, %v; want only %s", node, hs, err, cfg.ID)
 	}
 }
 

@@ -223,14 +223,16 @@ func (d *Driver) lost(name string) string {
 // for exit 0, a utilexec.ExitError for another exit code. A failure to
 // reach the API server counts against the breaker.
 func (d *Driver) exec(ctx context.Context, name string, argv []string, out, errw io.Writer) error {
-	if err := d.api.br.allow(); err != nil {
-		return err
+	// An exec is long: it must not become the breaker's half-open probe
+	// (every other call would wait for it). It only runs while the circuit
+	// is closed, and reports how it went.
+	if st, why := d.api.br.status(); st != closed {
+		return fmt.Errorf("exec: %w: %s", ErrAPIUnavailable, why)
 	}
 	req := d.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(d.cfg.Namespace).Name(name).SubResource("exec").
 		VersionedParams(&corev1.PodExecOptions{Container: containerName, Command: argv, Stdout: true, Stderr: true}, scheme.ParameterCodec)
 	ex, err := d.executor(req.URL())
 	if err != nil {
-		d.api.br.done(neutral, err)
 		return err
 	}
 	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: out, Stderr: errw})
