@@ -20,6 +20,12 @@ import (
 	"github.com/ciplat/ciplat/drivers"
 )
 
+// killGroup is a POSIX sh function: killgroup SIG PGID sends SIG to the
+// process group PGID. dash wants `kill -s SIG -- -PGID`, busybox's sh
+// rejects the "--" and takes `kill -s SIG -PGID`: it tries both.
+const killGroup = `killgroup() { kill -s "$1" -- "-$2" 2>/dev/null || kill -s "$1" "-$2" 2>/dev/null; }
+`
+
 // stepWrapper is what each step's exec runs, with the worker's workspace
 // as $1, its control directory as $2 and the step's script as $3. It
 // creates both directories (the first step of a worker does), enters the
@@ -30,7 +36,7 @@ import (
 // whole step (see stepKiller). When the script's shell exits, the rest of
 // its group is killed, so a background child cannot hold the exec's output
 // open. It exits with the script's status, or 128+n when signal n killed it.
-const stepWrapper = `ws=$1 ctl=$2
+const stepWrapper = killGroup + `ws=$1 ctl=$2
 mkdir -p "$ws" "$ctl" && cd "$ws" || { echo "ciplat: cannot create the workspace $ws" >&2; exit 125; }
 if command -v setsid >/dev/null 2>&1; then
 	setsid sh -e -c "$3" </dev/null &
@@ -41,20 +47,20 @@ pid=$!
 echo "$pid" >"$ctl/step.pid"
 wait "$pid"
 rc=$?
-kill -KILL -- "-$pid" 2>/dev/null
+killgroup KILL "$pid"
 rm -f "$ctl/step.pid"
 exit $rc`
 
 // stepKiller signals the running step of the control directory $1 with
 // signal $2: its process group, or its shell alone when it has none.
-const stepKiller = `p=$(cat "$1/step.pid" 2>/dev/null) || exit 0
+const stepKiller = killGroup + `p=$(cat "$1/step.pid" 2>/dev/null) || exit 0
 [ -n "$p" ] || exit 0
-kill -"$2" -- "-$p" 2>/dev/null || kill -"$2" "$p" 2>/dev/null
+killgroup "$2" "$p" || kill -s "$2" "$p" 2>/dev/null
 exit 0`
 
 // workerCleanup kills what runs of the worker's step (control directory
 // $2) and removes its workspace $1 and the control directory.
-const workerCleanup = `p=$(cat "$2/step.pid" 2>/dev/null) && [ -n "$p" ] && { kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; }
+const workerCleanup = killGroup + `p=$(cat "$2/step.pid" 2>/dev/null) && [ -n "$p" ] && { killgroup KILL "$p" || kill -s KILL "$p" 2>/dev/null; }
 rm -rf "$1" "$2"
 exit 0`
 
