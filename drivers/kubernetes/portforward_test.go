@@ -68,7 +68,9 @@ func TestDriver_PortForward(t *testing.T) {
 	if _, err := dyn.Resource(gvr).Namespace("ciplat").Create(t.Context(), pf, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("create kwok PortForward: %v", err)
 	}
-	t.Cleanup(func() { dyn.Resource(gvr).Namespace("ciplat").Delete(context.Background(), h.State["pod"], metav1.DeleteOptions{}) })
+	t.Cleanup(func() {
+		dyn.Resource(gvr).Namespace("ciplat").Delete(context.Background(), h.State["pod"], metav1.DeleteOptions{})
+	})
 
 	ctx, cancel := context.WithCancel(t.Context())
 	ports := make(chan int, 1)
