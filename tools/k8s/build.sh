@@ -33,8 +33,8 @@ ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 
 # kwok v0.8.0's exec handler loses the exit code of the command it runs;
-# patches/kwok/debugging_exec.go is that file with the fix, laid over the
-# module's copy with go build -overlay. KWOK_EXEC_SHA is upstream's file: if a
+# patches/kwok/debugging_exec.go is that file with the fix, built in place of
+# the original (see below). KWOK_EXEC_SHA is upstream's file: if a
 # new kwok changes it, the patch has to be looked at again.
 KWOK_EXEC_SHA=2ba383f60699f575248249b394fc0f410601ed2d2984382ff29c1be705fedfcb
 
@@ -81,9 +81,19 @@ if [ "$got" != "$KWOK_EXEC_SHA" ]; then
   exit 1
 fi
 
-tmp="$(mktemp -d "$cache/.build.XXXXXX" 2>/dev/null || { mkdir -p "$cache"; mktemp -d "$cache/.build.XXXXXX"; })"
+mkdir -p "$cache"
+tmp="$(mktemp -d "$cache/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
-printf '{"Replace":{"%s":"%s"}}\n' "$upstream" "$here/patches/kwok/debugging_exec.go" >"$tmp/overlay.json"
+# go build -overlay may not replace files in the module cache, so kwok is
+# built from a patched copy of its module, through a go.mod of its own
+# (-modfile) that replaces sigs.k8s.io/kwok with that copy. Only kwok's own
+# packages compile again; every dependency comes from the build cache.
+cp -r "$kwok_dir" "$tmp/kwok"
+chmod -R u+w "$tmp/kwok"
+cp "$here/patches/kwok/debugging_exec.go" "$tmp/kwok/pkg/kwok/server/debugging_exec.go"
+cp go.mod "$tmp/kwok-build.mod"
+cp go.sum "$tmp/kwok-build.sum"
+printf '\nreplace sigs.k8s.io/kwok => %s\n' "$tmp/kwok" >>"$tmp/kwok-build.mod"
 
 now="$(date -u +%Y-%m-%dT%H:%M:%SZ)"
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
@@ -104,7 +114,7 @@ go build -trimpath -ldflags "$k8s_ldflags" -o "$tmp/bin/" \
   k8s.io/kubernetes/cmd/kubectl
 go build -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=module-$ETCD_VERSION" \
   -o "$tmp/bin/etcd" ./cmd/etcd
-go build -trimpath -overlay "$tmp/overlay.json" \
+go build -trimpath -modfile "$tmp/kwok-build.mod" \
   -ldflags "-s -w $k8s_ldflags -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v} -X sigs.k8s.io/kwok/pkg/consts.KubeVersion=${K8S_VERSION#v}" \
   -o "$tmp/bin/kwok" sigs.k8s.io/kwok/cmd/kwok
 
@@ -125,8 +135,8 @@ rm -rf "$dir"
 mkdir -p "$dir"
 mv "$tmp/bin" "$tmp/stages" "$tmp/crds" "$dir/"
 "$dir/bin/kube-apiserver" --version >&2
-"$dir/bin/etcd" --version | head -1 >&2
-"$dir/bin/kwok" --version >&2 || true
+"$dir/bin/etcd" --version >&2
+"$dir/bin/kwok" --version >&2
 touch "$dir/.complete"
 # Builds of other keys not used for 3 days are removed (a use touches the
 # folder; another work tree may still use a recent one).

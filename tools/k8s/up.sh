@@ -253,7 +253,14 @@ kind: KwokConfiguration
 options:
   enableDebuggingHandlers: true
   enableProfilingHandler: false
+  enableContentionProfiling: false
   nodeLeaseDurationSeconds: 40
+  nodeLeaseParallelism: 4
+  podPlayStageParallelism: 4
+  nodePlayStageParallelism: 4
+  podsOnNodeSyncParallelism: 2
+  enablePodsOnNodeSyncListPager: false
+  enablePodsOnNodeSyncStreamWatch: true
 EOF
   for s in "$STAGES"/*.yaml; do echo "---"; cat "$s"; done
 } >"$K8S_DIR/kwok.yaml"
