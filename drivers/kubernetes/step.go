@@ -35,7 +35,8 @@ const killGroup = `killgroup() { kill -s "$1" -- "-$2" 2>/dev/null || kill -s "$
 // records the group's ID in $2/step.pid, so a second exec can signal the
 // whole step (see stepKiller). When the script's shell exits, the rest of
 // its group is killed, so a background child cannot hold the exec's output
-// open. It exits with the script's status, or 128+n when signal n killed it.
+// open. It exits with the script's status, or 128+n when signal n killed it
+// (without dash's "Terminated" on the step's stderr).
 const stepWrapper = killGroup + `ws=$1 ctl=$2
 mkdir -p "$ws" "$ctl" && cd "$ws" || { echo "ciplat: cannot create the workspace $ws" >&2; exit 125; }
 if command -v setsid >/dev/null 2>&1; then
@@ -45,7 +46,7 @@ else
 fi
 pid=$!
 echo "$pid" >"$ctl/step.pid"
-wait "$pid"
+wait "$pid" 2>/dev/null
 rc=$?
 killgroup KILL "$pid"
 rm -f "$ctl/step.pid"

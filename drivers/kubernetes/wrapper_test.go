@@ -4,6 +4,7 @@ package kubernetes
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -34,10 +35,19 @@ func run(sh []string, script string, args ...string) *exec.Cmd {
 // returns the command, its stdout lines, the workspace and the control
 // directory.
 func wrapper(t *testing.T, sh []string, script string) (*exec.Cmd, *bufio.Scanner, string, string) {
+	cmd, out, ws, ctl, _ := wrapperStderr(t, sh, script)
+	return cmd, out, ws, ctl
+}
+
+// wrapperStderr is wrapper that also returns the step's stderr, complete
+// once the command has been waited for.
+func wrapperStderr(t *testing.T, sh []string, script string) (*exec.Cmd, *bufio.Scanner, string, string, *bytes.Buffer) {
 	t.Helper()
 	root := t.TempDir()
 	ws, ctl := filepath.Join(root, "w1"), filepath.Join(root, ".ciplat", "w1")
 	cmd := run(sh, stepWrapper, "ciplat-step", ws, ctl, script)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +56,7 @@ func wrapper(t *testing.T, sh []string, script string) (*exec.Cmd, *bufio.Scanne
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd, bufio.NewScanner(out), ws, ctl
+	return cmd, bufio.NewScanner(out), ws, ctl, &stderr
 }
 
 func exitCode(err error) int {
@@ -103,7 +113,7 @@ func testWrapperBackground(t *testing.T, sh []string) {
 func TestStepKiller(t *testing.T) { shells(t, testStepKiller) }
 
 func testStepKiller(t *testing.T, sh []string) {
-	cmd, out, _, ctl := wrapper(t, sh, "echo started; sleep 29; echo never")
+	cmd, out, _, ctl, stderr := wrapperStderr(t, sh, "echo started; sleep 29; echo never")
 	if !out.Scan() || out.Text() != "started" {
 		t.Fatalf("output %q", out.Text())
 	}
@@ -132,6 +142,9 @@ func testStepKiller(t *testing.T, sh []string) {
 	case err := <-done:
 		if code := exitCode(err); code != 143 {
 			t.Errorf("exit %d, want 143 (SIGTERM)", code)
+		}
+		if stderr.Len() > 0 {
+			t.Errorf("stderr %q: the step wrote nothing there", stderr.String())
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the step survived SIGTERM for 5s")
