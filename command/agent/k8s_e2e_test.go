@@ -101,7 +101,16 @@ jobs:
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitLine(t, c, p.ID, "started 1")
+	if !sawLine(c, p.ID, "started 1") {
+		got, _, err := c.Pipeline(ctx, p.ID, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range got.Jobs {
+			t.Logf("job %s: %s attempt %d: %s %+v", j.Name, j.State, j.Attempt, j.Reason, j.Steps)
+		}
+		t.Fatalf("never saw %q; pipeline %s; agent: %s", "started 1", got.State, ag.out.String())
+	}
 	pods := e.pods(t, "ciplat.io/pipeline-id="+p.ID)
 	if len(pods) == 0 {
 		t.Fatalf("no Pod of pipeline %s while its job runs; agent: %s", p.ID, ag.out.String())
@@ -164,4 +173,17 @@ jobs:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// sawLine follows a pipeline's logs until a line equals want (true), or the
+// pipeline ends or a minute passes (false).
+func sawLine(c *api.Client, pipelineID, want string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return c.PipelineLogs(ctx, pipelineID, &api.LogOptions{Follow: true}, func(e *api.LogEntry) error {
+		if e.Line == want {
+			return errFound
+		}
+		return nil
+	}) == errFound
 }

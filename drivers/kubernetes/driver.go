@@ -84,9 +84,11 @@ type Config struct {
 	Rest *rest.Config
 	// Namespace is where the Pods go. Empty means "ciplat". It must exist.
 	Namespace string
-	// NodeID, when set, limits ListWorkers (and the informer) to the Pods
-	// labelled with this node, so agents sharing a namespace do not reap
-	// each other's Pods. The agent sets it to its node name.
+	// NodeID, when set, is the node label (ciplat.io/node-id) of every Pod
+	// this driver creates, and limits ListWorkers (and the informer) to the
+	// Pods with it, so agents sharing a namespace do not reap each other's
+	// Pods. The agent sets it to its node name. Empty: Pods are labelled
+	// with WorkerConfig.NodeID and every agent sees all of them.
 	NodeID string
 	// Workspace is where the workspace emptyDir is mounted in the Pod; each
 	// worker's workspace is the directory <Workspace>/<worker ID> in it.

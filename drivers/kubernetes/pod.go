@@ -90,6 +90,17 @@ func allocSelector(id string) string {
 	return labels.SelectorFromSet(labels.Set{labelManaged: "true", labelAllocID: id}).String()
 }
 
+// nodeLabel is the node a worker's Pod is labelled with: Config.NodeID
+// when set, so the informer and ListWorkers of this agent select it (the
+// agent passes its node name, which it knows before the client has loaded
+// its node ID), else WorkerConfig.NodeID. The annotation keeps the latter.
+func (d *Driver) nodeLabel(cfg drivers.WorkerConfig) string {
+	if d.cfg.NodeID != "" {
+		return d.cfg.NodeID
+	}
+	return cfg.NodeID
+}
+
 // podPrefix is the generateName of worker id's Pod: ciplat-<id>-, the ID
 // lowercased, other characters than [a-z0-9-] as '-', and cut to keep
 // names short; the API server appends 5 random characters.
@@ -123,7 +134,7 @@ func (d *Driver) podSpec(cfg drivers.WorkerConfig) *corev1.Pod {
 	lbl[labelManaged] = "true"
 	lbl[labelAllocID] = labelValue(cfg.ID)
 	lbl[labelJobID] = labelValue(cfg.JobID)
-	lbl[labelNodeID] = labelValue(cfg.NodeID)
+	lbl[labelNodeID] = labelValue(d.nodeLabel(cfg))
 	lbl[labelPipeline] = labelValue(cfg.PipelineID)
 
 	no, yes := false, true

@@ -85,6 +85,10 @@ func TestDriver_podSpec(t *testing.T) {
 	if nonRoot.RunAsNonRoot == nil || !*nonRoot.RunAsNonRoot || nonRoot.Capabilities == nil {
 		t.Errorf("RunAsNonRoot: security context %+v", nonRoot)
 	}
+	agent := testDriver(Config{NodeID: "agent-a"})
+	if got := agent.podSpec(cfg).Labels["ciplat.io/node-id"]; got != "agent-a" || !managedSelector("agent-a").Matches(labels.Set(agent.podSpec(cfg).Labels)) {
+		t.Errorf("with Config.NodeID, the node label = %q, want the agent's agent-a", got)
+	}
 	if r := testDriver(Config{}).podSpec(drivers.WorkerConfig{ID: "x", Image: "i"}).Spec.Containers[0].Resources; r.Limits != nil || r.Requests != nil {
 		t.Errorf("no resources asked, got %+v", r)
 	}

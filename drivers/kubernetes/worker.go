@@ -168,7 +168,7 @@ func (d *Driver) waitRunning(ctx context.Context, id, name string) (*corev1.Pod,
 			return nil, fmt.Errorf("%s (for %v, the unschedulable grace)", last, d.cfg.UnschedulableGrace)
 		case <-unseen.C:
 			if !seen {
-				return nil, fmt.Errorf("pod %s was created but the pod watch did not see it within %v: is the API server overloaded?", name, d.cfg.CallTimeout)
+				return nil, fmt.Errorf("pod %s was created but the pod watch (labels %s) did not see it within %v: is the API server overloaded?", name, d.pods.sel, d.cfg.CallTimeout)
 			}
 		case <-start.C:
 			return nil, fmt.Errorf("pod %s not running after %v: %s", name, d.cfg.StartTimeout, last)
