@@ -129,14 +129,16 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 
 	log := d.log.With("worker", h.ID, "step", step.Name, "pod", podName)
 	start := time.Now()
-	out, errw := newLineWriter(drivers.Stdout, sink), newLineWriter(drivers.Stderr, sink)
+	out, errw := newSealable(newLineWriter(drivers.Stdout, sink)), newSealable(newLineWriter(drivers.Stderr, sink))
 	streamCtx, closeStream := context.WithCancel(context.WithoutCancel(ctx))
 	defer closeStream()
 	result := make(chan error, 1)
 	go func() {
 		err := d.exec(streamCtx, podName, argv, out, errw)
-		out.Flush()
-		errw.Flush()
+		// A stream whose context ended returns before its copies have:
+		// seal the writers, so nothing reaches sink after RunStep returns.
+		out.seal()
+		errw.seal()
 		result <- err
 	}()
 	log.Debug("step started")
@@ -200,6 +202,38 @@ wait:
 	}
 	log.Debug("step finished", "exit_code", res.ExitCode, "duration", res.Duration)
 	return res, nil
+}
+
+// sealable is a lineWriter that can be sealed: it flushes and then drops
+// every later write. client-go's executor returns when its context ends
+// without waiting for the goroutines that copy the streams, which may still
+// write. It is safe for concurrent use.
+type sealable struct {
+	mu     sync.Mutex
+	w      *lineWriter
+	sealed bool
+}
+
+func newSealable(w *lineWriter) *sealable { return &sealable{w: w} }
+
+// Write passes p to the lineWriter unless sealed; it never fails.
+func (s *sealable) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sealed {
+		s.w.Write(p)
+	}
+	return len(p), nil
+}
+
+// seal flushes a pending line and drops whatever comes after.
+func (s *sealable) seal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.sealed {
+		s.w.Flush()
+		s.sealed = true
+	}
 }
 
 // livePod returns worker id's cached Pod that is not being deleted, or nil.
