@@ -65,6 +65,7 @@ func buildDrivers(cfg *Config, clientDir string, log *slog.Logger) (map[string]d
 			reg[name] = d
 			closers = append(closers, func() { _ = d.Close() })
 		case "kubernetes":
+			routeKlog(log)
 			k := cfg.Kubernetes
 			d, err := kubernetes.New(kubernetes.Config{Kubeconfig: k.Kubeconfig, Namespace: k.Namespace, Workspace: k.Workspace, NodeID: cfg.NodeName, Logger: log})
 			if err != nil {
