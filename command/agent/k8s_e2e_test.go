@@ -1,12 +1,16 @@
 package agent_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,4 +190,119 @@ func sawLine(c *api.Client, pipelineID, want string) bool {
 		}
 		return nil
 	}) == errFound
+}
+
+// TestE2E_KubernetesPortForward: `ciplat job port-forward JOB 0:8080`
+// finds the running job's Pod through the HTTP API and forwards a local
+// port to the Pod's port 8080 with the user's kubeconfig, until Ctrl-C. On
+// kwok a PortForward object makes the Pod's port reach an echo server of
+// the test.
+func TestE2E_KubernetesPortForward(t *testing.T) {
+	e := requireK8s(t)
+	ag := startAgentArgs(t, "agent", "-dev", "-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-log-level", "warn",
+		"-kubeconfig", e.driver, "-k8s-workspace", t.TempDir())
+	c := apiClient(t, ag.addr)
+	ctx := context.Background()
+	p, err := c.SubmitPipeline(ctx, []byte("name: pf\njobs:\n  serve:\n    image: busybox:1.36\n    driver: kubernetes\n    steps: [ 'echo serving; sleep 120' ]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CancelPipeline(context.Background(), p.ID) })
+	if !sawLine(c, p.ID, "serving") {
+		t.Fatalf("the job never started; agent: %s", ag.out.String())
+	}
+	jobID := p.JobIDs[0]
+	pods := e.pods(t, "ciplat.io/job-id="+jobID)
+	if len(pods) != 1 {
+		t.Fatalf("Pods of the job: %v", pods)
+	}
+	pod := strings.TrimPrefix(pods[0], "pod/")
+
+	echo, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	go func() {
+		for {
+			conn, err := echo.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				line, _ := bufio.NewReader(conn).ReadString('\n')
+				fmt.Fprintf(conn, "echo %s", line)
+			}()
+		}
+	}()
+	manifest := fmt.Sprintf(`{"apiVersion": "kwok.x-k8s.io/v1alpha1", "kind": "PortForward",
+ "metadata": {"name": %q, "namespace": "ciplat"},
+ "spec": {"forwards": [{"ports": [8080], "target": {"port": %d, "address": "127.0.0.1"}}]}}`, pod, echo.Addr().(*net.TCPAddr).Port)
+	apply := exec.Command(filepath.Join(e.bin, "kubectl"), "--kubeconfig", e.admin, "apply", "-f", "-")
+	apply.Stdin = strings.NewReader(manifest)
+	if out, err := apply.CombinedOutput(); err != nil {
+		t.Skipf("no kwok PortForward objects here (a real cluster?): %v: %s", err, out)
+	}
+	t.Cleanup(func() { e.kubectl("delete", "-n", "ciplat", "portforward.kwok.x-k8s.io", pod) })
+
+	cmd := exec.Command(binPath, "job", "port-forward", "-kubeconfig", e.driver, jobID[:8], "0:8080")
+	cmd.Env = append(os.Environ(), "CIPLAT_ADDR="+ag.addr)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() {
+		cmd.Wait()
+		t.Fatalf("port-forward printed nothing; stderr: %s", stderr.String())
+	}
+	t.Log(lines.Text())
+	m := regexp.MustCompile(`^Forwarding from 127\.0\.0\.1:(\d+) -> 8080 \(job serve, worker [0-9a-f]+\)$`).FindStringSubmatch(lines.Text())
+	if m == nil {
+		t.Fatalf("first line %q, want Forwarding from 127.0.0.1:PORT -> 8080 (job serve, worker ID)", lines.Text())
+	}
+	// kwok reads PortForward objects through an informer: poll, bounded.
+	deadline := time.Now().Add(20 * time.Second)
+	var got string
+	for {
+		got, err = echoRoundTrip("127.0.0.1:"+m[1], "ping\n")
+		if err == nil && got == "echo ping\n" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got != "echo ping\n" {
+		t.Errorf("through the forward: %q, %v; want %q", got, err, "echo ping\n")
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("port-forward after Ctrl-C: %v; stderr: %s", err, stderr.String())
+	}
+
+	// A job that is not running has nothing to forward to.
+	out, errOut, code := cli(t, ag.addr, "job", "port-forward", "-kubeconfig", e.driver, "nosuchjob", "8080")
+	if code == 0 {
+		t.Errorf("port-forward to a missing job: exit 0: %s %s", out, errOut)
+	}
+}
+
+// echoRoundTrip sends msg to addr and reads one line back.
+func echoRoundTrip(addr, msg string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	return bufio.NewReader(conn).ReadString('\n')
 }
