@@ -4,7 +4,7 @@
 # module in this folder, into
 #   ${CIPLAT_K8S_CACHE:-$HOME/.cache/ciplat-k8s}/<key>/bin
 # where <key> is the Kubernetes version and a hash of everything that decides
-# the binaries (go.mod, go.sum, the sources and patches here, this script, the
+# the binaries (go.mod, go.sum, the sources and _patches here, this script, the
 # Go version). When that folder is complete it does nothing. Prints the bin
 # folder on stdout as its last line; progress goes to stderr.
 #
@@ -32,15 +32,15 @@ K8S_VERSION=v1.36.3
 ETCD_VERSION=v3.6.16
 KWOK_VERSION=v0.8.0
 
-# kwok v0.8.0's exec handler loses the exit code of the command it runs;
-# patches/kwok/debugging_exec.go is that file with the fix, built in place of
-# the original (see below). KWOK_EXEC_SHA is upstream's file: if a
-# new kwok changes it, the patch has to be looked at again.
-KWOK_EXEC_SHA=2ba383f60699f575248249b394fc0f410601ed2d2984382ff29c1be705fedfcb
+# kwok v0.8.0's exec handler loses the exit code of the command it runs and
+# never closes its stdin; _patches/kwok/ holds those files of kwok with the
+# fixes, at their paths in kwok's module, and _patches/kwok/UPSTREAM.sha256 the
+# sums of the originals they were made from: if a new kwok changes one, the
+# patch has to be made again. See docs/kubernetes.md.
 
 key_inputs() {
-  cat "$here/go.mod" "$here/go.sum" "$here/tools.go" "$here/cmd/etcd/main.go" \
-      "$here/patches/kwok/debugging_exec.go" "$here/build.sh"
+  cat "$here/go.mod" "$here/go.sum" "$here/tools.go" "$here/cmd/etcd/main.go" "$here/build.sh"
+  (cd "$here/_patches" && find . -type f | LC_ALL=C sort | xargs sha256sum)
   go version
 }
 hash="$(key_inputs | sha256sum | cut -c1-12)"
@@ -70,14 +70,13 @@ done
 
 echo "build.sh: building etcd $ETCD_VERSION, kube-apiserver/kube-scheduler/kubectl $K8S_VERSION, kwok $KWOK_VERSION into $dir (cold: ~7-10 min)" >&2
 start=$(date +%s)
-# -mod=readonly: go.sum is committed, so a build never changes the module.
-export GOFLAGS=-mod=readonly CGO_ENABLED=0
-go mod download
+# -mod=readonly: go.sum is committed, so a build never changes the module;
+# -buildvcs=false: the binaries do not depend on the state of the git tree.
+export GOFLAGS="-mod=readonly -buildvcs=false" CGO_ENABLED=0
+go mod download sigs.k8s.io/kwok
 kwok_dir="$(go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)"
-upstream="$kwok_dir/pkg/kwok/server/debugging_exec.go"
-got="$(sha256sum "$upstream" | cut -d' ' -f1)"
-if [ "$got" != "$KWOK_EXEC_SHA" ]; then
-  echo "build.sh: $upstream is not the file patches/kwok/debugging_exec.go was made from (sha256 $got); redo the patch for this kwok" >&2
+if ! (cd "$kwok_dir" && sha256sum --quiet -c "$here/_patches/kwok/UPSTREAM.sha256" >&2); then
+  echo "build.sh: kwok's files in $kwok_dir are not the ones tools/k8s/_patches/kwok was made from; redo the patches for this kwok" >&2
   exit 1
 fi
 
@@ -90,7 +89,9 @@ trap 'rm -rf "$tmp"' EXIT
 # packages compile again; every dependency comes from the build cache.
 cp -r "$kwok_dir" "$tmp/kwok"
 chmod -R u+w "$tmp/kwok"
-cp "$here/patches/kwok/debugging_exec.go" "$tmp/kwok/pkg/kwok/server/debugging_exec.go"
+(cd "$here/_patches/kwok" && find . -name '*.go' -type f) | while read -r f; do
+  cp "$here/_patches/kwok/$f" "$tmp/kwok/$f"
+done
 cp go.mod "$tmp/kwok-build.mod"
 cp go.sum "$tmp/kwok-build.sum"
 printf '\nreplace sigs.k8s.io/kwok => %s\n' "$tmp/kwok" >>"$tmp/kwok-build.mod"

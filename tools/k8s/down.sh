@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stops the local control plane that tools/k8s/up.sh started: each process
 # recorded in .k8s/pids, with its whole process group (up.sh starts each in a
-# session of its own, so commands that kwok ran for `exec` go with it). SIGTERM
+# session of its own), then every command kwok ran for `exec` that still runs
+# (marked by CIPLAT_KWOK_EXEC in its environment). SIGTERM
 # first, SIGKILL after 10 seconds. Keeps .k8s/logs for a look afterwards; the
 # data, keys and kubeconfigs go. Does nothing when nothing runs.
 set -euo pipefail
@@ -39,5 +40,20 @@ for c in kwok kube-scheduler kube-apiserver etcd; do
   fi
   rm -f "$f"
 done
+# Commands run by kwok for exec that are still running, with what they
+# started, also those that left kwok's process group (setsid) or were
+# orphaned: up.sh's ClusterExec marks them all with CIPLAT_KWOK_EXEC=<this
+# folder> in their environment.
+marker="CIPLAT_KWOK_EXEC=$K8S_DIR"
+left=()
+for env in /proc/[0-9]*/environ; do
+  pid="${env#/proc/}"; pid="${pid%/environ}"
+  [ "$pid" != "$$" ] || continue
+  if { tr '\0' '\n' <"$env"; } 2>/dev/null | grep -qxF -- "$marker"; then left+=("$pid"); fi
+done
+if [ ${#left[@]} -gt 0 ]; then
+  kill -KILL "${left[@]}" 2>/dev/null || true
+  log "killed ${#left[@]} leftover exec'd process(es): ${left[*]}"
+fi
 rm -rf "$K8S_DIR/pids" "$K8S_DIR/etcd" "$K8S_DIR/pki" "$K8S_DIR/env" "$K8S_DIR/ports.env" \
   "$K8S_DIR"/kubeconfig*

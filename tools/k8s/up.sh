@@ -73,8 +73,13 @@ STAGES="$(dirname "$BIN")/stages"
 CRDS="$(dirname "$BIN")/crds"
 
 start_ts=$(date +%s)
+# Start from an empty folder; remove only one that up.sh made (its marker).
+if [ -d "$K8S_DIR" ] && [ -n "$(ls -A "$K8S_DIR")" ] && [ ! -f "$K8S_DIR/.ciplat-k8s" ]; then
+  die "$K8S_DIR is not empty and was not made by up.sh; move it away or set CIPLAT_K8S_DIR"
+fi
 rm -rf "$K8S_DIR"
 mkdir -p "$K8S_DIR"/{pids,logs,pki,etcd,exec,manifests}
+echo "made by tools/k8s/up.sh; removed and made again by each start" >"$K8S_DIR/.ciplat-k8s"
 chmod 700 "$K8S_DIR/pki"
 
 # From here on, a failure stops whatever was started.
@@ -91,25 +96,27 @@ cleanup() {
 trap cleanup EXIT
 
 # ---- ports: free ones on 127.0.0.1, picked now ----
-declare -A taken=()
-free_port() {
+# Below the kernel's ephemeral range (32768-60999), so no outgoing
+# connection takes one before its server binds it.
+taken=" "
+free_port() { # VAR: set VAR to a port nothing uses and not given out yet
   local p i
   for i in $(seq 1 200); do
     p=$(( 20000 + RANDOM % 12000 ))
-    [ -z "${taken[$p]:-}" ] || continue
+    case "$taken" in *" $p "*) continue ;; esac
     if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-      taken[$p]=1
-      echo "$p"
+      taken="$taken$p "
+      printf -v "$1" '%s' "$p"
       return 0
     fi
   done
-  die "no free port found"
+  die "no free port found in 20000-31999"
 }
-ETCD_PORT=$(free_port)
-ETCD_PEER_PORT=$(free_port)
-APISERVER_PORT=$(free_port)
-SCHEDULER_PORT=$(free_port)
-KWOK_PORT=$(free_port)
+free_port ETCD_PORT
+free_port ETCD_PEER_PORT
+free_port APISERVER_PORT
+free_port SCHEDULER_PORT
+free_port KWOK_PORT
 cat >"$K8S_DIR/ports.env" <<EOF
 ETCD_PORT=$ETCD_PORT
 ETCD_PEER_PORT=$ETCD_PEER_PORT
@@ -230,10 +237,12 @@ ready_api() {
 wait_for kube-apiserver 90 ready_api
 log "kube-apiserver ready on https://127.0.0.1:$APISERVER_PORT"
 
+# No --authentication/authorization-kubeconfig: its own server then serves
+# only the always-allowed /healthz, /readyz and /livez, which is all up.sh
+# asks (with them it reads a front-proxy CA this API server has not, and
+# logs an error each minute).
 launch kube-scheduler "$BIN/kube-scheduler" \
   --kubeconfig="$K8S_DIR/kubeconfig-scheduler" \
-  --authentication-kubeconfig="$K8S_DIR/kubeconfig-scheduler" \
-  --authorization-kubeconfig="$K8S_DIR/kubeconfig-scheduler" \
   --bind-address=127.0.0.1 --secure-port="$SCHEDULER_PORT" \
   --leader-elect=false
 wait_for kube-scheduler 60 curl -fsSk --max-time 2 "https://127.0.0.1:$SCHEDULER_PORT/healthz"
@@ -242,7 +251,13 @@ log "kube-scheduler ready on 127.0.0.1:$SCHEDULER_PORT"
 KUBECTL=("$BIN/kubectl" --kubeconfig="$K8S_DIR/kubeconfig")
 
 # kwok's CRDs first: its server reads Exec/Logs/... objects from the API.
-"${KUBECTL[@]}" apply -f "$CRDS" >"$K8S_DIR/logs/crds.log" 2>&1 || die "installing kwok's CRDs failed (see $K8S_DIR/logs/crds.log)"
+# Only those of the kinds kwok is told to watch (--enable-crds below);
+# stages come from its config file.
+crd_args=()
+for r in execs clusterexecs logs clusterlogs attaches clusterattaches portforwards clusterportforwards; do
+  crd_args+=(-f "$CRDS/kwok.x-k8s.io_$r.yaml")
+done
+"${KUBECTL[@]}" apply "${crd_args[@]}" >"$K8S_DIR/logs/crds.log" 2>&1 || die "installing kwok's CRDs failed (see $K8S_DIR/logs/crds.log)"
 "${KUBECTL[@]}" wait --for=condition=Established --timeout=60s crd --all >>"$K8S_DIR/logs/crds.log" 2>&1 \
   || die "kwok's CRDs were not established (see $K8S_DIR/logs/crds.log)"
 
@@ -283,7 +298,9 @@ $(date -u +%Y-%m-%dT%H:%M:%S.000000000Z) stdout F ciplat local control plane: kw
 EOF
 cat >"$K8S_DIR/manifests/cluster.yaml" <<EOF
 # Every exec into any container of any Pod runs the command on this host,
-# in $K8S_DIR/exec, as the user kwok runs as.
+# in $K8S_DIR/exec, as the user kwok runs as. CIPLAT_KWOK_EXEC marks the
+# commands (and what they start) so that down.sh finds them all, even those
+# that left kwok's process group.
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: ClusterExec
 metadata:
@@ -294,7 +311,7 @@ spec:
       workDir: $K8S_DIR/exec
       envs:
       - name: CIPLAT_KWOK_EXEC
-        value: "1"
+        value: $K8S_DIR
 ---
 # Every Pod's log is this file (CRI log format); a Logs object named after a
 # Pod, in its namespace, gives that Pod its own file.
@@ -339,6 +356,7 @@ CIPLAT_K8S_KUBECONFIG=$K8S_DIR/kubeconfig
 CIPLAT_K8S_KUBECONFIG_DRIVER=$K8S_DIR/kubeconfig-driver
 CIPLAT_K8S_KUBECONFIG_NOBODY=$K8S_DIR/kubeconfig-nobody
 CIPLAT_K8S_BIN=$BIN
+CIPLAT_K8S_DIR=$K8S_DIR
 EOF
 
 ok=1

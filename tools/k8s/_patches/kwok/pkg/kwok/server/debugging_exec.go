@@ -16,7 +16,7 @@ limitations under the License.
 
 package server
 
-// ciplat patch (tools/k8s/build.sh overlays this file on kwok v0.8.0's
+// ciplat patch (tools/k8s/build.sh builds kwok v0.8.0 with this file instead of its
 // pkg/kwok/server/debugging_exec.go): ExecInContainer turns the exit status of
 // the local command into k8s.io/utils/exec.CodeExitError, the error type
 // k8s.io/cri-streaming's ServeExec reports as a NonZeroExitCode status with the
