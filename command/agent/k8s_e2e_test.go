@@ -69,7 +69,7 @@ func TestE2E_KubernetesPipeline(t *testing.T) {
 	// On kwok every exec runs on this host: give the workspaces a directory
 	// of the test (a real cluster would mount the emptyDir at this path).
 	ag := startAgentArgs(t, "agent", "-dev", "-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-log-level", "warn",
-		"-kubeconfig", e.driver, "-k8s-workspace", t.TempDir())
+		"-kubeconfig", e.driver, "-k8s-workspace", t.TempDir(), "-node", uniqueNode())
 	c := apiClient(t, ag.addr)
 	ctx := context.Background()
 	spec := `
@@ -200,7 +200,7 @@ func sawLine(c *api.Client, pipelineID, want string) bool {
 func TestE2E_KubernetesPortForward(t *testing.T) {
 	e := requireK8s(t)
 	ag := startAgentArgs(t, "agent", "-dev", "-data-dir", t.TempDir(), "-http-addr", "127.0.0.1:0", "-log-level", "warn",
-		"-kubeconfig", e.driver, "-k8s-workspace", t.TempDir())
+		"-kubeconfig", e.driver, "-k8s-workspace", t.TempDir(), "-node", uniqueNode())
 	c := apiClient(t, ag.addr)
 	ctx := context.Background()
 	p, err := c.SubmitPipeline(ctx, []byte("name: pf\njobs:\n  serve:\n    image: busybox:1.36\n    driver: kubernetes\n    steps: [ 'echo serving; sleep 120' ]\n"), nil)
@@ -305,4 +305,11 @@ func echoRoundTrip(addr, msg string) (string, error) {
 		return "", err
 	}
 	return bufio.NewReader(conn).ReadString('\n')
+}
+
+// uniqueNode names a test's agent: Pods are labelled with the node name, and
+// an agent reaps the Pods of its name that it does not know, so agents of
+// different tests (or runs) sharing the namespace must not share one.
+func uniqueNode() string {
+	return fmt.Sprintf("k8s-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
 }
