@@ -313,3 +313,47 @@ func echoRoundTrip(addr, msg string) (string, error) {
 func uniqueNode() string {
 	return fmt.Sprintf("k8s-e2e-%d-%d", os.Getpid(), time.Now().UnixNano())
 }
+
+// TestE2E_KubernetesAgentKilledMidJob kills the agent with SIGKILL while a
+// job runs in a Pod, restarts it on the same data dir and node name, and
+// checks that the job is retried and the first attempt's Pod reaped.
+func TestE2E_KubernetesAgentKilledMidJob(t *testing.T) {
+	e := requireK8s(t)
+	dataDir, ws, node := t.TempDir(), t.TempDir(), uniqueNode()
+	start := func() *agentProc {
+		return startAgentArgs(t, "agent", "-dev", "-data-dir", dataDir, "-http-addr", "127.0.0.1:0", "-log-level", "warn",
+			"-kubeconfig", e.driver, "-k8s-workspace", ws, "-node", node)
+	}
+	ag := start()
+	c := apiClient(t, ag.addr)
+	p, err := c.SubmitPipeline(context.Background(), []byte("name: killed\njobs:\n  long:\n    image: busybox:1.36\n    driver: kubernetes\n    retry: { attempts: 1, backoff: 100ms }\n    steps:\n      - name: wait\n        run: |\n          echo started $CIPLAT_ATTEMPT\n          if [ \"$CIPLAT_ATTEMPT\" = 1 ]; then sleep 120; fi\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sawLine(c, p.ID, "started 1") {
+		t.Fatalf("the job never started; agent: %s", ag.out.String())
+	}
+	jobID := p.JobIDs[0]
+	if n := len(e.pods(t, "ciplat.io/job-id="+jobID)); n != 1 {
+		t.Fatalf("%d Pods for the running job, want 1", n)
+	}
+	_ = ag.cmd.Process.Signal(syscall.SIGKILL)
+	<-ag.done
+
+	ag2 := start()
+	got := waitPipelineDone(t, apiClient(t, ag2.addr), p.ID)
+	if got.State != api.StateSucceeded || got.Jobs[0].Attempt != 2 {
+		t.Fatalf("after restart: pipeline %s, attempt %d (%s)", got.State, got.Jobs[0].Attempt, got.Jobs[0].Reason)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		left := e.pods(t, "ciplat.io/job-id="+jobID)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Pods of the killed agent's job were not reaped: %v", left)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
