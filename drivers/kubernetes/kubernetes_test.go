@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ciplat/ciplat/drivers"
@@ -186,5 +187,36 @@ func TestDriver_forbidden(t *testing.T) {
 	}
 	if _, err := d.ListWorkers(t.Context()); err == nil || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("ListWorkers as nobody: %v; want forbidden", err)
+	}
+}
+
+// TestDriver_RunStep_evicted: an eviction (the Eviction API, as kubectl
+// drain uses) of a Pod whose step runs makes the step return at once with
+// ErrWorkerNotFound and the reason.
+func TestDriver_RunStep_evicted(t *testing.T) {
+	c := needCluster(t)
+	d := newDriver(t, c.driver, kubernetes.Config{Workspace: c.workspace(t)})
+	h := create(t, d, drivers.WorkerConfig{ID: randID("evicted"), Image: testImage})
+	rec := drivertest.NewRecorder()
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.RunStep(t.Context(), h, drivers.StepConfig{Name: "sleeps", Run: "echo started; sleep 120"}, rec)
+		done <- err
+	}()
+	if err := rec.WaitLine(t.Context(), drivers.Stdout, "started"); err != nil {
+		t.Fatalf("waiting for the step: %v; output:%s", err, rec)
+	}
+	ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: h.State["pod"], Namespace: "ciplat"}}
+	if err := c.cs.CoreV1().Pods("ciplat").EvictV1(t.Context(), ev); err != nil {
+		t.Fatalf("evict: %v", err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, drivers.ErrWorkerNotFound) || !strings.Contains(err.Error(), "disrupted (EvictionByEvictionAPI)") {
+			t.Errorf("RunStep after its Pod was evicted: %v; want ErrWorkerNotFound saying it was evicted", err)
+		}
+		t.Logf("RunStep: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunStep still running 10s after its Pod was evicted")
 	}
 }

@@ -41,13 +41,15 @@ type podStatus struct {
 // describe reads p's phase, conditions and container statuses. It is pure,
 // so every mapping from a Pod to a job error is tested without a cluster.
 func describe(p *corev1.Pod) podStatus {
-	if p.DeletionTimestamp != nil {
-		return podStatus{state: podGone, reason: fmt.Sprintf("pod %s is being deleted", p.Name)}
-	}
+	// An eviction, a preemption or the taint manager mark the Pod before
+	// they delete it: that says more than "being deleted".
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
 			return podStatus{state: podGone, reason: fmt.Sprintf("pod %s was disrupted (%s): %s", p.Name, c.Reason, c.Message)}
 		}
+	}
+	if p.DeletionTimestamp != nil {
+		return podStatus{state: podGone, reason: fmt.Sprintf("pod %s is being deleted", p.Name)}
 	}
 	switch p.Status.Phase {
 	case corev1.PodFailed:
