@@ -1,6 +1,7 @@
 package kubernetes_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/drivertest"
 	"github.com/ciplat/ciplat/drivers/kubernetes"
 )
 
@@ -208,5 +210,61 @@ func writeFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestDriver_apiServerStopsAnswering_duringStep: a step whose API server
+// stops answering does not hang: the exec's WebSocket heartbeat (a pong
+// within 61s) ends it with an error, and the circuit opens.
+func TestDriver_apiServerStopsAnswering_duringStep(t *testing.T) {
+	c := needCluster(t)
+	if testing.Short() {
+		t.Skip("takes a minute: the WebSocket heartbeat's deadline")
+	}
+	t.Parallel()
+	rc, err := clientcmd.BuildConfigFromFlags("", c.driver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(rc.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, u.Host)
+	rc.Host = "https://" + p.addr
+	d, err := kubernetes.New(kubernetes.Config{Rest: rc, Workspace: c.workspace(t), CallTimeout: 3 * time.Second, BreakerThreshold: 1, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	h, err := d.CreateWorker(t.Context(), drivers.WorkerConfig{ID: randID("hungstep"), Image: testImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The worker is destroyed through the admin's own driver: this one's
+	// API server is hung.
+	t.Cleanup(func() { newDriver(t, c.admin, kubernetes.Config{}).DestroyWorker(context.Background(), h) })
+	rec := drivertest.NewRecorder()
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.RunStep(t.Context(), h, drivers.StepConfig{Name: "sleeps", Run: "echo started; sleep 200"}, rec)
+		done <- err
+	}()
+	if err := rec.WaitLine(t.Context(), drivers.Stdout, "started"); err != nil {
+		t.Fatalf("waiting for the step: %v; output:%s", err, rec)
+	}
+	p.setHung(true)
+	start := time.Now()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("RunStep succeeded with its API server hung")
+		}
+		t.Logf("RunStep returned after %v: %v", time.Since(start), err)
+	case <-time.After(90 * time.Second):
+		t.Fatal("RunStep still running 90s after its API server stopped answering")
+	}
+	if fp := d.Fingerprint(t.Context()); fp.Healthy {
+		t.Errorf("fingerprint healthy with the API server hung: %+v", fp)
 	}
 }

@@ -197,6 +197,8 @@ wait:
 		return res, gone(fmt.Sprintf("lost its pod %s (%v)", podName, apiMessage(streamErr)))
 	case apierrors.IsForbidden(streamErr):
 		return res, fmt.Errorf("kubernetes: step %q: exec in pod %s: forbidden: %v: apply deploy/kubernetes/rbac.yaml (pods/exec create)", step.Name, podName, apiMessage(streamErr))
+	case transient(streamErr):
+		return res, fmt.Errorf("kubernetes: step %q: lost the exec stream to pod %s (did the API server stop answering? a WebSocket exec waits 61s for a heartbeat): %w", step.Name, podName, streamErr)
 	default:
 		return res, fmt.Errorf("kubernetes: step %q: exec in pod %s: %w", step.Name, podName, streamErr)
 	}
