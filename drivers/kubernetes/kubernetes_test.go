@@ -117,6 +117,18 @@ func TestDriver_CreateWorker_unschedulable(t *testing.T) {
 	if err := d.RecoverWorker(t.Context(), &drivers.WorkerHandle{ID: id}); !errors.Is(err, drivers.ErrWorkerNotFound) {
 		t.Errorf("the unschedulable Pod was left behind: RecoverWorker = %v", err)
 	}
+
+	// With a grace, the driver waits that long for a node first.
+	d = newDriver(t, c.driver, kubernetes.Config{Workspace: c.workspace(t), UnschedulableGrace: time.Second})
+	start = time.Now()
+	_, err = d.CreateWorker(t.Context(), drivers.WorkerConfig{ID: randID("unsched"), Image: testImage, CPU: 100_000_000})
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "Insufficient cpu") || !strings.Contains(err.Error(), "for 1s, the unschedulable grace") {
+		t.Errorf("with a 1s grace: %v; want unschedulable ... for 1s", err)
+	}
+	if took < time.Second || took > 15*time.Second {
+		t.Errorf("with a 1s grace, failed after %v", took)
+	}
 }
 
 // TestDriver_RunStep_podDeleted: a Pod deleted from outside while a step
