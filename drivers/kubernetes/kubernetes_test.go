@@ -232,3 +232,53 @@ func TestDriver_RunStep_evicted(t *testing.T) {
 		t.Fatal("RunStep still running 10s after its Pod was evicted")
 	}
 }
+
+// TestDriver_CreateWorker_imagePull: a Pod whose image cannot be pulled
+// fails the create at once with the kubelet's reason, and is deleted. kwok
+// pulls nothing, so the test writes the status a kubelet would (on a Pod
+// no node takes, so nothing else writes it).
+func TestDriver_CreateWorker_imagePull(t *testing.T) {
+	c := needCluster(t)
+	d := newDriver(t, c.driver, kubernetes.Config{Workspace: c.workspace(t), UnschedulableGrace: time.Minute,
+		NodeSelector: map[string]string{"ciplat.io/no-such-pool": "x"}})
+	id := randID("pull")
+	done := make(chan error, 1)
+	go func() {
+		_, err := d.CreateWorker(t.Context(), drivers.WorkerConfig{ID: id, Image: "registry.invalid/nope:1"})
+		done <- err
+	}()
+	w, err := c.cs.CoreV1().Pods("ciplat").Watch(t.Context(), metav1.ListOptions{LabelSelector: "ciplat.io/alloc-id=" + id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	var pod *corev1.Pod
+	for pod == nil {
+		select {
+		case ev := <-w.ResultChan():
+			pod, _ = ev.Object.(*corev1.Pod)
+		case err := <-done:
+			t.Fatalf("CreateWorker returned before its Pod was seen: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("no Pod created within 20s")
+		}
+	}
+	pod = pod.DeepCopy()
+	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "worker", Image: "registry.invalid/nope:1",
+		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.invalid/nope:1"`}}}}
+	if _, err := c.cs.CoreV1().Pods("ciplat").UpdateStatus(t.Context(), pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatalf("write the Pod's status: %v", err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "ImagePullBackOff") || !strings.Contains(err.Error(), "registry.invalid/nope:1") {
+			t.Errorf("CreateWorker of an image that cannot be pulled: %v; want ImagePullBackOff and the image", err)
+		}
+		t.Logf("CreateWorker: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("CreateWorker still waiting 10s after ImagePullBackOff")
+	}
+	if err := d.RecoverWorker(t.Context(), &drivers.WorkerHandle{ID: id}); !errors.Is(err, drivers.ErrWorkerNotFound) {
+		t.Errorf("the Pod was left behind: RecoverWorker = %v", err)
+	}
+}
