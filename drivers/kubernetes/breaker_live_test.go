@@ -268,3 +268,48 @@ func TestDriver_apiServerStopsAnswering_duringStep(t *testing.T) {
 		t.Errorf("fingerprint healthy with the API server hung: %+v", fp)
 	}
 }
+
+// TestDriver_apiServerStopsAnswering_beforeStep: a step whose exec cannot
+// start (the API server accepts the connection and never answers) fails
+// after the call timeout instead of waiting for the job's.
+func TestDriver_apiServerStopsAnswering_beforeStep(t *testing.T) {
+	c := needCluster(t)
+	rc, err := clientcmd.BuildConfigFromFlags("", c.driver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(rc.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := startProxy(t, u.Host)
+	rc.Host = "https://" + p.addr
+	d, err := kubernetes.New(kubernetes.Config{Rest: rc, Workspace: c.workspace(t), CallTimeout: 2 * time.Second, BreakerThreshold: 100, Retries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	h, err := d.CreateWorker(t.Context(), drivers.WorkerConfig{ID: randID("hungexec"), Image: testImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { newDriver(t, c.admin, kubernetes.Config{}).DestroyWorker(context.Background(), h) })
+	rec := drivertest.NewRecorder()
+	if _, err := d.RunStep(t.Context(), h, drivers.StepConfig{Name: "ok", Run: "echo ok"}, rec); err != nil {
+		t.Fatalf("a step before the hang: %v", err)
+	}
+	if got := rec.Texts(drivers.Stdout); len(got) != 1 || got[0] != "ok" {
+		t.Errorf("stdout %q, want just ok (the start marker never reaches the sink)", got)
+	}
+	p.setHung(true)
+	start := time.Now()
+	_, err = d.RunStep(t.Context(), h, drivers.StepConfig{Name: "never", Run: "echo never"}, nil)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "did not start within 2s") {
+		t.Errorf("RunStep with the API server hung: %v; want 'did not start within 2s'", err)
+	}
+	if took > 10*time.Second {
+		t.Errorf("RunStep took %v to fail", took)
+	}
+	t.Logf("after %v: %v", took, err)
+}

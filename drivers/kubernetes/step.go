@@ -37,7 +37,8 @@ const killGroup = `killgroup() { kill -s "$1" -- "-$2" 2>/dev/null || kill -s "$
 // its group is killed, so a background child cannot hold the exec's output
 // open. It exits with the script's status, or 128+n when signal n killed it
 // (without dash's "Terminated" on the step's stderr).
-const stepWrapper = killGroup + `ws=$1 ctl=$2
+const stepWrapper = killGroup + `echo ` + startMarker + `
+ws=$1 ctl=$2
 mkdir -p "$ws" "$ctl" && cd "$ws" || { echo "ciplat: cannot create the workspace $ws" >&2; exit 125; }
 if command -v setsid >/dev/null 2>&1; then
 	setsid sh -e -c "$3" </dev/null &
@@ -51,6 +52,13 @@ rc=$?
 killgroup KILL "$pid"
 rm -f "$ctl/step.pid"
 exit $rc`
+
+// startMarker is the first stdout line of every step's exec, written by
+// stepWrapper before anything else: it tells RunStep the exec has started
+// (the API server and the kubelet answered), and never reaches the sink. An
+// exec that has not started within Config.CallTimeout is abandoned, so a
+// hung API server cannot hold a step before it begins.
+const startMarker = "ciplat-step-started"
 
 // stepKiller signals the running step of the control directory $1 with
 // signal $2: its process group, or its shell alone when it has none.
@@ -129,7 +137,23 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 
 	log := d.log.With("worker", h.ID, "step", step.Name, "pod", podName)
 	start := time.Now()
-	out, errw := newSealable(newLineWriter(drivers.Stdout, sink)), newSealable(newLineWriter(drivers.Stderr, sink))
+	started := make(chan struct{})
+	var startOnce sync.Once
+	stdoutSink := drivers.LogSinkFunc(func(l drivers.LogLine) {
+		// Only the stdout copy calls this, one line at a time.
+		select {
+		case <-started:
+			sink.Emit(l)
+		default:
+			startOnce.Do(func() { close(started) })
+			if l.Line != startMarker {
+				sink.Emit(l)
+			}
+		}
+	})
+	out, errw := newSealable(newLineWriter(drivers.Stdout, stdoutSink)), newSealable(newLineWriter(drivers.Stderr, sink))
+	startTimer := time.NewTimer(d.cfg.CallTimeout)
+	defer startTimer.Stop()
 	streamCtx, closeStream := context.WithCancel(context.WithoutCancel(ctx))
 	defer closeStream()
 	result := make(chan error, 1)
@@ -163,6 +187,18 @@ wait:
 				<-result
 				break wait
 			}
+		case <-startTimer.C:
+			select {
+			case <-started:
+				continue
+			default:
+			}
+			err := fmt.Errorf("exec in pod %s did not start within %v", podName, d.cfg.CallTimeout)
+			d.api.br.done(failed, err)
+			closeStream()
+			<-result
+			return drivers.StepResult{ExitCode: -1, Duration: time.Since(start)},
+				fmt.Errorf("kubernetes: step %q: %w: is the API server (or the node's kubelet) answering?", step.Name, err)
 		case <-ctx.Done():
 			stopErr = ctx.Err()
 			if why := d.stopStep(podName, h.ID, s, changes, result, closeStream, log); why != "" {

@@ -56,7 +56,11 @@ func wrapperStderr(t *testing.T, sh []string, script string) (*exec.Cmd, *bufio.
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd, bufio.NewScanner(out), ws, ctl, &stderr
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != startMarker {
+		t.Fatalf("first stdout line %q, want the start marker %q", sc.Text(), startMarker)
+	}
+	return cmd, sc, ws, ctl, &stderr
 }
 
 func exitCode(err error) int {
