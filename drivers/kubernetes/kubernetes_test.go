@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/drivertest"
@@ -263,10 +264,18 @@ func TestDriver_CreateWorker_imagePull(t *testing.T) {
 			t.Fatal("no Pod created within 20s")
 		}
 	}
-	pod = pod.DeepCopy()
-	pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "worker", Image: "registry.invalid/nope:1",
-		State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.invalid/nope:1"`}}}}
-	if _, err := c.cs.CoreV1().Pods("ciplat").UpdateStatus(t.Context(), pod, metav1.UpdateOptions{}); err != nil {
+	// The scheduler writes the status too (Unschedulable): retry on conflict.
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		p, err := c.cs.CoreV1().Pods("ciplat").Get(t.Context(), pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "worker", Image: "registry.invalid/nope:1",
+			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: `Back-off pulling image "registry.invalid/nope:1"`}}}}
+		_, err = c.cs.CoreV1().Pods("ciplat").UpdateStatus(t.Context(), p, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
 		t.Fatalf("write the Pod's status: %v", err)
 	}
 	select {
