@@ -12,7 +12,9 @@
 #   tools/k8s/build.sh -f       build again even when cached
 #   tools/k8s/build.sh -print   print the bin folder it would use, build nothing
 #
-# A cold build takes about 7-10 minutes and 2-3 GB of memory on 2 cores.
+# A cold build takes 10-25 minutes on 2 cores (more when they are shared),
+# with up to 1.8 GB for the largest process (the linker) and 2.7 GB of Go
+# build cache.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -68,7 +70,7 @@ for want in "k8s.io/kubernetes $K8S_VERSION" "go.etcd.io/etcd/server/v3 $ETCD_VE
   grep -q "^	$want\$" go.mod || { echo "build.sh: go.mod does not require $want; update the versions at the top of build.sh too" >&2; exit 1; }
 done
 
-echo "build.sh: building etcd $ETCD_VERSION, kube-apiserver/kube-scheduler/kubectl $K8S_VERSION, kwok $KWOK_VERSION into $dir (cold: ~7-10 min)" >&2
+echo "build.sh: building etcd $ETCD_VERSION, kube-apiserver/kube-scheduler/kubectl $K8S_VERSION, kwok $KWOK_VERSION into $dir (cold: 10-25 min)" >&2
 start=$(date +%s)
 # -mod=readonly: go.sum is committed, so a build never changes the module;
 # -buildvcs=false: the binaries do not depend on the state of the git tree.
