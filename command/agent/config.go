@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -59,6 +60,8 @@ type Config struct {
 	Drivers []string
 	// PluginDir holds external driver plugins (executables) to load.
 	PluginDir string
+	// Kubernetes configures the kubernetes driver (drivers.go).
+	Kubernetes KubernetesConfig
 	// Raft timing and automatic snapshot settings.
 	RaftHeartbeatTimeout   time.Duration
 	RaftElectionTimeout    time.Duration
@@ -309,8 +312,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.StringVar(&cfg.NodeName, "node", cfg.NodeName, "this agent's name, unique in the cluster; a server's Raft ID (default: hostname)")
 	fs.Var(&listFlag{dst: &cfg.Servers}, "servers", "client: server HTTP address (repeatable, or comma-separated)")
 	fs.Var(labelFlag(cfg.Labels), "label", "client: node label key=value (repeatable)")
-	fs.Var(&listFlag{dst: &cfg.Drivers}, "driver", "client: drivers to enable, comma-separated (exec, docker, mock; default exec)")
+	fs.Var(&listFlag{dst: &cfg.Drivers}, "driver", "client: drivers to enable, comma-separated (exec, docker, kubernetes, mock; default exec)")
 	fs.StringVar(&cfg.PluginDir, "plugin-dir", "", "client: directory of external driver plugins (go-plugin executables)")
+	registerKubernetesFlags(fs, &cfg.Kubernetes)
 	fs.IntVar(&cfg.SchedulerWorkers, "scheduler-workers", cfg.SchedulerWorkers, "server: scheduler goroutines on the leader")
 	fs.IntVar(&cfg.EvalBrokerMax, "eval-broker-max", cfg.EvalBrokerMax, "server: most evaluations the leader's broker holds before submits get 429 (default 10000)")
 	fs.IntVar(&cfg.MaxPendingEvals, "max-pending-evals", cfg.MaxPendingEvals, "server: most evaluations waiting in state (pending or blocked) before submits get 429 (default 100000)")
@@ -341,6 +345,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	}
 	cfg.Servers = splitList(cfg.Servers)
 	cfg.Drivers = splitList(cfg.Drivers)
+	if cfg.Kubernetes.Kubeconfig != "" && !slices.Contains(cfg.Drivers, "kubernetes") {
+		cfg.Drivers = append(cfg.Drivers, "kubernetes") // -kubeconfig enables it
+	}
 	if cfg.Dev {
 		cfg.Server, cfg.Client = true, true
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"flag"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -8,13 +9,33 @@ import (
 
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/docker"
+	"github.com/ciplat/ciplat/drivers/kubernetes"
 	"github.com/ciplat/ciplat/drivers/mock"
 	"github.com/ciplat/ciplat/drivers/plugin"
 )
 
 // builtinDrivers are the drivers compiled into this binary; -driver picks
 // among them, and -plugin-dir adds external ones.
-var builtinDrivers = []string{"exec", "docker", "mock"}
+var builtinDrivers = []string{"exec", "docker", "kubernetes", "mock"}
+
+// KubernetesConfig is the agent's configuration of the kubernetes driver.
+type KubernetesConfig struct {
+	// Kubeconfig is the kubeconfig file; empty means in-cluster, else
+	// KUBECONFIG or ~/.kube/config. Giving it enables the driver.
+	Kubeconfig string
+	// Namespace is where the job Pods go (default "ciplat").
+	Namespace string
+	// Workspace is where the workspace emptyDir is mounted in each Pod
+	// (default /workspace; on kwok a directory of its host).
+	Workspace string
+}
+
+// registerKubernetesFlags adds the kubernetes driver's flags to fs.
+func registerKubernetesFlags(fs *flag.FlagSet, k *KubernetesConfig) {
+	fs.StringVar(&k.Kubeconfig, "kubeconfig", k.Kubeconfig, "client: kubeconfig of the cluster the kubernetes driver runs job Pods in; enables the driver (default with -driver kubernetes: in-cluster, else KUBECONFIG or ~/.kube/config)")
+	fs.StringVar(&k.Namespace, "k8s-namespace", kubernetes.DefaultNamespace, "client: namespace of the kubernetes driver's job Pods (apply deploy/kubernetes/rbac.yaml there)")
+	fs.StringVar(&k.Workspace, "k8s-workspace", "", "client: where the kubernetes driver mounts each Pod's workspace emptyDir (default /workspace; with kwok, a directory of kwok's host)")
+}
 
 // buildDrivers is the client's explicit driver registry (no init()
 // side effects): the -driver list plus every plugin found in -plugin-dir.
@@ -39,6 +60,16 @@ func buildDrivers(cfg *Config, clientDir string, log *slog.Logger) (map[string]d
 			if err != nil {
 				closeAll()
 				return nil, nil, fmt.Errorf("docker driver: %w", err)
+			}
+			reg[name] = d
+			closers = append(closers, func() { _ = d.Close() })
+		case "kubernetes":
+			routeKlog(log)
+			k := cfg.Kubernetes
+			d, err := kubernetes.New(kubernetes.Config{Kubeconfig: k.Kubeconfig, Namespace: k.Namespace, Workspace: k.Workspace, NodeID: cfg.NodeName, Logger: log})
+			if err != nil {
+				closeAll()
+				return nil, nil, fmt.Errorf("kubernetes driver: %w", err)
 			}
 			reg[name] = d
 			closers = append(closers, func() { _ = d.Close() })
