@@ -226,8 +226,11 @@ func TestDriver_ListWorkers_orphans(t *testing.T) {
 	node := randID("node")
 	before := newDriver(t, docker.Config{NodeID: node})
 	a := create(t, before, drivers.WorkerConfig{ID: randID("orphan"), NodeID: node, Image: testImage})
-	b := create(t, before, drivers.WorkerConfig{ID: randID("orphan"), NodeID: node, Image: testImage})
-	other := create(t, before, drivers.WorkerConfig{ID: randID("other"), NodeID: randID("node"), Image: testImage})
+	// As the agent does: the driver knows its node by name (Config.NodeID)
+	// while the client passes its node UUID; the worker is still this node's.
+	b := create(t, before, drivers.WorkerConfig{ID: randID("orphan"), NodeID: randID("uuid"), Image: testImage})
+	elsewhere := newDriver(t, docker.Config{NodeID: randID("node")})
+	other := create(t, elsewhere, drivers.WorkerConfig{ID: randID("other"), NodeID: node, Image: testImage})
 
 	cli := rawClient()
 	defer cli.Close()

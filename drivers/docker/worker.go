@@ -98,8 +98,11 @@ func isAlnum(c byte) bool {
 }
 
 // labels returns the labels of cfg's container and volume: the caller's
-// labels, then ciplat's, which cannot be overridden.
-func labels(cfg drivers.WorkerConfig) map[string]string {
+// labels, then ciplat's, which cannot be overridden. The node label is
+// Config.NodeID when set, the value ListWorkers filters on (the agent names
+// its node there; WorkerConfig.NodeID is the client's node UUID), else
+// WorkerConfig.NodeID.
+func (d *Driver) labels(cfg drivers.WorkerConfig) map[string]string {
 	l := make(map[string]string, len(cfg.Labels)+6)
 	for k, v := range cfg.Labels {
 		l[k] = v
@@ -108,6 +111,9 @@ func labels(cfg drivers.WorkerConfig) map[string]string {
 	l[labelAllocID] = cfg.ID
 	l[labelJobID] = cfg.JobID
 	l[labelNodeID] = cfg.NodeID
+	if d.cfg.NodeID != "" {
+		l[labelNodeID] = d.cfg.NodeID
+	}
 	l[labelPipeline] = cfg.PipelineID
 	l[labelJobName] = cfg.JobName
 	return l
@@ -146,7 +152,7 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 		return nil, err
 	}
 
-	name, vol, lbl := containerName(cfg.ID), volumeName(cfg.ID), labels(cfg)
+	name, vol, lbl := containerName(cfg.ID), volumeName(cfg.ID), d.labels(cfg)
 	memory := int64(cfg.MemoryMB) << 20
 	ccfg := &container.Config{
 		Image:      cfg.Image,
