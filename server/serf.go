@@ -120,6 +120,11 @@ func (s *Server) setupSerf() error {
 		return fmt.Errorf("create serf dir: %w", err)
 	}
 	sc.SnapshotPath = filepath.Join(serfDir, "local.snapshot")
+	book, err := openServerBook(filepath.Join(serfDir, "servers.json"))
+	if err != nil {
+		return fmt.Errorf("read the server book: %w", err)
+	}
+	s.serverBook = book
 	sc.RejoinAfterLeave = true
 	if s.cfg.Dev {
 		sc.ReapInterval = time.Second
@@ -178,6 +183,9 @@ func (s *Server) serfEventLoop() {
 			if _, ok := e.(serf.MemberEvent); !ok {
 				continue
 			}
+			if err := s.serverBook.note(s.serverMembers()); err != nil {
+				s.log.Warn("write the server book", "err", err)
+			}
 			s.maybeBootstrap()
 			select {
 			case s.reconcileCh <- struct{}{}:
@@ -187,8 +195,9 @@ func (s *Server) serfEventLoop() {
 			case s.natsRoutesCh <- struct{}{}:
 			default:
 			}
-		case <-tick.C:
+		case now := <-tick.C:
 			s.maybeBootstrap()
+			s.rejoinMissingPeers(now)
 		}
 	}
 }

@@ -41,6 +41,13 @@ type Server struct {
 
 	serf       *serf.Serf
 	serfEvents chan serf.Event
+	// serverBook remembers the serf addresses of the servers seen alive, so
+	// Raft peers missing from serf are joined again (serf_rejoin.go).
+	serverBook *serverBook
+	// rejoining is set while a rejoin runs; nextRejoin is only touched by
+	// the serf event loop.
+	rejoining  atomic.Bool
+	nextRejoin time.Time
 	// reconcileCh wakes the leader's reconcile loop on member events.
 	reconcileCh chan struct{}
 	// natsRoutesCh wakes the NATS route loop on member events
