@@ -163,11 +163,17 @@ func (s *Server) Leave(timeout time.Duration) error {
 	// The leader removes this server when it sees the leave in serf; if the
 	// leave intent did not reach it in time (serf then reports a failure),
 	// ask it directly.
+	// The leader is remembered while it is known: once it has removed this
+	// server it stops sending heartbeats, and this server forgets it.
+	var leader serverMember
 	nextAsk := time.Now().Add(time.Second)
 	for time.Now().Before(deadline) {
-		if time.Now().After(nextAsk) {
+		if m, ok := s.otherLeader(); ok {
+			leader = m
+		}
+		if time.Now().After(nextAsk) && leader.HTTPAddr != "" {
 			nextAsk = time.Now().Add(time.Second)
-			err := s.askLeaderToRemove()
+			err := s.askLeaderToRemove(leader)
 			if err == nil {
 				// The leader committed the removal (or this server was
 				// no peer any more). A removed server need not receive
@@ -176,7 +182,7 @@ func (s *Server) Leave(timeout time.Duration) error {
 				s.log.Info("left the cluster (the leader confirmed the removal)")
 				return nil
 			}
-			s.log.Debug("leave: ask the leader to remove this server", "err", err)
+			s.log.Debug("leave: ask the leader to remove this server", "leader", leader.ID, "err", err)
 		}
 		cf := s.raft.GetConfiguration()
 		if cf.Error() == nil {
@@ -200,17 +206,23 @@ func (s *Server) Leave(timeout time.Duration) error {
 // through the API; the agent then leaves and shuts down.
 func (s *Server) LeaveRequested() <-chan struct{} { return s.leaveCh }
 
-// askLeaderToRemove asks the leader's HTTP API to remove this server from
-// the Raft configuration.
-func (s *Server) askLeaderToRemove() error {
+// otherLeader returns the serf member of the leader when it is known and
+// is not this server.
+func (s *Server) otherLeader() (serverMember, bool) {
 	_, id := s.raft.LeaderWithID()
 	if id == "" || id == raft.ServerID(s.cfg.NodeName) {
-		return errors.New("no other leader known")
+		return serverMember{}, false
 	}
 	m, ok := s.memberByID(string(id))
 	if !ok || m.HTTPAddr == "" {
-		return fmt.Errorf("leader %s has no HTTP address in serf", id)
+		return serverMember{}, false
 	}
+	return m, true
+}
+
+// askLeaderToRemove asks the HTTP API of m, the leader, to remove this
+// server from the Raft configuration.
+func (s *Server) askLeaderToRemove(m serverMember) error {
 	ctx, cancel := context.WithTimeout(s.shutdownCtx, 5*time.Second)
 	defer cancel()
 	u := "http://" + m.HTTPAddr + "/v1/operator/raft/peer?id=" + url.QueryEscape(s.cfg.NodeName)
