@@ -21,6 +21,6 @@ func PortForward(ctx context.Context, kubeconfig, namespace, workerID string, lo
 	if err != nil {
 		return err
 	}
-	defer d.Close()
+	defer func() { _ = d.Close() }()
 	return d.PortForward(ctx, &drivers.WorkerHandle{ID: workerID, Driver: d.Name()}, local, remote, ready)
 }

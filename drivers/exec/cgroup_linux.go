@@ -176,7 +176,7 @@ func (c *cgroups) create(name string, lim stepLimits) (*stepCgroup, error) {
 	for ctrl, parent := range c.parents {
 		dir := filepath.Join(parent, name)
 		if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
-			sc.remove()
+			_ = sc.remove() // best effort; the error below says what failed
 			return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
 		}
 		sc.dirs[ctrl] = dir
@@ -213,8 +213,8 @@ func (c *cgroups) create(name string, lim stepLimits) (*stepCgroup, error) {
 		}
 		err := os.WriteFile(filepath.Join(dir, s.file), []byte(s.value), 0)
 		optional := s.file == "memory.swap.max" || s.file == "memory.memsw.limit_in_bytes" // absent without swap accounting
-		if err != nil && !(optional && errors.Is(err, fs.ErrNotExist)) {
-			sc.remove()
+		if err != nil && (!optional || !errors.Is(err, fs.ErrNotExist)) {
+			_ = sc.remove() // best effort; the error below says what failed
 			return nil, fmt.Errorf("cgroup %s: write %s=%s: %w", dir, s.file, s.value, err)
 		}
 	}

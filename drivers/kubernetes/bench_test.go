@@ -2,7 +2,6 @@ package kubernetes_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -128,7 +127,7 @@ func waitFor(b *testing.B, w watch.Interface, typ watch.EventType, name string) 
 				return
 			}
 		case <-timeout:
-			b.Fatal(fmt.Sprintf("no %s event within a minute", typ))
+			b.Fatalf("no %s event within a minute", typ)
 		}
 	}
 }

@@ -107,7 +107,7 @@ func (d *Driver) nodeLabel(cfg drivers.WorkerConfig) string {
 func podPrefix(id string) string {
 	b := []byte(strings.ToLower(id))
 	for i, c := range b {
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9') {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
 			b[i] = '-'
 		}
 	}

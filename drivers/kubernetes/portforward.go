@@ -7,9 +7,9 @@ import (
 	"io"
 	"net/http"
 
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/ciplat/ciplat/drivers"
 )
@@ -69,7 +69,7 @@ func (d *Driver) PortForward(ctx context.Context, h *drivers.WorkerHandle, local
 		return fmt.Errorf("kubernetes: port-forward to pod %s port %d: %w", name, remote, err)
 	case <-ctx.Done():
 		close(stop)
-		<-done
+		_ = streamEnd(done) // stopped on purpose: the context ended
 		return nil
 	}
 	select {
@@ -80,7 +80,7 @@ func (d *Driver) PortForward(ctx context.Context, h *drivers.WorkerHandle, local
 		return nil
 	case <-ctx.Done():
 		close(stop)
-		<-done
+		_ = streamEnd(done) // stopped on purpose: the context ended
 		return nil
 	}
 }

@@ -12,10 +12,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 	utilexec "k8s.io/client-go/util/exec"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/ciplat/ciplat/drivers"
 )
@@ -177,14 +177,14 @@ wait:
 		case <-s.kill:
 			stopErr = gone("was destroyed while the step ran")
 			closeStream()
-			<-result
+			_ = streamEnd(result) // stopErr says why it was closed
 			break wait
 		case <-changes:
 			if why := d.lost(podName); why != "" {
 				stopErr = gone(why)
 				d.signalStep(context.WithoutCancel(ctx), podName, h.ID, "KILL") // best effort: a real kubelet kills it anyway
 				closeStream()
-				<-result
+				_ = streamEnd(result) // closed on purpose; the caller says why
 				break wait
 			}
 		case <-startTimer.C:
@@ -196,7 +196,7 @@ wait:
 			err := fmt.Errorf("exec in pod %s did not start within %v", podName, d.cfg.CallTimeout)
 			d.api.br.done(failed, err)
 			closeStream()
-			<-result
+			_ = streamEnd(result) // closed on purpose; the caller says why
 			return drivers.StepResult{ExitCode: -1, Duration: time.Since(start)},
 				fmt.Errorf("kubernetes: step %q: %w: is the API server (or the node's kubelet) answering?", step.Name, err)
 		case <-ctx.Done():
@@ -259,7 +259,7 @@ func (s *sealable) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.sealed {
-		s.w.Write(p)
+		_, _ = s.w.Write(p) // a sink's write failure must not end the exec's copy
 	}
 	return len(p), nil
 }
@@ -358,18 +358,19 @@ func (d *Driver) stopStep(pod, id string, s *runningStep, changes <-chan struct{
 		defer t.Stop()
 		for {
 			select {
-			case <-result:
+			case err := <-result:
+				log.Debug("the step's stream ended while stopping", "err", err)
 				return true
 			case <-s.kill:
 				gone = "was destroyed while the step stopped"
 				closeStream()
-				<-result
+				_ = streamEnd(result) // closed on purpose; the caller says why
 				return true
 			case <-changes:
 				if why := d.lost(pod); why != "" {
 					gone = why
 					closeStream()
-					<-result
+					_ = streamEnd(result) // closed on purpose; the caller says why
 					return true
 				}
 			case <-t.C:
@@ -388,7 +389,7 @@ func (d *Driver) stopStep(pod, id string, s *runningStep, changes <-chan struct{
 	}
 	log.Warn("step's exec still open after SIGKILL; closing it", "worker", id)
 	closeStream()
-	<-result
+	_ = streamEnd(result) // closed on purpose; the caller says why
 	return gone
 }
 
@@ -414,3 +415,7 @@ func (d *Driver) cleanup(ctx context.Context, pod, id string) {
 		d.log.Debug("clean up worker", "worker", id, "err", err)
 	}
 }
+
+// streamEnd waits for a stream that was told to stop and returns how it ended;
+// callers that already know why they stopped it drop the error on purpose.
+func streamEnd(ch <-chan error) error { return <-ch }
