@@ -27,10 +27,23 @@ func pct(d []time.Duration, p float64) float64 {
 // sent to the leader or to a follower (one extra HTTP hop), by 1 or 16
 // concurrent submitters.
 func BenchmarkCluster_Submit(b *testing.B) {
-	c := newTestCluster(b, 3, func(cfg *Config) {
-		cfg.Dev = false
-		cfg.Raft = RaftConfig{}
-	})
+	// replication=sync is what servers run (MaxRPCsInFlight 1, raft.go);
+	// replication=pipelined is hashicorp/raft's default, for the ratio.
+	for _, repl := range []struct {
+		name     string
+		inFlight int
+	}{{"sync", 1}, {"pipelined", 2}} {
+		b.Run("replication="+repl.name, func(b *testing.B) {
+			c := newTestCluster(b, 3, func(cfg *Config) {
+				cfg.Dev = false
+				cfg.Raft = RaftConfig{MaxRPCsInFlight: repl.inFlight}
+			})
+			benchClusterSubmit(b, c)
+		})
+	}
+}
+
+func benchClusterSubmit(b *testing.B, c *testCluster) {
 	for _, target := range []string{"leader", "follower"} {
 		for _, submitters := range []int{1, 16} {
 			b.Run(fmt.Sprintf("to=%s/submitters=%d", target, submitters), func(b *testing.B) {

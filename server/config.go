@@ -101,6 +101,10 @@ type RaftConfig struct {
 	// TrailingLogs is how many entries a snapshot leaves in the log, so a
 	// slightly lagging follower catches up without a snapshot (default 10240).
 	TrailingLogs uint64 `json:"trailing_logs,omitempty"`
+	// MaxRPCsInFlight is hashicorp/raft's NetworkTransportConfig setting;
+	// 0 means 1: no pipelined replication (raft.go says why). 2 or more
+	// turns pipelining on (BenchmarkCluster_Submit compares the two).
+	MaxRPCsInFlight int `json:"max_rpcs_in_flight,omitempty"`
 }
 
 func (c *Config) setDefaults() {

@@ -50,7 +50,7 @@ func (s *Server) setupRaft() error {
 		Logger:          hlog,
 		MaxPool:         3,
 		Timeout:         10 * time.Second,
-		MaxRPCsInFlight: 1,
+		MaxRPCsInFlight: max(s.cfg.Raft.MaxRPCsInFlight, 1),
 	})
 	if err != nil {
 		return fmt.Errorf("raft transport on %s: %w", s.cfg.RaftAddr, err)
