@@ -3,6 +3,7 @@ package docker
 import (
 	"context"
 	"errors"
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
 	"log/slog"
 	"strings"
 	"testing"
@@ -12,79 +13,8 @@ import (
 // fakeClock is a clock the test moves.
 type fakeClock struct{ t time.Time }
 
-func (c *fakeClock) now() time.Time      { return c.t }
-func (c *fakeClock) add(d time.Duration) { c.t = c.t.Add(d) }
-func newFakeClock() *fakeClock           { return &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} }
-func mustAllow(t *testing.T, b *breaker) { t.Helper(); mustNil(t, b.allow()) }
-func mustNil(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-func mustRefuse(t *testing.T, b *breaker) error {
-	t.Helper()
-	err := b.allow()
-	if !errors.Is(err, ErrEngineUnavailable) {
-		t.Fatalf("allow() = %v, want an error wrapping ErrEngineUnavailable", err)
-	}
-	return err
-}
-
-func TestBreaker(t *testing.T) {
-	clock := newFakeClock()
-	b := newBreaker(3, time.Minute, clock.now)
-	boom := errors.New("boom")
-
-	// Failures in a row open it; a success in between resets the count.
-	for range 2 {
-		mustAllow(t, b)
-		b.done(failed, boom)
-	}
-	mustAllow(t, b)
-	b.done(succeeded, nil)
-	for range 2 {
-		mustAllow(t, b)
-		b.done(failed, boom)
-	}
-	if s, _ := b.status(); s != closed {
-		t.Fatalf("state after 2 failures = %v, want closed", s)
-	}
-	mustAllow(t, b)
-	b.done(failed, boom)
-	s, reason := b.status()
-	if s != open || !strings.Contains(reason, "3 consecutive failures") || !strings.Contains(reason, "boom") {
-		t.Fatalf("status = %v %q, want open after 3 failures, naming the last", s, reason)
-	}
-	err := mustRefuse(t, b)
-	if !strings.Contains(err.Error(), "next probe at 2030-01-01T00:01:00Z") {
-		t.Errorf("refusal %q does not say when the next probe is", err)
-	}
-
-	// After the cooldown one probe goes through; others wait for it.
-	clock.add(time.Minute)
-	mustAllow(t, b)
-	if err := mustRefuse(t, b); !strings.Contains(err.Error(), "half-open") {
-		t.Errorf("second call during the probe: %v", err)
-	}
-	// A probe that tells nothing (its caller gave up) lets the next probe.
-	b.done(neutral, context.Canceled)
-	mustAllow(t, b)
-	// A failed probe opens it for another cooldown.
-	b.done(failed, boom)
-	mustRefuse(t, b)
-	clock.add(59 * time.Second)
-	mustRefuse(t, b)
-	clock.add(time.Second)
-	mustAllow(t, b)
-	b.done(succeeded, nil)
-	if s, _ := b.status(); s != closed {
-		t.Fatalf("state after a good probe = %v, want closed", s)
-	}
-	mustAllow(t, b)
-	mustAllow(t, b)
-}
-
+func (c *fakeClock) now() time.Time { return c.t }
+func newFakeClock() *fakeClock      { return &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)} }
 func TestEngine_callRetries(t *testing.T) {
 	clock := newFakeClock()
 	e := &engine{br: newBreaker(10, time.Minute, clock.now), retries: 2, backoff: time.Millisecond, callTimeout: time.Second, log: discard()}
@@ -105,7 +35,7 @@ func TestEngine_callRetries(t *testing.T) {
 	if calls != 1 {
 		t.Errorf("an answer is not retried: %d attempts", calls)
 	}
-	if s, _ := e.br.status(); s != closed {
+	if s, _ := e.br.Status(); s != breaker.Closed {
 		t.Errorf("an answer after failures should reset the breaker, state %v", s)
 	}
 	// A call that exceeds the engine's timeout counts against it.
@@ -115,8 +45,8 @@ func TestEngine_callRetries(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "did not answer within") {
 		t.Errorf("slow call: %v", err)
 	}
-	if e.br.failures != 1 {
-		t.Errorf("failures after a timeout = %d, want 1", e.br.failures)
+	if e.br.Failures() != 1 {
+		t.Errorf("failures after a timeout = %d, want 1", e.br.Failures())
 	}
 }
 

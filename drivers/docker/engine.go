@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
+
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +21,7 @@ import (
 // stream a call returned (an exec's output, a pull's progress).
 type engine struct {
 	api         client.APIClient
-	br          *breaker
+	br          *breaker.Breaker
 	retries     int
 	backoff     time.Duration
 	callTimeout time.Duration
@@ -47,7 +49,7 @@ func (e *engine) callRemote(ctx context.Context, op string, fn func(ctx context.
 func (e *engine) do(ctx context.Context, op string, retry bool, timeout time.Duration, remote bool, fn func(ctx context.Context) error) error {
 	delay := e.backoff
 	for attempt := 0; ; attempt++ {
-		if err := e.br.allow(); err != nil {
+		if err := e.br.Allow(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		cctx, cancel := ctx, context.CancelFunc(func() {})
@@ -61,7 +63,7 @@ func (e *engine) do(ctx context.Context, op string, retry bool, timeout time.Dur
 		if remote && o == failed && !client.IsErrConnectionFailed(err) {
 			o = succeeded
 		}
-		e.br.done(o, err)
+		e.br.Done(o, err)
 		if err == nil {
 			return nil
 		}

@@ -1,6 +1,8 @@
 package kubernetes
 
 import (
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +20,7 @@ import (
 // streams (an exec's output, the informer's watch) do not, but their
 // failures are reported to the breaker by their owners.
 type apiClient struct {
-	br          *breaker
+	br          *breaker.Breaker
 	retries     int
 	backoff     time.Duration
 	callTimeout time.Duration
@@ -33,7 +35,7 @@ type apiClient struct {
 func (a *apiClient) call(ctx context.Context, op string, retry bool, fn func(ctx context.Context) error) error {
 	delay := a.backoff
 	for attempt := 0; ; attempt++ {
-		if err := a.br.allow(); err != nil {
+		if err := a.br.Allow(); err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 		cctx, cancel := context.WithTimeout(ctx, a.callTimeout)
@@ -41,7 +43,7 @@ func (a *apiClient) call(ctx context.Context, op string, retry bool, fn func(ctx
 		timedOut := err != nil && cctx.Err() != nil && ctx.Err() == nil
 		cancel()
 		o := classify(ctx, err, timedOut)
-		a.br.done(o, err)
+		a.br.Done(o, err)
 		if err == nil {
 			return nil
 		}
@@ -66,7 +68,7 @@ func (a *apiClient) call(ctx context.Context, op string, retry bool, fn func(ctx
 // report tells the breaker how a call made outside call (an exec stream)
 // went.
 func (a *apiClient) report(ctx context.Context, err error) {
-	a.br.done(classify(ctx, err, false), err)
+	a.br.Done(classify(ctx, err, false), err)
 }
 
 // classify tells the breaker what err says about the API server. Only

@@ -1,6 +1,8 @@
 package kubernetes
 
 import (
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
+
 	"context"
 	"errors"
 	"fmt"
@@ -194,7 +196,7 @@ wait:
 			default:
 			}
 			err := fmt.Errorf("exec in pod %s did not start within %v", podName, d.cfg.CallTimeout)
-			d.api.br.done(failed, err)
+			d.api.br.Done(failed, err)
 			closeStream()
 			_ = streamEnd(result) // closed on purpose; the caller says why
 			return drivers.StepResult{ExitCode: -1, Duration: time.Since(start)},
@@ -305,7 +307,7 @@ func (d *Driver) exec(ctx context.Context, name string, argv []string, out, errw
 	// An exec is long: it must not become the breaker's half-open probe
 	// (every other call would wait for it). It only runs while the circuit
 	// is closed, and reports how it went.
-	if st, why := d.api.br.status(); st != closed {
+	if st, why := d.api.br.Status(); st != breaker.Closed {
 		return fmt.Errorf("exec: %w: %s", ErrAPIUnavailable, why)
 	}
 	req := d.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(d.cfg.Namespace).Name(name).SubResource("exec").
