@@ -1,6 +1,8 @@
 package docker
 
 import (
+	"github.com/ciplat/ciplat/drivers/internal/linewriter"
+
 	"context"
 	"errors"
 	"fmt"
@@ -153,7 +155,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	var readErr error
 	go func() {
 		defer close(read)
-		out, errw := newLineWriter(drivers.Stdout, sink), newLineWriter(drivers.Stderr, sink)
+		out, errw := linewriter.New(drivers.Stdout, sink), linewriter.New(drivers.Stderr, sink)
 		_, readErr = stdcopy.StdCopy(out, errw, att.Reader)
 		out.Flush()
 		errw.Flush()

@@ -1,6 +1,8 @@
 package kubernetes
 
 import (
+	"github.com/ciplat/ciplat/drivers/internal/linewriter"
+
 	"github.com/ciplat/ciplat/drivers/internal/breaker"
 
 	"context"
@@ -153,7 +155,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 			}
 		}
 	})
-	out, errw := newSealable(newLineWriter(drivers.Stdout, stdoutSink)), newSealable(newLineWriter(drivers.Stderr, sink))
+	out, errw := newSealable(linewriter.New(drivers.Stdout, stdoutSink)), newSealable(linewriter.New(drivers.Stderr, sink))
 	startTimer := time.NewTimer(d.cfg.CallTimeout)
 	defer startTimer.Stop()
 	streamCtx, closeStream := context.WithCancel(context.WithoutCancel(ctx))
@@ -250,11 +252,11 @@ wait:
 // write. It is safe for concurrent use.
 type sealable struct {
 	mu     sync.Mutex
-	w      *lineWriter
+	w      *linewriter.Writer
 	sealed bool
 }
 
-func newSealable(w *lineWriter) *sealable { return &sealable{w: w} }
+func newSealable(w *linewriter.Writer) *sealable { return &sealable{w: w} }
 
 // Write passes p to the lineWriter unless sealed; it never fails.
 func (s *sealable) Write(p []byte) (int, error) {

@@ -1,4 +1,6 @@
-package kubernetes
+// Package linewriter turns a driver's output stream into log lines: the
+// io.Writer a container's or a Pod's exec stream is copied into.
+package linewriter
 
 import (
 	"bytes"
@@ -8,21 +10,19 @@ import (
 	"github.com/ciplat/ciplat/drivers"
 )
 
-// This file is a copy of drivers/docker/lines.go (see breaker.go for why).
-
-// maxLineBytes is the longest line a lineWriter emits in one piece. A
+// MaxLineBytes is the longest line a Writer emits in one piece. A
 // longer line arrives as several lines of at most this many bytes, so one
 // runaway line cannot grow the agent's memory without bound (the exec
 // driver does the same).
-const maxLineBytes = 64 << 10
+const MaxLineBytes = 64 << 10
 
-// lineWriter is the io.Writer an exec stream (stdout or stderr) is copied into: it
+// Writer is the io.Writer one output stream is copied into: it
 // sends each complete line to sink, without its "\n" or "\r\n", stamped
 // with the time its newline arrived. A line longer than max bytes is sent
 // in pieces cut before an incomplete UTF-8 sequence. Flush sends a final
-// line without a newline. It is not safe for concurrent use; the exec
-// copies each stream from one goroutine.
-type lineWriter struct {
+// line without a newline. It is not safe for concurrent use: copy each
+// stream from one goroutine.
+type Writer struct {
 	stream drivers.Stream
 	sink   drivers.LogSink
 	max    int
@@ -31,13 +31,16 @@ type lineWriter struct {
 	now    func() time.Time
 }
 
-// newLineWriter returns a lineWriter for stream with the default maximum.
-func newLineWriter(stream drivers.Stream, sink drivers.LogSink) *lineWriter {
-	return &lineWriter{stream: stream, sink: sink, max: maxLineBytes, now: time.Now}
+// New returns a Writer for stream with the default maximum.
+func New(stream drivers.Stream, sink drivers.LogSink) *Writer {
+	return &Writer{stream: stream, sink: sink, max: MaxLineBytes, now: time.Now}
 }
 
+// SetMax sets the longest line emitted in one piece (tests use small ones).
+func (w *Writer) SetMax(n int) { w.max = n }
+
 // Write emits the lines p completes and keeps the rest. It never fails.
-func (w *lineWriter) Write(p []byte) (int, error) {
+func (w *Writer) Write(p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		i := bytes.IndexByte(p, '\n')
@@ -62,7 +65,7 @@ func (w *lineWriter) Write(p []byte) (int, error) {
 
 // cutLong emits pieces of max bytes while the pending line is longer than
 // that, so a line of exactly max bytes is still one line.
-func (w *lineWriter) cutLong() {
+func (w *Writer) cutLong() {
 	for len(w.buf) > w.max {
 		cut := cutPoint(w.buf[:w.max])
 		w.emit(w.buf[:cut])
@@ -72,7 +75,7 @@ func (w *lineWriter) cutLong() {
 }
 
 // Flush emits a pending line that has no newline.
-func (w *lineWriter) Flush() {
+func (w *Writer) Flush() {
 	if len(w.buf) > 0 {
 		line := w.buf
 		if k := len(line); line[k-1] == '\r' {
@@ -85,7 +88,7 @@ func (w *lineWriter) Flush() {
 	}
 }
 
-func (w *lineWriter) emit(b []byte) {
+func (w *Writer) emit(b []byte) {
 	w.sink.Emit(drivers.LogLine{Time: w.now(), Stream: w.stream, Line: string(b)})
 }
 

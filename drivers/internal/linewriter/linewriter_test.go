@@ -1,4 +1,4 @@
-package docker
+package linewriter
 
 import (
 	"slices"
@@ -9,17 +9,17 @@ import (
 	"github.com/ciplat/ciplat/drivers"
 )
 
-// collect writes the chunks through a lineWriter with max and returns the
+// collect writes the chunks through a Writer with max and returns the
 // lines it emitted, flushed.
 func collect(max int, chunks ...string) []string {
 	var got []string
-	w := newLineWriter(drivers.Stdout, drivers.LogSinkFunc(func(l drivers.LogLine) {
+	w := New(drivers.Stdout, drivers.LogSinkFunc(func(l drivers.LogLine) {
 		if l.Time.IsZero() || l.Stream != drivers.Stdout {
 			panic("line without time or stream")
 		}
 		got = append(got, l.Line)
 	}))
-	w.max = max
+	w.SetMax(max)
 	for _, c := range chunks {
 		w.Write([]byte(c))
 	}
@@ -66,13 +66,13 @@ func TestLineWriter(t *testing.T) {
 }
 
 func TestLineWriter_longLineIsValidUTF8(t *testing.T) {
-	long := strings.Repeat("é", maxLineBytes)
-	got := collect(maxLineBytes, "head\n"+long+"\ntail")
+	long := strings.Repeat("é", MaxLineBytes)
+	got := collect(MaxLineBytes, "head\n"+long+"\ntail")
 	if len(got) != 4 || got[0] != "head" || got[3] != "tail" || got[1]+got[2] != long {
 		t.Fatalf("got %d lines, want head, 2 pieces, tail", len(got))
 	}
 	for _, p := range got[1:3] {
-		if len(p) > maxLineBytes || !utf8.ValidString(p) {
+		if len(p) > MaxLineBytes || !utf8.ValidString(p) {
 			t.Errorf("piece of %d bytes, valid %v", len(p), utf8.ValidString(p))
 		}
 	}
