@@ -347,6 +347,11 @@ func TestServer_LogsPublishedToNATS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The server registers a subscription asynchronously: a flush's PONG
+	// says it has, so the lines published next are not missed.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	entries := []*api.LogEntry{
 		{JobID: "job-1", Step: "unit tests", Stream: "stdout", Line: "ok 1", Time: time.Now()},
 		{JobID: "job-1", Step: "unit tests", Stream: "stdout", Line: "ok 2", Time: time.Now()},
