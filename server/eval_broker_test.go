@@ -21,7 +21,9 @@ func ev(id string, prio int, idx uint64) *structs.Evaluation {
 
 func dequeue(t *testing.T, b *EvalBroker) (*structs.Evaluation, uint64) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// A bound, not a pace: under -race on two busy cores a submit's
+	// evaluation has taken over 5 s to reach the broker.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e, token, err := b.Dequeue(ctx)
 	if err != nil {
