@@ -85,23 +85,10 @@ func (e *engine) do(ctx context.Context, op string, retry bool, timeout time.Dur
 	}
 }
 
-// classify tells the breaker what err says about the engine. Only failures
-// to reach the engine, its own timeouts and "unavailable" answers count
-// against it: an engine that answers "no such container" or "conflict" is
-// healthy, and a call whose caller gave up says nothing.
+// classify tells the breaker what err says about the engine (transient
+// decides which errors count against it).
 func classify(ctx context.Context, err error, timedOut bool) outcome {
-	switch {
-	case err == nil:
-		return succeeded
-	case timedOut:
-		return failed
-	case ctx.Err() != nil:
-		return neutral
-	case transient(err):
-		return failed
-	default:
-		return succeeded
-	}
+	return breaker.Classify(ctx, err, timedOut, transient)
 }
 
 // transient reports whether err is a failure to reach the engine or an

@@ -71,23 +71,10 @@ func (a *apiClient) report(ctx context.Context, err error) {
 	a.br.Done(classify(ctx, err, false), err)
 }
 
-// classify tells the breaker what err says about the API server. Only
-// failures to reach it, its timeouts and "unavailable" answers count
-// against it: a server that answers "not found", "forbidden" or "conflict"
-// is healthy, and a call whose caller gave up says nothing.
+// classify tells the breaker what err says about the API server (transient
+// decides which errors count against it).
 func classify(ctx context.Context, err error, timedOut bool) outcome {
-	switch {
-	case err == nil:
-		return succeeded
-	case timedOut:
-		return failed
-	case ctx.Err() != nil:
-		return neutral
-	case transient(err):
-		return failed
-	default:
-		return succeeded
-	}
+	return breaker.Classify(ctx, err, timedOut, transient)
 }
 
 // transient reports whether err is a failure to reach the API server or an

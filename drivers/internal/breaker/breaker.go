@@ -5,6 +5,7 @@
 package breaker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -150,4 +151,24 @@ func (b *Breaker) Failures() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.failures
+}
+
+// Classify tells the breaker what err says about the API behind it. Only
+// failures to reach it, its timeouts and answers transient calls "try
+// again later" count against it: an API that answers "not found" or
+// "conflict" is healthy, and a call whose caller gave up (ctx ended) says
+// nothing. timedOut is the call's own deadline passing.
+func Classify(ctx context.Context, err error, timedOut bool, transient func(error) bool) Outcome {
+	switch {
+	case err == nil:
+		return Succeeded
+	case timedOut:
+		return Failed
+	case ctx.Err() != nil:
+		return Neutral
+	case transient(err):
+		return Failed
+	default:
+		return Succeeded
+	}
 }

@@ -85,3 +85,27 @@ func TestBreaker(t *testing.T) {
 	mustAllow(t, b)
 	mustAllow(t, b)
 }
+
+func TestClassify(t *testing.T) {
+	flaky := errors.New("connection refused")
+	transient := func(err error) bool { return errors.Is(err, flaky) }
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name     string
+		ctx      context.Context
+		err      error
+		timedOut bool
+		want     Outcome
+	}{
+		{"answered", context.Background(), nil, false, Succeeded},
+		{"timed out", context.Background(), context.DeadlineExceeded, true, Failed},
+		{"caller gave up", done, context.Canceled, false, Neutral},
+		{"unreachable", context.Background(), flaky, false, Failed},
+		{"answered no", context.Background(), errors.New("not found"), false, Succeeded},
+	} {
+		if got := Classify(tc.ctx, tc.err, tc.timedOut, transient); got != tc.want {
+			t.Errorf("%s: Classify = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
