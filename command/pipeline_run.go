@@ -142,6 +142,10 @@ func submitError(m *meta, cl *api.Client, file string, err error) int {
 	}
 	switch ae.StatusCode {
 	case http.StatusBadRequest:
+		if strings.HasPrefix(ae.Message, "Idempotency-Key") {
+			m.ui.errorf("invalid -idempotency-key: %s", ae.Message)
+			return exitUsage
+		}
 		msg := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(ae.Message), "invalid pipeline spec:"))
 		var lines []string
 		for _, l := range strings.Split(msg, "\n") {
