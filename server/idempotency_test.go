@@ -205,3 +205,37 @@ func TestServer_IdempotencyKey_Expiry(t *testing.T) {
 		t.Fatalf("reused key after expiry: HTTP %d %q; want 201 with a new pipeline", c2, msg)
 	}
 }
+
+// TestServer_SweepExpiredIdempotencyKeys runs one pass of the leader's sweep
+// on the injected clock (the loop's ticker is an hour, so only the test
+// sweeps): before the expiry it proposes nothing, at the expiry one entry
+// removes the key.
+func TestServer_SweepExpiredIdempotencyKeys(t *testing.T) {
+	clk := &settableClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	ts := newTestServerWith(t, func(c *Config) {
+		c.Now = clk.now
+		c.IdempotencyTTL = 10 * time.Minute
+		c.IdempotencySweepInterval = time.Hour
+	})
+	if _, c, _ := submitErr(ts, twoJobs, map[string]string{"Idempotency-Key": "k"}); c != http.StatusCreated {
+		t.Fatalf("submit: HTTP %d", c)
+	}
+	st := ts.srv.State
+	registered := st().Index("idempotency_keys")
+
+	clk.advance(10*time.Minute - time.Nanosecond)
+	ts.srv.sweepExpiredIdempotencyKeys(context.Background())
+	if k, _ := st().IdempotencyKey(nil, "", "k"); k == nil || st().Index("idempotency_keys") != registered {
+		t.Fatalf("sweep before the expiry: key %v, table index %d → %d; want the key kept, the table untouched",
+			k, registered, st().Index("idempotency_keys"))
+	}
+
+	clk.advance(time.Nanosecond)
+	ts.srv.sweepExpiredIdempotencyKeys(context.Background())
+	if k, _ := st().IdempotencyKey(nil, "", "k"); k != nil {
+		t.Fatalf("sweep at the expiry left the key: %+v", k)
+	}
+	if got := st().Index("idempotency_keys"); got <= registered {
+		t.Fatalf("idempotency_keys index = %d after the sweep, want past %d", got, registered)
+	}
+}
