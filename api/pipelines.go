@@ -8,7 +8,10 @@ import (
 
 // SubmitOptions tune a pipeline submit.
 type SubmitOptions struct {
-	// IdempotencyKey makes a retried submit return the first pipeline.
+	// IdempotencyKey makes a retried submit of the same spec return the
+	// first pipeline. Another spec under a key still held (the agent's
+	// -idempotency-ttl, default 24h) is an *Error with StatusCode 409; a key
+	// that is not 1–128 printable ASCII characters, 400.
 	IdempotencyKey string
 	// ContentType is "application/yaml" (default) or "application/json".
 	ContentType string

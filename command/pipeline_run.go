@@ -41,8 +41,10 @@ Flags:
     Return once the pipeline is submitted; print its ID and do not follow.
 
   -idempotency-key=<key>
-    Submitting again with the same key returns the first pipeline instead
-    of starting a second one (safe retries from scripts).
+    Submitting the same spec again with the same key returns the first
+    pipeline instead of starting a second one (safe retries from scripts).
+    Another spec with a key still in use is refused (409); keys are
+    forgotten after the agent's -idempotency-ttl (default 24h).
 ` + addressHelp + `
 Example:
 
@@ -140,6 +142,10 @@ func submitError(m *meta, cl *api.Client, file string, err error) int {
 	}
 	switch ae.StatusCode {
 	case http.StatusBadRequest:
+		if strings.HasPrefix(ae.Message, "Idempotency-Key") {
+			m.ui.errorf("invalid -idempotency-key: %s", ae.Message)
+			return exitUsage
+		}
 		msg := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(ae.Message), "invalid pipeline spec:"))
 		var lines []string
 		for _, l := range strings.Split(msg, "\n") {

@@ -11,8 +11,9 @@ import (
 
 // applyPipelineRegister stores a new pipeline and its jobs, all PENDING, and
 // an evaluation for each job that needs nothing. A pipeline already stored
-// under the same idempotency key or ID is answered with Existing and nothing
-// changes, so a client may resubmit safely.
+// under the same ID, or under the same unexpired idempotency key and spec,
+// is answered with Existing and nothing changes, so a client may resubmit
+// safely; the same key with another spec is refused (apply_idempotency.go).
 func applyPipelineRegister(tx *state.WriteTxn, req *structs.PipelineRegisterRequest) (any, error) {
 	ac := newApplyCtx(tx, req.Timestamp)
 	p := req.Pipeline
@@ -23,16 +24,16 @@ func applyPipelineRegister(tx *state.WriteTxn, req *structs.PipelineRegisterRequ
 	if key == "" {
 		key = p.IdempotencyKey
 	}
-	existing, err := tx.PipelineByIdempotencyKey(key)
+	held, err := heldIdempotencyKey(tx, req, key) // apply_idempotency.go
 	if err != nil {
 		return nil, err
 	}
-	if existing == nil {
-		if existing, err = tx.PipelineByID(p.ID); err != nil {
-			return nil, err
-		}
+	if held != "" {
+		return &structs.PipelineRegisterResponse{PipelineID: held, Existing: true, Index: ac.index}, nil
 	}
-	if existing != nil {
+	if existing, err := tx.PipelineByID(p.ID); err != nil {
+		return nil, err
+	} else if existing != nil {
 		return &structs.PipelineRegisterResponse{PipelineID: existing.ID, Existing: true, Index: ac.index}, nil
 	}
 	jobIDs, err := validateRegister(tx, p, req.Jobs)
@@ -48,6 +49,9 @@ func applyPipelineRegister(tx *state.WriteTxn, req *structs.PipelineRegisterRequ
 	np.SubmittedAt = ac.ts
 	np.FinishedAt = time.Time{}
 	if err := tx.UpsertPipeline(np); err != nil {
+		return nil, err
+	}
+	if err := storeIdempotencyKey(tx, req, key, np.ID); err != nil {
 		return nil, err
 	}
 	for _, j := range req.Jobs {

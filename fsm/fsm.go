@@ -74,6 +74,8 @@ var appliers = map[structs.MessageType]applyFunc{
 	structs.NodeDrainDeadlineRequestType: entry(applyNodeDrainDeadline),
 	structs.SchedulerConfigRequestType:   entry(applySchedulerConfig),
 	structs.WorkerStopRequestType:        entry(applyWorkerStop),
+
+	structs.IdempotencyKeySweepRequestType: entry(applyIdempotencyKeySweep), // apply_idempotency.go
 }
 
 // entry turns a typed apply function into an applyFunc: it decodes the

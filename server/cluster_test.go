@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -269,6 +270,11 @@ func TestCluster_SnapshotSaveRestore(t *testing.T) {
 	// The idempotency keys came back with the state; writes go on.
 	if id, code, err := f.submitTo(oneJob, "k0"); err != nil || code != 200 || id != kept[0] {
 		t.Fatalf("resubmit k0 after restore: %d %s %v", code, id, err)
+	}
+	// With their spec hashes: another spec under k0 is refused, through
+	// the follower's forwarding too.
+	if _, code, err := f.submitOnce(otherSpec, "k0"); code != 409 || !strings.Contains(fmt.Sprint(err), "pipeline "+kept[0]) {
+		t.Fatalf("other spec under k0 after restore: HTTP %d %v; want 409 naming %s", code, err, kept[0])
 	}
 	if _, code, _ := f.submitTo(oneJob, "new"); code != 201 {
 		t.Fatalf("submit after restore: HTTP %d", code)

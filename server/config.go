@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/server/events"
 )
 
@@ -68,6 +69,13 @@ type Config struct {
 	FailedEvalFollowUp time.Duration
 	// Nodes configures the capacity gossip pool and node liveness.
 	Nodes NodesConfig
+	// IdempotencyTTL is how long a submit's Idempotency-Key holds its
+	// pipeline (-idempotency-ttl); default structs.DefaultIdempotencyTTL
+	// (24h).
+	IdempotencyTTL time.Duration
+	// IdempotencySweepInterval is how often the leader looks for expired
+	// Idempotency-Keys to sweep through Raft; default 1m.
+	IdempotencySweepInterval time.Duration
 	// Now is the clock stamped into Raft entries; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the server's logs; nil means slog.Default().
@@ -128,6 +136,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.IdempotencyTTL <= 0 {
+		c.IdempotencyTTL = structs.DefaultIdempotencyTTL
+	}
+	if c.IdempotencySweepInterval <= 0 {
+		c.IdempotencySweepInterval = time.Minute
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-memdb"
@@ -59,7 +60,8 @@ func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) (any, e
 
 // submit parses a spec body, registers it through Raft and answers 201 with
 // the new pipeline, or 200 with the earlier one when the Idempotency-Key
-// was seen before.
+// was used before with the same spec (409 with another spec; see
+// idempotencyOf).
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byte) (*structs.PipelineSpec, error)) (any, error) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -76,19 +78,22 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byt
 		}
 		return nil, badRequest("invalid pipeline spec: %v", err)
 	}
-	key := r.Header.Get("Idempotency-Key")
-	if len(key) > 256 {
-		return nil, badRequest("Idempotency-Key is longer than 256 characters")
+	idem, err := s.idempotencyOf(r, spec)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.admit(w); err != nil {
 		return nil, err
 	}
-	p, jobs := newPipeline(spec, key)
+	p, jobs := newPipeline(spec, idem.key)
+	now := s.now()
 	resp, _, err := s.apply(structs.PipelineRegisterRequestType, &structs.PipelineRegisterRequest{
-		WriteRequest:   structs.WriteRequest{Timestamp: s.now()},
-		Pipeline:       p,
-		Jobs:           jobs,
-		IdempotencyKey: key,
+		WriteRequest:         structs.WriteRequest{Timestamp: now},
+		Pipeline:             p,
+		Jobs:                 jobs,
+		IdempotencyKey:       idem.key,
+		BodyHash:             idem.hash,
+		IdempotencyExpiresAt: idem.expiresAt(now),
 	})
 	if err != nil {
 		return nil, err
@@ -235,4 +240,43 @@ func (s *Server) handlePipelineCancel(w http.ResponseWriter, r *http.Request) (a
 	}
 	setIndex(w, idx)
 	return s.pipelineView(nil, s.State(), p.ID)
+}
+
+// submitIdempotency is what a submit's Idempotency-Key puts in its register
+// entry; the zero value is a submit without a key.
+type submitIdempotency struct {
+	key  string
+	hash string // structs.SpecHash of the parsed spec
+	ttl  time.Duration
+}
+
+// expiresAt is when the key expires for an entry stamped now.
+func (i submitIdempotency) expiresAt(now time.Time) time.Time {
+	if i.key == "" {
+		return time.Time{}
+	}
+	return now.Add(i.ttl)
+}
+
+// idempotencyOf reads and checks a submit's Idempotency-Key header (400
+// when it is malformed or given twice) and hashes the parsed spec, here at
+// the edge, so the FSM can tell a retry (same key, same spec: the first
+// pipeline, 200) from a reuse of the key for another request (409) without
+// reading a clock or the body. An empty header is no key.
+func (s *Server) idempotencyOf(r *http.Request, spec *structs.PipelineSpec) (submitIdempotency, error) {
+	vals := r.Header.Values("Idempotency-Key")
+	if len(vals) == 0 || (len(vals) == 1 && vals[0] == "") {
+		return submitIdempotency{}, nil
+	}
+	if len(vals) > 1 {
+		return submitIdempotency{}, badRequest("Idempotency-Key is given %d times: send one", len(vals))
+	}
+	if err := structs.ValidateIdempotencyKey(vals[0]); err != nil {
+		return submitIdempotency{}, badRequest("%v", err)
+	}
+	hash, err := structs.SpecHash(spec)
+	if err != nil {
+		return submitIdempotency{}, err
+	}
+	return submitIdempotency{key: vals[0], hash: hash, ttl: s.cfg.IdempotencyTTL}, nil
 }

@@ -89,6 +89,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	run(s.watchNodeLiveness) // node_liveness.go
 	run(s.watchDrains)       // node_drain.go
 	run(s.reconcileLoop)
+	run(s.sweepIdempotencyKeys) // idempotency_sweep.go
 	run(s.publishEvents)
 	// Scheduling (eval_watch.go, scheduler_config.go).
 	run(s.broker.runTimeouts)

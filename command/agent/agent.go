@@ -213,6 +213,7 @@ func (a *Agent) startServer(bind string) error {
 		SchedulerWorkers:  cfg.SchedulerWorkers,
 		EvalBroker:        server.BrokerConfig{MaxEvals: cfg.EvalBrokerMax},
 		MaxPendingEvals:   cfg.MaxPendingEvals,
+		IdempotencyTTL:    cfg.IdempotencyTTL,
 		Logger:            a.log,
 		Events:            eventsCfg,
 		Nodes:             nodesCfg,

@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 // Config is an agent's configuration: defaults, then the -config file,
@@ -56,6 +58,10 @@ type Config struct {
 	// submits get 429 (0: the server's defaults, 10,000 and 100,000).
 	EvalBrokerMax   int
 	MaxPendingEvals int
+	// IdempotencyTTL is how long a submit's Idempotency-Key holds its
+	// pipeline (-idempotency-ttl, default 24h); expired keys are swept
+	// through Raft.
+	IdempotencyTTL time.Duration
 	// Drivers lists the task drivers a client enables ("exec", "mock").
 	Drivers []string
 	// PluginDir holds external driver plugins (executables) to load.
@@ -318,6 +324,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.IntVar(&cfg.SchedulerWorkers, "scheduler-workers", cfg.SchedulerWorkers, "server: scheduler goroutines on the leader")
 	fs.IntVar(&cfg.EvalBrokerMax, "eval-broker-max", cfg.EvalBrokerMax, "server: most evaluations the leader's broker holds before submits get 429 (default 10000)")
 	fs.IntVar(&cfg.MaxPendingEvals, "max-pending-evals", cfg.MaxPendingEvals, "server: most evaluations waiting in state (pending or blocked) before submits get 429 (default 100000)")
+	fs.DurationVar(&cfg.IdempotencyTTL, "idempotency-ttl", structs.DefaultIdempotencyTTL, "server: how long an Idempotency-Key holds its pipeline: a retry with the same key and spec gets it back, another spec gets 409; after this the key is forgotten and may be used again")
 	fs.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "server: follower's wait for the leader before an election (default 1s; failover time scales with it)")
 	fs.DurationVar(&cfg.RaftElectionTimeout, "raft-election-timeout", cfg.RaftElectionTimeout, "server: candidate's wait for votes (default 1s)")
 	fs.DurationVar(&cfg.RaftLeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.RaftLeaderLeaseTimeout, "server: leader steps down without a quorum for this long (default 500ms)")
@@ -368,6 +375,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	}
 	if cfg.Dev && cfg.BootstrapExpect > 1 {
 		return nil, fmt.Errorf("-dev runs a single server: drop -bootstrap-expect %d or -dev", cfg.BootstrapExpect)
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		return nil, fmt.Errorf("invalid -idempotency-ttl %s: want a positive duration such as 24h", cfg.IdempotencyTTL)
 	}
 	if _, err := parseLevel(cfg.LogLevel); err != nil {
 		return nil, err

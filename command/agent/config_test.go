@@ -58,6 +58,7 @@ func TestParseFlags_Errors(t *testing.T) {
 		{[]string{"-client", "-data-dir", dir, "-servers", "x", "-bootstrap-expect", "3"}, "server flags"},
 		{[]string{"-dev", "-bootstrap-expect", "3"}, "single server"},
 		{[]string{"-server", "-data-dir", dir, "-bootstrap-expect", "-1"}, "bootstrap-expect"},
+		{[]string{"-dev", "-idempotency-ttl", "0s"}, "invalid -idempotency-ttl 0s"},
 		{[]string{"-config", bad}, `unknown field "bootstrap"`},
 		{[]string{"-config", broken}, "line 2"},
 		{[]string{"-config", filepath.Join(dir, "missing.json")}, "read -config"},
@@ -81,5 +82,27 @@ func TestParseFlags_DevUnchanged(t *testing.T) {
 	cfg, err = ParseFlags([]string{"-dev", "-driver", "exec,mock"}, io.Discard)
 	if err != nil || !reflect.DeepEqual(cfg.Drivers, []string{"exec", "mock"}) {
 		t.Fatalf("-driver exec,mock: %v %v", cfg.Drivers, err)
+	}
+}
+
+func TestParseFlags_IdempotencyTTL(t *testing.T) {
+	tests := []struct {
+		args []string
+		want time.Duration
+	}{
+		{[]string{"-dev"}, 24 * time.Hour},
+		{[]string{"-dev", "-idempotency-ttl", "90m"}, 90 * time.Minute},
+		{[]string{"-dev", "-idempotency-ttl", "1ns"}, time.Nanosecond},
+	}
+	for _, tt := range tests {
+		cfg, err := ParseFlags(tt.args, io.Discard)
+		if err != nil || cfg.IdempotencyTTL != tt.want {
+			t.Errorf("%v: IdempotencyTTL = %v, %v; want %v", tt.args, cfg.IdempotencyTTL, err, tt.want)
+		}
+	}
+	var help strings.Builder
+	_, _ = ParseFlags([]string{"-h"}, &help)
+	if !strings.Contains(help.String(), "-idempotency-ttl") || !strings.Contains(help.String(), "(default 24h0m0s)") {
+		t.Errorf("agent -help does not document -idempotency-ttl with its default:\n%s", help.String())
 	}
 }

@@ -49,6 +49,7 @@ var rowTypes = map[string]func() any{
 	TableAllocs:          func() any { return new(structs.Allocation) },
 	TableEvents:          func() any { return new(structs.Event) },
 	TableSchedulerConfig: func() any { return new(structs.SchedulerConfig) },
+	TableIdempotencyKeys: func() any { return new(structs.IdempotencyKey) },
 }
 
 // Persist writes every table, the index table included, to w from one

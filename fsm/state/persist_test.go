@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
 )
@@ -30,6 +31,14 @@ func fill(t *testing.T, s *StateStore) {
 		func() error { return s.UpsertAllocs(6, mockAlloc("a1", "j1", "n1")) },
 		func() error { return s.Write(7, func(tx *WriteTxn) error { return tx.AppendEvents(mockEvents(3)) }) },
 		func() error { return s.Write(8, func(tx *WriteTxn) error { return tx.AppendEvents(mockEvents(2)) }) },
+		func() error {
+			return s.Write(9, func(tx *WriteTxn) error {
+				if err := tx.UpsertIdempotencyKey(&structs.IdempotencyKey{Key: "k1", BodyHash: "sha256:ab", PipelineID: "p1", ExpiresAt: t0}); err != nil {
+					return err
+				}
+				return tx.UpsertIdempotencyKey(&structs.IdempotencyKey{Namespace: "team-a", Key: "k1", PipelineID: "p2", ExpiresAt: t0.Add(-time.Hour)})
+			})
+		},
 	}
 	s.SetEventLimit(4) // the second append prunes one event of index 7
 	for _, step := range steps {
@@ -67,7 +76,9 @@ func TestStateStore_PersistRestore(t *testing.T) {
 		{"event count", func(s *StateStore) any { return []int{s.EventCount()} }},
 		{"events pruned", func(s *StateStore) any { return []uint64{s.EventsPrunedThrough()} }},
 		{"node cache", func(s *StateStore) any { snap, _ := s.Snapshot(); r, _ := snap.Nodes(); return r }},
-		{"idempotency index", func(s *StateStore) any { r, _ := s.PipelineByIdempotencyKey(nil, "k1"); return r }},
+		{TableIdempotencyKeys, func(s *StateStore) any { r, _ := s.IdempotencyKeys(nil); return r }},
+		{"idempotency key lookup", func(s *StateStore) any { r, _ := s.IdempotencyKey(nil, "team-a", "k1"); return r }},
+		{"idempotency expiry index", func(s *StateStore) any { r, _, _ := s.EarliestIdempotencyExpiry(nil); return []time.Time{r} }},
 	}
 	for _, tt := range tables {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,8 +91,8 @@ func TestStateStore_PersistRestore(t *testing.T) {
 			}
 		})
 	}
-	if got := dst.LatestIndex(); got != 8 {
-		t.Fatalf("restored LatestIndex = %d, want 8", got)
+	if got := dst.LatestIndex(); got != 9 {
+		t.Fatalf("restored LatestIndex = %d, want 9", got)
 	}
 
 	// Persisting the restored store writes the same bytes.

@@ -22,11 +22,6 @@ func (s *StateStore) PipelineByIDPrefix(ws memdb.WatchSet, prefix string) (*stru
 		func(p *structs.Pipeline) string { return p.ID })
 }
 
-// PipelineByIdempotencyKey returns the pipeline submitted with key, or nil.
-func (s *StateStore) PipelineByIdempotencyKey(ws memdb.WatchSet, key string) (*structs.Pipeline, error) {
-	return pipelineByIdempotencyKey(s.db.Txn(false), ws, key)
-}
-
 // Pipelines returns every pipeline, newest (highest CreateIndex) first.
 func (s *StateStore) Pipelines(ws memdb.WatchSet) ([]*structs.Pipeline, error) {
 	it, err := s.db.Txn(false).GetReverse(TablePipelines, "create")
@@ -39,11 +34,4 @@ func (s *StateStore) Pipelines(ws memdb.WatchSet) ([]*structs.Pipeline, error) {
 		out = append(out, raw.(*structs.Pipeline))
 	}
 	return out, nil
-}
-
-func pipelineByIdempotencyKey(txn *memdb.Txn, ws memdb.WatchSet, key string) (*structs.Pipeline, error) {
-	if key == "" {
-		return nil, nil
-	}
-	return first[structs.Pipeline](txn, ws, TablePipelines, "idempotency_key", key)
 }

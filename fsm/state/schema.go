@@ -38,10 +38,6 @@ func schema() *memdb.DBSchema {
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
 		TablePipelines: {Name: TablePipelines, Indexes: map[string]*memdb.IndexSchema{
 			"id": id("ID"),
-			"idempotency_key": {
-				Name: "idempotency_key", Unique: true, AllowMissing: true,
-				Indexer: &memdb.StringFieldIndex{Field: "IdempotencyKey"},
-			},
 			// create orders pipelines by the Raft index that created them
 			// (big-endian, so iteration order is numeric order).
 			"create": {Name: "create", Indexer: &memdb.UintFieldIndex{Field: "CreateIndex"}},
@@ -84,9 +80,10 @@ func schema() *memdb.DBSchema {
 		TableIndex: {Name: TableIndex, Indexes: map[string]*memdb.IndexSchema{
 			"id": id("Key"),
 		}},
+		TableIdempotencyKeys: idempotencyKeysTable(), // idempotency_keys.go
 	}}
 }
 
 // tableOrder is the fixed order tables are persisted in, so two stores with
 // the same rows write the same bytes.
-var tableOrder = []string{TableIndex, TableNodes, TablePipelines, TableJobs, TableEvals, TableAllocs, TableEvents, TableSchedulerConfig}
+var tableOrder = []string{TableIndex, TableNodes, TablePipelines, TableJobs, TableEvals, TableAllocs, TableEvents, TableSchedulerConfig, TableIdempotencyKeys}

@@ -13,7 +13,6 @@ import (
 func TestStateStore_Pipelines(t *testing.T) {
 	s := testStore(t)
 	p1 := mockPipeline("p1")
-	p1.IdempotencyKey = "key-1"
 	if err := s.UpsertPipeline(10, p1); err != nil {
 		t.Fatalf("UpsertPipeline: %v", err)
 	}
@@ -27,12 +26,6 @@ func TestStateStore_Pipelines(t *testing.T) {
 	}
 	if got, err := s.PipelineByID(nil, "nope"); got != nil || err != nil {
 		t.Fatalf("PipelineByID(nope) = %v, %v; want nil, nil", got, err)
-	}
-	if got, err := s.PipelineByIdempotencyKey(nil, "key-1"); err != nil || got == nil || got.ID != "p1" {
-		t.Fatalf("PipelineByIdempotencyKey = %v, %v; want p1", got, err)
-	}
-	if got, err := s.PipelineByIdempotencyKey(nil, ""); got != nil || err != nil {
-		t.Fatalf("PipelineByIdempotencyKey(\"\") = %v, %v; want nil, nil", got, err)
 	}
 
 	// Update: CreateIndex kept, ModifyIndex bumped.
@@ -55,16 +48,6 @@ func TestStateStore_Pipelines(t *testing.T) {
 	}
 	if got := s.Index(TablePipelines); got != 12 {
 		t.Fatalf("Index(pipelines) = %d, want 12", got)
-	}
-
-	// A second pipeline with the same idempotency key is refused, atomically.
-	dup := mockPipeline("p3")
-	dup.IdempotencyKey = "key-1"
-	if err := s.UpsertPipeline(13, dup); err == nil {
-		t.Fatalf("UpsertPipeline with a duplicate idempotency key: want an error")
-	}
-	if got := s.Index(TablePipelines); got != 12 {
-		t.Fatalf("Index(pipelines) after failed write = %d, want 12", got)
 	}
 }
 

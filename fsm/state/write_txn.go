@@ -102,14 +102,6 @@ func (t *WriteTxn) UpsertPipeline(p *structs.Pipeline) error {
 	if err != nil {
 		return err
 	}
-	// memdb does not enforce unique secondary indexes: a second pipeline
-	// with the key would silently take the index entry over.
-	if other, err := t.PipelineByIdempotencyKey(p.IdempotencyKey); err != nil {
-		return err
-	} else if other != nil && other.ID != p.ID {
-		return fmt.Errorf("upsert pipeline %s: idempotency key %q already belongs to pipeline %s: %w",
-			p.ID, p.IdempotencyKey, other.ID, structs.ErrConflict)
-	}
 	if old != nil {
 		t.setIndexes(true, old.CreateIndex, &p.CreateIndex, &p.ModifyIndex)
 	} else {
@@ -198,11 +190,6 @@ func (t *WriteTxn) UpsertEval(e *structs.Evaluation) error {
 // PipelineByID returns the pipeline, or nil.
 func (t *WriteTxn) PipelineByID(id string) (*structs.Pipeline, error) {
 	return first[structs.Pipeline](t.txn, nil, TablePipelines, "id", id)
-}
-
-// PipelineByIdempotencyKey returns the pipeline submitted with key, or nil.
-func (t *WriteTxn) PipelineByIdempotencyKey(key string) (*structs.Pipeline, error) {
-	return pipelineByIdempotencyKey(t.txn, nil, key)
 }
 
 // JobByID returns the job, or nil.

@@ -23,6 +23,9 @@ const (
 	// 11 was never assigned; leave it unused.
 	SchedulerConfigRequestType MessageType = 12
 	WorkerStopRequestType      MessageType = 13
+	// IdempotencyKeySweepRequestType removes expired Idempotency-Keys
+	// (idempotency.go).
+	IdempotencyKeySweepRequestType MessageType = 14
 )
 
 func (t MessageType) String() string {
@@ -53,6 +56,8 @@ func (t MessageType) String() string {
 		return "SchedulerConfig"
 	case WorkerStopRequestType:
 		return "WorkerStop"
+	case IdempotencyKeySweepRequestType:
+		return "IdempotencyKeySweep"
 	}
 	return "Unknown"
 }
@@ -65,13 +70,21 @@ type WriteRequest struct {
 
 // PipelineRegisterRequest registers a pipeline and its jobs (all PENDING).
 // The FSM creates an evaluation for each job that needs nothing. When
-// IdempotencyKey names a pipeline already registered, the entry changes
-// nothing and the response names that pipeline.
+// IdempotencyKey is held (not expired) by a pipeline registered from the
+// same spec (BodyHash), the entry changes nothing and the response names
+// that pipeline; from another spec, the entry is refused with an
+// *IdempotencyConflictError. Otherwise the key is stored until
+// IdempotencyExpiresAt (see IdempotencyKey).
 type PipelineRegisterRequest struct {
 	WriteRequest
 	Pipeline       *Pipeline `json:"pipeline"`
 	Jobs           []*Job    `json:"jobs"`
 	IdempotencyKey string    `json:"idempotency_key,omitempty"`
+	// BodyHash is SpecHash of the submitted spec, computed at the HTTP edge.
+	BodyHash string `json:"body_hash,omitempty"`
+	// IdempotencyExpiresAt is when the key expires: the leader's clock plus
+	// -idempotency-ttl. Zero means Timestamp + DefaultIdempotencyTTL.
+	IdempotencyExpiresAt time.Time `json:"idempotency_expires_at,omitzero"`
 }
 
 // PipelineRegisterResponse is what Apply returns for a register entry.
