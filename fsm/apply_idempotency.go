@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"fmt"
-
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
@@ -20,9 +18,9 @@ func heldIdempotencyKey(tx *state.WriteTxn, req *structs.PipelineRegisterRequest
 	if key == "" {
 		return "", nil
 	}
-	if err := structs.ValidateIdempotencyKey(key); err != nil {
-		return "", fmt.Errorf("register pipeline: %w", err)
-	}
+	// The key's shape is checked at the edge (ValidateIdempotencyKey), not
+	// here: entries written before that check (keys up to 256 bytes) must
+	// still replay, and any string is a safe memdb index.
 	rec, err := tx.IdempotencyKey(idempotencyNamespace, key)
 	if err != nil || rec == nil || rec.Expired(req.Timestamp) {
 		return "", err
