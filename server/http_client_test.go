@@ -1,0 +1,46 @@
+package server
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestHTTP_ClientBodiesRefuseNull sends the bodies issue 12 found: each is
+// a 400 naming the field, and the server keeps serving (no entry reached
+// Raft, no handler panicked).
+func TestHTTP_ClientBodiesRefuseNull(t *testing.T) {
+	ts := newTestServer(t, "")
+	tests := []struct {
+		name, path, body, want string
+	}{
+		{"node with a null driver", "/v1/client/nodes",
+			`{"id":"n1","resources":{"cpu":1000,"memory":1024},"drivers":{"exec":null}}`, "drivers.exec"},
+		{"node with an empty driver name", "/v1/client/nodes",
+			`{"id":"n1","resources":{"cpu":1000,"memory":1024},"drivers":{"":{"healthy":true}}}`, "drivers"},
+		{"node body null", "/v1/client/nodes", `null`, "node id"},
+		{"allocation updates [null]", "/v1/client/allocations", `[null]`, "updates[0]"},
+		{"allocation update unknown client status", "/v1/client/allocations",
+			`[{"alloc_id":"a1","client_status":"zombie"}]`, "updates[0].client_status"},
+		{"allocation update unknown step state", "/v1/client/allocations",
+			`[{"alloc_id":"a1","steps":[{"name":"s","state":"DANCING"}]}]`, "updates[0].steps[0].state"},
+		{"logs [null]", "/v1/client/logs", `[null]`, "entries[0]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out map[string]string
+			resp := ts.do("POST", tt.path, []byte(tt.body), nil, &out)
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(out["error"], tt.want) {
+				t.Fatalf("POST %s %s = %d %v, want 400 naming %q", tt.path, tt.body, resp.StatusCode, out, tt.want)
+			}
+		})
+	}
+	// The server still serves: a valid registration commits.
+	var n map[string]any
+	resp := ts.do("POST", "/v1/client/nodes", []byte(`{"id":"n1","resources":{"cpu":1000,"memory":1024},"drivers":{"exec":{"detected":true,"healthy":true}}}`), nil, &n)
+	if resp.StatusCode != http.StatusOK || n["id"] != "n1" {
+		b, _ := json.Marshal(n)
+		t.Fatalf("valid register = %d %s", resp.StatusCode, b)
+	}
+}
