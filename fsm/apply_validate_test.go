@@ -100,3 +100,36 @@ func TestFSM_ApplyRefusesMalformed(t *testing.T) {
 		})
 	}
 }
+
+// TestFSM_StateRestoreRefusesPoisonRows restores an operator's snapshot
+// whose node row holds a null driver entry: the entry is refused and the
+// old state stays.
+func TestFSM_StateRestoreRefusesPoisonRows(t *testing.T) {
+	src := newHarness(t)
+	src.addNode("n1")
+	p, jobs := newPipeline("p1", jobSpec("build"))
+	src.register(p, jobs)
+	good := persisted(t, src.f)
+	tests := []struct{ name, from, to, want string }{
+		{"null driver", `"attributes":{"os":"linux"}`, `"attributes":{"os":"linux"},"drivers":{"exec":null}`, `nodes["n1"].drivers.exec`},
+		{"job without spec", `"pipeline_id":"p1","name":"build","spec":{`, `"pipeline_id":"p1","name":"build","spex":{`, `jobs["p1-build"].spec`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := strings.Replace(string(good), tt.from, tt.to, 1)
+			if bad == string(good) {
+				t.Fatalf("%q is not in the snapshot:\n%s", tt.from, good)
+			}
+			h := newHarness(t)
+			h.addNode("keep")
+			before := persisted(t, h.f)
+			err := errOf(h.apply(structs.StateRestoreRequestType, &structs.StateRestoreRequest{WriteRequest: h.wr(), State: []byte(bad)}))
+			if !errors.Is(err, structs.ErrInvalidRequest) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("restore = %v, want an ErrInvalidRequest naming %s", err, tt.want)
+			}
+			if got := persisted(t, h.f); !bytes.Equal(got, before) {
+				t.Fatal("a refused restore changed the state")
+			}
+		})
+	}
+}

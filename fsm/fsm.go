@@ -186,6 +186,11 @@ func (f *FSM) applyStateRestore(index uint64, buf []byte) any {
 	s, err := state.RestoreAt(bytes.NewReader(req.State), index)
 	if err != nil {
 		err = fmt.Errorf("%w: %v", structs.ErrInvalidRequest, err)
+	} else {
+		err = checkRestored(s)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s entry: %w", structs.StateRestoreRequestType, err)
 		f.refused(structs.StateRestoreRequestType, index, err)
 		return err
 	}
