@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -42,5 +43,31 @@ func TestHTTP_ClientBodiesRefuseNull(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || n["id"] != "n1" {
 		b, _ := json.Marshal(n)
 		t.Fatalf("valid register = %d %s", resp.StatusCode, b)
+	}
+}
+
+// TestHTTP_SnapshotRestoreRefusesPoisonRows uploads a snapshot whose node
+// row holds a null driver entry: the FSM refuses the restore entry
+// (structs.ErrInvalidRequest), which is a 400 naming the row, and the
+// state stays.
+func TestHTTP_SnapshotRestoreRefusesPoisonRows(t *testing.T) {
+	ts := newTestServer(t, "")
+	resp := ts.do("POST", "/v1/client/nodes", []byte(`{"id":"n1","resources":{"cpu":1000,"memory":1024},"drivers":{"exec":{"detected":true,"healthy":true}}}`), nil, nil)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("register: HTTP %d", resp.StatusCode)
+	}
+	resp = ts.do("GET", "/v1/operator/snapshot", nil, nil, nil)
+	snap, _ := io.ReadAll(resp.Body)
+	bad := strings.Replace(string(snap), `"drivers":{"exec":{"detected":true,"healthy":true}}`, `"drivers":{"exec":null}`, 1)
+	if bad == string(snap) {
+		t.Fatalf("no driver entry in the snapshot:\n%s", snap)
+	}
+	var out map[string]string
+	resp = ts.do("PUT", "/v1/operator/snapshot", []byte(bad), nil, &out)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(out["error"], `nodes["n1"].drivers.exec`) {
+		t.Fatalf("restore = %d %v, want 400 naming the node's driver", resp.StatusCode, out)
+	}
+	if n, _ := ts.srv.State().NodeByID(nil, "n1"); n == nil || n.Drivers["exec"] == nil {
+		t.Fatalf("node n1 after a refused restore = %+v", n)
 	}
 }
