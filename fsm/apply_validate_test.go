@@ -133,3 +133,16 @@ func TestFSM_StateRestoreRefusesPoisonRows(t *testing.T) {
 		})
 	}
 }
+
+// TestFSM_PipelineRegister_ResetsRescheduled: a submitted job's runtime
+// counters start afresh, so an entry cannot hand a job unlimited retries
+// (retriesLeft counts Attempt − Rescheduled).
+func TestFSM_PipelineRegister_ResetsRescheduled(t *testing.T) {
+	h := newHarness(t)
+	p, jobs := newPipeline("p1", jobSpec("build"))
+	jobs[0].Rescheduled = 1 << 40
+	h.register(p, jobs)
+	if got := h.job("p1-build").Rescheduled; got != 0 {
+		t.Fatalf("registered job has Rescheduled %d, want 0", got)
+	}
+}
