@@ -2,10 +2,13 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 // TestHTTP_ClientBodiesRefuseNull sends the bodies issue 12 found: each is
@@ -69,5 +72,21 @@ func TestHTTP_SnapshotRestoreRefusesPoisonRows(t *testing.T) {
 	}
 	if n, _ := ts.srv.State().NodeByID(nil, "n1"); n == nil || n.Drivers["exec"] == nil {
 		t.Fatalf("node n1 after a refused restore = %+v", n)
+	}
+}
+
+// TestServer_ApplyValidatesBeforeProposing: a request the FSM would refuse
+// is refused before it is proposed, so it never reaches the Raft log.
+func TestServer_ApplyValidatesBeforeProposing(t *testing.T) {
+	ts := newTestServer(t, "")
+	before := ts.srv.raft.LastIndex()
+	_, _, err := ts.srv.apply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{
+		WriteRequest: structs.WriteRequest{Timestamp: ts.srv.now()},
+		Node: &structs.Node{ID: "n1", Status: structs.NodeStatusReady, Drivers: map[string]*structs.DriverInfo{"exec": nil}}})
+	if !errors.Is(err, structs.ErrInvalidRequest) || !strings.Contains(err.Error(), "node.drivers.exec") {
+		t.Fatalf("apply = %v, want ErrInvalidRequest naming node.drivers.exec", err)
+	}
+	if after := ts.srv.raft.LastIndex(); after != before {
+		t.Fatalf("the Raft log grew from %d to %d: the refused request was proposed", before, after)
 	}
 }
