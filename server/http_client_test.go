@@ -82,7 +82,7 @@ func TestServer_ApplyValidatesBeforeProposing(t *testing.T) {
 	before := ts.srv.raft.LastIndex()
 	_, _, err := ts.srv.apply(structs.NodeRegisterRequestType, &structs.NodeRegisterRequest{
 		WriteRequest: structs.WriteRequest{Timestamp: ts.srv.now()},
-		Node: &structs.Node{ID: "n1", Status: structs.NodeStatusReady, Drivers: map[string]*structs.DriverInfo{"exec": nil}}})
+		Node:         &structs.Node{ID: "n1", Status: structs.NodeStatusReady, Drivers: map[string]*structs.DriverInfo{"exec": nil}}})
 	if !errors.Is(err, structs.ErrInvalidRequest) || !strings.Contains(err.Error(), "node.drivers.exec") {
 		t.Fatalf("apply = %v, want ErrInvalidRequest naming node.drivers.exec", err)
 	}
