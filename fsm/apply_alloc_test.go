@@ -164,7 +164,7 @@ func TestFSM_AllocClientUpdate_Ignored(t *testing.T) {
 
 	err := errOf(h.apply(structs.AllocClientUpdateRequestType, &structs.AllocClientUpdateRequest{WriteRequest: h.wr(),
 		Updates: []*structs.AllocUpdate{{AllocID: alloc, JobState: structs.JobCancelled}}}))
-	if err == nil || !strings.Contains(err.Error(), `job_state "CANCELLED" is not one a client may report`) {
+	if err == nil || !strings.Contains(err.Error(), `job_state: "CANCELLED" is not one a client may report`) {
 		t.Fatalf("Apply = %v, want a refused job state", err)
 	}
 }

@@ -117,7 +117,7 @@ func TestFSM_PipelineRegister_Invalid(t *testing.T) {
 		req  func() *structs.PipelineRegisterRequest
 		want string
 	}{
-		{"no pipeline", func() *structs.PipelineRegisterRequest { return &structs.PipelineRegisterRequest{} }, "no pipeline"},
+		{"no pipeline", func() *structs.PipelineRegisterRequest { return &structs.PipelineRegisterRequest{} }, "pipeline: missing"},
 		{"no jobs", func() *structs.PipelineRegisterRequest {
 			p, _ := newPipeline("p1")
 			return &structs.PipelineRegisterRequest{Pipeline: p}

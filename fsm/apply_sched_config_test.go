@@ -38,7 +38,7 @@ func TestFSM_SchedulerConfig(t *testing.T) {
 		c    *structs.SchedulerConfig
 		want string
 	}{
-		{"no config", nil, "no config"},
+		{"no config", nil, "config: missing"},
 		{"unknown algorithm", &structs.SchedulerConfig{Algorithm: "random"}, `algorithm "random"`},
 		{"negative workers", &structs.SchedulerConfig{Algorithm: "spread", Workers: ptr(-1)}, "workers -1"},
 	} {

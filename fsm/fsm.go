@@ -12,6 +12,7 @@ package fsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -79,18 +80,24 @@ var appliers = map[structs.MessageType]applyFunc{
 }
 
 // entry turns a typed apply function into an applyFunc: it decodes the
-// request and runs fn in one write transaction, committed only when fn
-// succeeds.
-func entry[R any](fn func(tx *state.WriteTxn, req *R) (any, error)) applyFunc {
+// request, checks it with its Validate (structs.RequestValidator), and runs
+// fn in one write transaction, committed only when fn succeeds. An entry
+// that does not decode or validate is refused with
+// structs.ErrInvalidRequest before fn sees it: the same on every server,
+// since both checks read nothing but the entry.
+func entry[R any, PR interface {
+	*R
+	structs.RequestValidator
+}](fn func(tx *state.WriteTxn, req PR) (any, error)) applyFunc {
 	return func(s *state.StateStore, index uint64, buf []byte) (any, error) {
-		var req R
-		if err := structs.Decode(buf, &req); err != nil {
-			return nil, fmt.Errorf("decode %s entry: %w", structs.MessageType(buf[0]), err)
+		req := PR(new(R))
+		if err := decodeValid(buf, req); err != nil {
+			return nil, err
 		}
 		var resp any
 		err := s.Write(index, func(tx *state.WriteTxn) error {
 			var err error
-			resp, err = fn(tx, &req)
+			resp, err = fn(tx, req)
 			return err
 		})
 		if err != nil {
@@ -98,6 +105,19 @@ func entry[R any](fn func(tx *state.WriteTxn, req *R) (any, error)) applyFunc {
 		}
 		return resp, nil
 	}
+}
+
+// decodeValid decodes an entry into req and validates it; either failure
+// wraps structs.ErrInvalidRequest.
+func decodeValid(buf []byte, req structs.RequestValidator) error {
+	t := structs.MessageType(buf[0])
+	if err := structs.Decode(buf, req); err != nil {
+		return fmt.Errorf("%w: decode %s entry: %v", structs.ErrInvalidRequest, t, err)
+	}
+	if err := req.Validate(); err != nil {
+		return fmt.Errorf("%s entry: %w", t, err)
+	}
+	return nil
 }
 
 // Apply applies one committed entry. It returns the entry's response, or an
@@ -121,7 +141,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 
 func (f *FSM) apply(index uint64, buf []byte) any {
 	if len(buf) == 0 {
-		return fmt.Errorf("apply entry %d: empty log entry", index)
+		err := fmt.Errorf("%w: apply entry %d: empty log entry", structs.ErrInvalidRequest, index)
+		f.refused(structs.MessageType(0), index, err)
+		return err
 	}
 	t := structs.MessageType(buf[0])
 	if t == structs.StateRestoreRequestType {
@@ -134,10 +156,23 @@ func (f *FSM) apply(index uint64, buf []byte) any {
 	}
 	resp, err := fn(f.State(), index, buf)
 	if err != nil {
-		f.logger.Debug("raft entry refused", "type", t.String(), "index", index, "error", err)
+		f.refused(t, index, err)
 		return err
 	}
 	return resp
+}
+
+// refused logs an entry Apply refused. A malformed entry (one no correct
+// server proposes) is a warning, with its index so an operator can find it
+// in the log; a refusal that depends on state (unknown ID, conflict) is
+// the normal answer to a stale or racing request.
+func (f *FSM) refused(t structs.MessageType, index uint64, err error) {
+	if errors.Is(err, structs.ErrInvalidRequest) {
+		f.logger.Warn("raft entry refused: malformed; nothing of it was applied",
+			"type", t.String(), "index", index, "error", err)
+		return
+	}
+	f.logger.Debug("raft entry refused", "type", t.String(), "index", index, "error", err)
 }
 
 // applyStateRestore replaces the whole state with the entry's snapshot, as
@@ -146,12 +181,19 @@ func (f *FSM) apply(index uint64, buf []byte) any {
 // nothing but the entry and its index.
 func (f *FSM) applyStateRestore(index uint64, buf []byte) any {
 	var req structs.StateRestoreRequest
-	if err := structs.Decode(buf, &req); err != nil {
-		return fmt.Errorf("decode %s entry: %w", structs.StateRestoreRequestType, err)
+	if err := decodeValid(buf, &req); err != nil {
+		f.refused(structs.StateRestoreRequestType, index, err)
+		return err
 	}
 	s, err := state.RestoreAt(bytes.NewReader(req.State), index)
 	if err != nil {
-		f.logger.Debug("raft entry refused", "type", structs.StateRestoreRequestType.String(), "index", index, "error", err)
+		err = fmt.Errorf("%w: %v", structs.ErrInvalidRequest, err)
+	} else {
+		err = checkRestored(s)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s entry: %w", structs.StateRestoreRequestType, err)
+		f.refused(structs.StateRestoreRequestType, index, err)
 		return err
 	}
 	old := f.state.Swap(s)

@@ -190,7 +190,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
 		err = fmt.Errorf("request body is larger than %d bytes", mbe.Limit)
-	case errors.As(err, &se):
+	case errors.As(err, &se), errors.Is(err, structs.ErrInvalidRequest):
 		code = http.StatusBadRequest
 	case errors.Is(err, structs.ErrNotFound):
 		code = http.StatusNotFound

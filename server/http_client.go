@@ -2,6 +2,7 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -36,6 +37,17 @@ func (s *Server) handleClientNodeRegister(w http.ResponseWriter, r *http.Request
 	}
 	if n.Resources.CPU <= 0 || n.Resources.MemoryMB <= 0 {
 		return nil, badRequest("node resources must be positive: cpu (millicores) and memory (MiB)")
+	}
+	if n.Reserved.CPU < 0 || n.Reserved.MemoryMB < 0 {
+		return nil, badRequest("node reserved resources must not be negative: cpu (millicores) and memory (MiB)")
+	}
+	for name, d := range n.Drivers {
+		switch {
+		case name == "":
+			return nil, badRequest("drivers: a driver has an empty name")
+		case d == nil:
+			return nil, badRequest("drivers.%s is null: want an object such as {\"detected\": true, \"healthy\": true}", name)
+		}
 	}
 	if n.Name == "" {
 		n.Name = n.ID
@@ -114,13 +126,10 @@ func (s *Server) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request)
 		return nil, badRequest("no allocation updates in body")
 	}
 	for i, u := range updates {
-		if u.AllocID == "" {
-			return nil, badRequest("updates[%d].alloc_id is required", i)
-		}
-		switch u.JobState {
-		case "", structs.JobRunning, structs.JobSucceeded, structs.JobFailed:
-		default:
-			return nil, badRequest("updates[%d].job_state %q: a client reports RUNNING, SUCCEEDED or FAILED", i, u.JobState)
+		// The FSM's own check, so the client hears 400 before anything
+		// reaches Raft.
+		if err := u.Validate(fmt.Sprintf("updates[%d]", i)); err != nil {
+			return nil, badRequest("%v", strings.TrimPrefix(err.Error(), structs.ErrInvalidRequest.Error()+": "))
 		}
 	}
 	_, idx, err := s.apply(structs.AllocClientUpdateRequestType, &structs.AllocClientUpdateRequest{
@@ -142,6 +151,9 @@ func (s *Server) handleClientLogs(w http.ResponseWriter, r *http.Request) (any, 
 	byJob := map[string][]*api.LogEntry{}
 	var order []string
 	for i, e := range entries {
+		if e == nil {
+			return nil, badRequest("entries[%d] is null: want a log entry object", i)
+		}
 		if e.JobID == "" || !safeID.MatchString(e.JobID) {
 			return nil, badRequest("entries[%d].job_id is required", i)
 		}

@@ -233,6 +233,13 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 	if s.raft.State() != raft.Leader {
 		return nil, 0, ErrNoLeader
 	}
+	// The FSM's own check, before the entry is proposed: a request every
+	// server would refuse never reaches the log (a 400 to an HTTP caller).
+	if v, ok := req.(structs.RequestValidator); ok {
+		if err := v.Validate(); err != nil {
+			return nil, 0, err
+		}
+	}
 	buf, err := structs.Encode(t, req)
 	if err != nil {
 		return nil, 0, err

@@ -33,7 +33,8 @@ type Node struct {
 	ModifyIndex     uint64    `json:"modify_index"`
 }
 
-// Copy returns a copy whose maps can be changed.
+// Copy returns a copy whose maps can be changed. A nil driver entry stays
+// nil (Validate refuses one in an entry; a copy must never crash on it).
 func (n *Node) Copy() *Node {
 	if n == nil {
 		return nil
@@ -45,6 +46,10 @@ func (n *Node) Copy() *Node {
 	}
 	c.Drivers = make(map[string]*DriverInfo, len(n.Drivers))
 	for k, v := range n.Drivers {
+		if v == nil {
+			c.Drivers[k] = nil
+			continue
+		}
 		d := *v
 		c.Drivers[k] = &d
 	}

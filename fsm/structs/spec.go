@@ -114,7 +114,7 @@ const (
 // Job returns the spec of the named job, or nil.
 func (p *PipelineSpec) Job(name string) *JobSpec {
 	for _, j := range p.Jobs {
-		if j.Name == name {
+		if j != nil && j.Name == name {
 			return j
 		}
 	}
