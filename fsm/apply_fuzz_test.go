@@ -155,6 +155,7 @@ func fuzzSeedEntries() [][]byte {
 		{structs.SchedulerConfigRequestType, &structs.SchedulerConfigRequest{WriteRequest: wr,
 			Config: &structs.SchedulerConfig{Algorithm: "spread", Workers: new(int)}, CAS: true, CASIndex: 6}},
 		{structs.WorkerStopRequestType, &structs.WorkerStopRequest{WriteRequest: wr, AllocID: "alloc-p1-build-1", Reason: "op"}},
+		{structs.IdempotencyKeySweepRequestType, &structs.IdempotencyKeySweepRequest{WriteRequest: wr, Cutoff: t0.Add(48 * time.Hour), Limit: 10}},
 	}
 	var out [][]byte
 	for _, r := range reqs {
@@ -276,4 +277,19 @@ func replaceAt(doc any, path []any, v any) any {
 		return s
 	}
 	return doc
+}
+
+// TestFuzzApply_SeedsEveryType: FuzzApply's seeds hold one valid entry of
+// every message type the FSM applies, so a new type is fuzzed from the day
+// it is added.
+func TestFuzzApply_SeedsEveryType(t *testing.T) {
+	seeded := map[structs.MessageType]bool{}
+	for _, e := range fuzzSeedEntries() {
+		seeded[structs.MessageType(e[0])] = true
+	}
+	for mt := range appliers {
+		if !seeded[mt] {
+			t.Errorf("FuzzApply has no seed entry of type %s: add one to fuzzSeedEntries", mt)
+		}
+	}
 }
