@@ -34,6 +34,9 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 		return fmt.Errorf("allocation %s: job_state %q is not one a client may report (RUNNING, SUCCEEDED or FAILED)",
 			u.AllocID, u.JobState)
 	}
+	if err := checkClientCause(u); err != nil {
+		return err
+	}
 	a, err := ac.tx.AllocByID(u.AllocID)
 	if err != nil || a == nil {
 		return err
@@ -88,6 +91,9 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 		if err := ac.start(c); err != nil {
 			return err
 		}
+		if u.Cause != "" {
+			return ac.rescheduleAfterFault(c, u.Cause, u.Reason)
+		}
 		return ac.attemptFailed(c, structs.JobFailed, u.Reason)
 	}
 	if !changed {
@@ -120,11 +126,11 @@ func (ac *applyCtx) start(j *structs.Job) error {
 // PENDING with a delayed evaluation if its retry policy allows, else it
 // stays in end state and the jobs needing it are skipped.
 func (ac *applyCtx) attemptFailed(j *structs.Job, end structs.JobState, reason string) error {
-	ac.record(j, end, reason)
 	if retriesLeft(j) {
+		ac.recordAs(j, end, reason, structs.AttemptRetry, "")
 		final := false
 		ac.emitJob(structs.TopicJobFailed, j, func(p *structs.JobEventPayload) {
-			p.State, p.Reason, p.Final = end, reason, &final
+			p.State, p.Reason, p.Final, p.Kind = end, reason, &final, structs.AttemptRetry
 		})
 		if err := move(j, structs.JobPending); err != nil {
 			return err
@@ -134,6 +140,7 @@ func (ac *applyCtx) attemptFailed(j *structs.Job, end structs.JobState, reason s
 		}
 		return ac.putJob(j)
 	}
+	ac.record(j, end, reason)
 	if j.State != end {
 		if err := move(j, end); err != nil {
 			return err
