@@ -122,6 +122,13 @@ func (s *Server) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request)
 		default:
 			return nil, badRequest("updates[%d].job_state %q: a client reports RUNNING, SUCCEEDED or FAILED", i, u.JobState)
 		}
+		if !structs.ValidClientCause(u.Cause) {
+			return nil, badRequest("updates[%d].cause %q: a client reports %s, or none for the job's own failure",
+				i, u.Cause, strings.Join(structs.ClientCauses, " or "))
+		}
+		if u.Cause != "" && u.JobState != structs.JobFailed {
+			return nil, badRequest("updates[%d].cause %q: a cause goes with job_state FAILED, got %q", i, u.Cause, u.JobState)
+		}
 	}
 	_, idx, err := s.apply(structs.AllocClientUpdateRequestType, &structs.AllocClientUpdateRequest{
 		WriteRequest: structs.WriteRequest{Timestamp: s.now()},
