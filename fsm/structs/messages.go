@@ -142,7 +142,8 @@ type NodeRegisterRequest struct {
 }
 
 // NodeStatusUpdateRequest marks a node ready or down. A down node's live
-// allocations become lost and their jobs TERMINATED (then retried per policy).
+// allocations become lost and their jobs TERMINATED (then rescheduled per
+// their reschedule policy, never their retry policy).
 type NodeStatusUpdateRequest struct {
 	WriteRequest
 	NodeID string `json:"node_id"`
