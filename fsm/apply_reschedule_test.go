@@ -108,6 +108,15 @@ func TestFSM_Reschedule_EachCause(t *testing.T) {
 			if d := h.job("p1-after"); d.State != structs.JobCancelled {
 				t.Fatalf("dependent = %s, want skipped", d.State)
 			}
+			// Delays come from the entries' timestamps only: a replay of the
+			// log ends in the same state, byte for byte.
+			replay := newHarness(t)
+			for _, l := range h.logs {
+				replay.f.Apply(l)
+			}
+			if string(persisted(t, replay.f)) != string(persisted(t, h.f)) {
+				t.Fatalf("replayed state differs")
+			}
 		})
 	}
 }
@@ -167,7 +176,13 @@ func TestFSM_Reschedule_RetryStaysForStepFailures(t *testing.T) {
 	h.reportCause(a, structs.CauseWorkerLost, "client restarted while the job ran")
 	a = h.place("p1-build", "n2")
 	ts := h.now()
+	mark := h.index
 	h.report(a, structs.AllocClientFailed, structs.JobFailed, "step compile exited 2")
+	for _, e := range h.jobEventsSince(mark, "p1-build") {
+		if e.Kind != structs.AttemptRetry || e.Cause != "" {
+			t.Fatalf("retry event %+v, want kind retry and no cause", e)
+		}
+	}
 	j := h.job("p1-build")
 	if j.State != structs.JobPending || j.RescheduleAttempts != 1 || retriesUsed(j) != 1 ||
 		!j.RetryAt.Equal(ts.Add(7*time.Second)) || j.History[1].Kind != structs.AttemptRetry || j.History[1].Cause != "" {
@@ -266,4 +281,29 @@ func TestReschedulePolicy_DelayFor(t *testing.T) {
 	if got := (structs.ReschedulePolicy{Delay: -1}).DelayFor(3); got != 0 {
 		t.Errorf("negative delay gives %s, want 0", got)
 	}
+}
+
+// jobEventsSince returns the payloads of the job's job.failed and
+// job.requested events after mark.
+func (h *harness) jobEventsSince(mark uint64, jobID string) []structs.JobEventPayload {
+	h.t.Helper()
+	evs, err := h.f.State().EventsAfter(nil, mark, 1<<62, 1000)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var out []structs.JobEventPayload
+	for _, e := range evs {
+		if e.JobID != jobID || (e.Topic != structs.TopicJobFailed && e.Topic != structs.TopicJobRequested) {
+			continue
+		}
+		var p structs.JobEventPayload
+		if err := json.Unmarshal(e.Payload, &p); err != nil {
+			h.t.Fatal(err)
+		}
+		out = append(out, p)
+	}
+	if len(out) != 2 {
+		h.t.Fatalf("%d job events, want job.failed and job.requested", len(out))
+	}
+	return out
 }
