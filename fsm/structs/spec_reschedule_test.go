@@ -25,6 +25,8 @@ func TestParsePipelineSpec_Reschedule(t *testing.T) {
 		{"pipeline default, job overrides field by field",
 			"name: p\njobs:\n  a: {steps: [x]}\n  b:\n    reschedule: { delay: 1s }\n    steps: [x]\nreschedule: { attempts: 7, max_delay: 30s }\n",
 			map[string]*ReschedulePolicy{"a": pol(7, 5*time.Second, 30*time.Second), "b": pol(7, time.Second, 30*time.Second)}},
+		{"at the limits", "name: p\njobs:\n  a:\n    reschedule: { attempts: 10, delay: 24h, max_delay: 24h }\n    steps: [x]\n",
+			map[string]*ReschedulePolicy{"a": pol(10, 24*time.Hour, 24*time.Hour)}},
 		{"JSON", `{"name": "p", "reschedule": {"attempts": 1}, "jobs": {"a": {"steps": ["x"], "reschedule": {"max_delay": "2m"}}}}`,
 			map[string]*ReschedulePolicy{"a": pol(1, 5*time.Second, 2*time.Minute)}},
 	}
