@@ -21,7 +21,7 @@ func TestJobReason_Reschedule(t *testing.T) {
 		t.Errorf("jobReason (default policy) = %q, want %q", got, want)
 	}
 	for a, want := range map[*api.AttemptRecord]string{
-		&lost: " · rescheduled (node-lost)",
+		&lost:           " · rescheduled (node-lost)",
 		{Kind: "retry"}: " · retried",
 		{}:              "",
 	} {
