@@ -73,11 +73,13 @@ type JobSpec struct {
 	// Spread spreads a pipeline's jobs across a node attribute's values.
 	Spread []Spread `json:"spread,omitempty"`
 	// AntiAffinity avoids nodes running other jobs of the same pipeline.
-	AntiAffinity bool              `json:"anti_affinity,omitempty"`
-	Retry        RetryPolicy       `json:"retry"`
-	Timeout      string            `json:"timeout,omitempty"`
-	Env          map[string]string `json:"env,omitempty"`
-	Steps        []StepSpec        `json:"steps"`
+	AntiAffinity bool        `json:"anti_affinity,omitempty"`
+	Retry        RetryPolicy `json:"retry"`
+	// Reschedule places the job again after infrastructure faults.
+	Reschedule *ReschedulePolicy `json:"reschedule,omitempty"`
+	Timeout    string            `json:"timeout,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Steps      []StepSpec        `json:"steps"`
 }
 
 // Constraint limits where a job may run.
@@ -108,6 +110,25 @@ type RetryPolicy struct {
 	Backoff  string `json:"backoff,omitempty"`
 }
 
+// ReschedulePolicy is how often a job an infrastructure fault ended (node
+// lost, worker lost, creation failed, preempted) is placed again: Attempts
+// times, the nth after Delay × 2^(n−1), at most MaxDelay (Go durations).
+type ReschedulePolicy struct {
+	Attempts int    `json:"attempts"`
+	Delay    string `json:"delay,omitempty"`
+	MaxDelay string `json:"max_delay,omitempty"`
+}
+
+// Reschedule causes a client reports on a FAILED attempt (AllocUpdate.Cause).
+const (
+	// CauseWorkerLost: the client restarted or shut down while the attempt
+	// ran and cannot re-attach to its worker.
+	CauseWorkerLost = "worker-lost"
+	// CauseCreateFailed: the worker could not be created (driver missing or
+	// unhealthy on this node, CreateWorker failed).
+	CauseCreateFailed = "create-failed"
+)
+
 // StepSpec is one step of a job.
 type StepSpec struct {
 	Name    string            `json:"name"`
@@ -127,22 +148,25 @@ type Job struct {
 	State      string            `json:"state"`
 	Reason     string            `json:"reason,omitempty"`
 	Attempt    int               `json:"attempt"`
-	// Rescheduled counts attempts ended by a drain deadline; they do not
-	// count against the retry policy.
-	Rescheduled int               `json:"rescheduled,omitempty"`
-	AllocID     string            `json:"alloc_id,omitempty"`
-	NodeID      string            `json:"node_id,omitempty"`
-	Steps       []StepStatus      `json:"steps"`
-	EvalID      string            `json:"eval_id,omitempty"`
-	RetryAt     time.Time         `json:"retry_at,omitzero"`
-	History     []AttemptRecord   `json:"history,omitempty"`
-	Placement   *PlacementMetrics `json:"placement,omitempty"`
-	Explain     string            `json:"explain,omitempty"`
-	CreatedAt   time.Time         `json:"created_at"`
-	StartedAt   time.Time         `json:"started_at,omitzero"`
-	FinishedAt  time.Time         `json:"finished_at,omitzero"`
-	CreateIndex uint64            `json:"create_index"`
-	ModifyIndex uint64            `json:"modify_index"`
+	// Rescheduled counts attempts an infrastructure fault ended (node lost,
+	// worker lost, creation failed, preempted, drained); they do not count
+	// against the retry policy. RescheduleAttempts counts those that used
+	// up the reschedule policy (all but drains).
+	Rescheduled        int               `json:"rescheduled,omitempty"`
+	RescheduleAttempts int               `json:"reschedule_attempts,omitempty"`
+	AllocID            string            `json:"alloc_id,omitempty"`
+	NodeID             string            `json:"node_id,omitempty"`
+	Steps              []StepStatus      `json:"steps"`
+	EvalID             string            `json:"eval_id,omitempty"`
+	RetryAt            time.Time         `json:"retry_at,omitzero"`
+	History            []AttemptRecord   `json:"history,omitempty"`
+	Placement          *PlacementMetrics `json:"placement,omitempty"`
+	Explain            string            `json:"explain,omitempty"`
+	CreatedAt          time.Time         `json:"created_at"`
+	StartedAt          time.Time         `json:"started_at,omitzero"`
+	FinishedAt         time.Time         `json:"finished_at,omitzero"`
+	CreateIndex        uint64            `json:"create_index"`
+	ModifyIndex        uint64            `json:"modify_index"`
 }
 
 // Step states.
@@ -166,11 +190,18 @@ type StepStatus struct {
 
 // AttemptRecord is one finished attempt of a job.
 type AttemptRecord struct {
-	Attempt    int       `json:"attempt"`
-	AllocID    string    `json:"alloc_id,omitempty"`
-	NodeID     string    `json:"node_id,omitempty"`
-	State      string    `json:"state"`
-	Reason     string    `json:"reason,omitempty"`
+	Attempt int    `json:"attempt"`
+	AllocID string `json:"alloc_id,omitempty"`
+	NodeID  string `json:"node_id,omitempty"`
+	State   string `json:"state"`
+	Reason  string `json:"reason,omitempty"`
+	// Kind is "retry" (the job's own failure, placed again under its retry
+	// policy), "reschedule" (an infrastructure fault, placed again under
+	// its reschedule policy) or empty (the job ended with this attempt);
+	// Cause names the fault (node-lost, worker-lost, create-failed,
+	// preempted, drained).
+	Kind       string    `json:"kind,omitempty"`
+	Cause      string    `json:"cause,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 }
@@ -257,11 +288,16 @@ type Allocation struct {
 
 // AllocUpdate is a client's report on one allocation (POST /v1/client/allocations).
 type AllocUpdate struct {
-	AllocID      string       `json:"alloc_id"`
-	ClientStatus string       `json:"client_status"`
-	JobState     string       `json:"job_state,omitempty"`
-	Reason       string       `json:"reason,omitempty"`
-	Steps        []StepStatus `json:"steps,omitempty"`
+	AllocID      string `json:"alloc_id"`
+	ClientStatus string `json:"client_status"`
+	JobState     string `json:"job_state,omitempty"`
+	Reason       string `json:"reason,omitempty"`
+	// Cause, on a FAILED report, names the infrastructure fault that ended
+	// the attempt (CauseWorkerLost, CauseCreateFailed): the servers then
+	// reschedule the job instead of retrying it. Empty: the job's own
+	// failure.
+	Cause string       `json:"cause,omitempty"`
+	Steps []StepStatus `json:"steps,omitempty"`
 	// The worker: the driver that runs it, the driver's ID for it, the
 	// image and its state (WorkerCreating, WorkerRunning, WorkerTerminated,
 	// WorkerFailed). Empty fields change nothing.

@@ -46,7 +46,12 @@ import (
 //
 // A failure before the first step (unknown or unhealthy driver, CreateWorker
 // error) sends the RUNNING and the FAILED update together in one call: the
-// job may only reach FAILED through RUNNING. Each step's logs are flushed
+// job may only reach FAILED through RUNNING.
+//
+// Infrastructure faults carry a cause on their FAILED report, so the servers
+// reschedule the job instead of using up its retries: "create-failed" for a
+// driver that is not enabled or not healthy here and for a CreateWorker
+// error, "worker-lost" when the client's shutdown ended the attempt. Each step's logs are flushed
 // before the update that ends the step.
 //
 // Concurrency: run owns every field below except these, which the client's
@@ -106,6 +111,8 @@ type outcome struct {
 	clientStatus string
 	jobState     string
 	reason       string
+	// cause marks a FAILED end as an infrastructure fault (api.Cause*).
+	cause string
 }
 
 func failed(reason string) outcome {
@@ -136,15 +143,15 @@ func (r *allocRunner) run() {
 	info, ok := r.c.driverHealth(name)
 	switch {
 	case !ok:
-		r.failEarly(fmt.Sprintf("driver %q is not enabled on node %s (enabled: %s)",
-			name, r.c.cfg.Name, strings.Join(slices.Sorted(maps.Keys(r.c.cfg.Drivers)), ", ")))
+		r.faultEarly(fmt.Sprintf("driver %q is not enabled on node %s (enabled: %s)",
+			name, r.c.cfg.Name, strings.Join(slices.Sorted(maps.Keys(r.c.cfg.Drivers)), ", ")), api.CauseCreateFailed)
 		return
 	case !info.Healthy:
 		reason := info.Reason
 		if reason == "" {
 			reason = "not detected"
 		}
-		r.failEarly(fmt.Sprintf("driver %q is unhealthy on node %s: %s", name, r.c.cfg.Name, reason))
+		r.faultEarly(fmt.Sprintf("driver %q is unhealthy on node %s: %s", name, r.c.cfg.Name, reason), api.CauseCreateFailed)
 		return
 	}
 	r.driver = r.c.cfg.Drivers[name]
@@ -179,7 +186,7 @@ func (r *allocRunner) run() {
 		case context.Cause(jobCtx) == errJobTimeout:
 			r.failEarly(fmt.Sprintf("job timed out after %s", jobTimeout))
 		default:
-			r.failEarly("driver: create worker: " + err.Error())
+			r.faultEarly("driver: create worker: "+err.Error(), api.CauseCreateFailed)
 		}
 		return
 	}
@@ -294,14 +301,16 @@ func (r *allocRunner) runSteps(jobCtx context.Context, jobTimeout time.Duration,
 func (r *allocRunner) finish(out outcome, destroyed bool) {
 	r.log.Info("allocation ended", "client_status", out.clientStatus, "job_state", out.jobState, "reason", out.reason)
 	r.workerEnded(destroyed)
-	if r.report(r.update(out.clientStatus, out.jobState, out.reason)) && destroyed {
+	u := r.update(out.clientStatus, out.jobState, out.reason)
+	u.Cause = out.cause
+	if r.report(u) && destroyed {
 		r.c.removeHandle(r.alloc.ID)
 	}
 }
 
 // finishInterrupted ends an attempt the client's shutdown interrupted: it is
-// reported FAILED (after any progress not yet delivered) so the servers
-// retry it per the job's policy.
+// reported FAILED with cause worker-lost (after any progress not yet
+// delivered) so the servers reschedule it per the job's reschedule policy.
 func (r *allocRunner) finishInterrupted(destroyed bool) {
 	for i := range r.steps {
 		if r.steps[i].State == api.StepRunning {
@@ -310,7 +319,9 @@ func (r *allocRunner) finishInterrupted(destroyed bool) {
 			break
 		}
 	}
-	r.finish(failed("client shut down while the job ran"), destroyed)
+	out := failed("client shut down while the job ran")
+	out.cause = api.CauseWorkerLost
+	r.finish(out, destroyed)
 }
 
 // finishStopped completes an allocation the servers stopped before its
@@ -318,7 +329,7 @@ func (r *allocRunner) finishInterrupted(destroyed bool) {
 func (r *allocRunner) finishStopped() {
 	if !r.stopped.Load() {
 		// Shutdown before the worker existed: the job never ran here.
-		r.report(r.earlyFailure("client shut down before the job started")...)
+		r.report(r.earlyFailure("client shut down before the job started", api.CauseWorkerLost)...)
 		return
 	}
 	r.finishStoppedDestroyed(true)
@@ -340,22 +351,35 @@ func (r *allocRunner) finishStoppedDestroyed(destroyed bool) {
 	}
 }
 
-// failEarly reports a failure before any worker existed.
+// failEarly reports a failure of the job itself (its spec) before any
+// worker existed: the servers retry it per its retry policy.
 func (r *allocRunner) failEarly(reason string) {
 	r.log.Warn("allocation failed before it started", "reason", reason)
-	r.report(r.earlyFailure(reason)...)
+	r.report(r.earlyFailure(reason, "")...)
+}
+
+// faultEarly reports an infrastructure fault before the first step (no
+// usable driver here, the worker could not be created): FAILED with the
+// cause, so the servers reschedule the job (preferring another node)
+// instead of using up its retries.
+func (r *allocRunner) faultEarly(reason, cause string) {
+	r.log.Warn("allocation could not start on this node", "reason", reason, "cause", cause)
+	r.report(r.earlyFailure(reason, cause)...)
 }
 
 // earlyFailure is RUNNING then FAILED (with every step SKIPPED), so the job
 // takes only legal moves, SCHEDULED → RUNNING → FAILED, in one Raft entry.
-func (r *allocRunner) earlyFailure(reason string) []*api.AllocUpdate {
+// cause, when set, marks the failure an infrastructure fault.
+func (r *allocRunner) earlyFailure(reason, cause string) []*api.AllocUpdate {
 	if r.steps == nil && r.job != nil && r.job.Spec != nil {
 		r.steps = r.initialSteps()
 	}
 	running := r.update(api.AllocClientRunning, api.StateRunning, "")
 	r.skipFrom(0)
 	r.workerState = api.WorkerFailed // no worker was created
-	return []*api.AllocUpdate{running, r.update(api.AllocClientFailed, api.StateFailed, reason)}
+	end := r.update(api.AllocClientFailed, api.StateFailed, reason)
+	end.Cause = cause
+	return []*api.AllocUpdate{running, end}
 }
 
 // workerEnded records the worker's end for the next report: terminated

@@ -54,7 +54,7 @@ func TestClient_Run_ReportsWorkerCreateFailed(t *testing.T) {
 	srv.addAlloc(testAlloc(h.c.NodeID(), "a1", "mock", api.StepSpec{Name: "s", Run: "echo hi"}))
 	final := srv.waitFinal(t, "a1")
 	if final.ClientStatus != api.AllocClientFailed || final.WorkerState != api.WorkerFailed || final.Driver != "mock" ||
-		final.Reason != "driver: create worker: no such image" {
+		final.Reason != "driver: create worker: no such image" || final.Cause != api.CauseCreateFailed {
 		t.Fatalf("final %+v: want failed with the worker failed and the reason", final)
 	}
 	if ups := srv.updates("a1"); ups[0].WorkerState == api.WorkerRunning {

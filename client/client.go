@@ -381,10 +381,12 @@ func (c *Client) startLocked(a *api.Allocation) {
 // lostReason is the reason given for an attempt a client restart lost.
 const lostReason = "client restarted while the job ran"
 
-// lostUpdate reports an attempt lost by a restart: FAILED, so the servers
-// retry it per the job's policy.
+// lostUpdate reports an attempt lost by a restart: FAILED with cause
+// worker-lost, so the servers reschedule it per the job's reschedule policy
+// (not its retries: the job did nothing wrong).
 func lostUpdate(allocID string) *api.AllocUpdate {
-	return &api.AllocUpdate{AllocID: allocID, ClientStatus: api.AllocClientFailed, JobState: api.StateFailed, Reason: lostReason}
+	return &api.AllocUpdate{AllocID: allocID, ClientStatus: api.AllocClientFailed, JobState: api.StateFailed,
+		Reason: lostReason, Cause: api.CauseWorkerLost}
 }
 
 // reportOrphans reports, in one call and in the background (Run waits for

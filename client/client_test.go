@@ -396,8 +396,8 @@ func TestClient_Run_UnknownDriverFails(t *testing.T) {
 	h := startClient(t, srv, "", map[string]drivers.Driver{"mock": mock.New(mock.Config{})})
 	srv.addAlloc(testAlloc(h.c.NodeID(), "a1", "docker", api.StepSpec{Name: "s", Run: "echo hi"}))
 	final := srv.waitFinal(t, "a1")
-	if final.Reason != `driver "docker" is not enabled on node build-1 (enabled: mock)` {
-		t.Fatalf("reason %q", final.Reason)
+	if final.Reason != `driver "docker" is not enabled on node build-1 (enabled: mock)` || final.Cause != api.CauseCreateFailed {
+		t.Fatalf("reason %q cause %q", final.Reason, final.Cause)
 	}
 	srv.mu.Lock()
 	defer srv.mu.Unlock()
@@ -413,8 +413,8 @@ func TestClient_Run_UnhealthyDriverFails(t *testing.T) {
 	d.SetHealthy(false, "disk full")
 	h := startClient(t, srv, "", map[string]drivers.Driver{"mock": d})
 	srv.addAlloc(testAlloc(h.c.NodeID(), "a1", "", api.StepSpec{Name: "s", Run: "echo hi"}))
-	if final := srv.waitFinal(t, "a1"); final.Reason != `driver "mock" is unhealthy on node build-1: disk full` {
-		t.Fatalf("reason %q", final.Reason)
+	if final := srv.waitFinal(t, "a1"); final.Reason != `driver "mock" is unhealthy on node build-1: disk full` || final.Cause != api.CauseCreateFailed {
+		t.Fatalf("reason %q cause %q", final.Reason, final.Cause)
 	}
 	if st := d.Stats(); st.Created != 0 {
 		t.Fatalf("created %d workers on an unhealthy driver", st.Created)
@@ -474,8 +474,9 @@ func TestClient_Run_RestartReportsLostJob(t *testing.T) {
 	after := mock.New(mock.Config{Host: host})
 	h := startClient(t, srv, dir, map[string]drivers.Driver{"mock": after})
 	final := srv.waitFinal(t, "a1")
-	if final.ClientStatus != api.AllocClientFailed || final.JobState != api.StateFailed || final.Reason != "client restarted while the job ran" {
-		t.Fatalf("a1 reported %s/%s %q", final.ClientStatus, final.JobState, final.Reason)
+	if final.ClientStatus != api.AllocClientFailed || final.JobState != api.StateFailed || final.Reason != "client restarted while the job ran" ||
+		final.Cause != api.CauseWorkerLost {
+		t.Fatalf("a1 reported %s/%s %q cause %q: want the worker lost (rescheduled, not retried)", final.ClientStatus, final.JobState, final.Reason, final.Cause)
 	}
 	srv.waitFor(t, "the watch to start (recovery is over)", func() bool { return srv.lastWaitIndex() > 0 })
 	h.stop()
@@ -504,8 +505,9 @@ func TestClient_Run_ReportsRunningAllocItDoesNotKnow(t *testing.T) {
 		a.ClientStatus = api.AllocClientRunning
 		srv.addAlloc(a)
 	})
-	if final := srv.waitFinal(t, "a1"); final.JobState != api.StateFailed || final.Reason != "client restarted while the job ran" {
-		t.Fatalf("final %s %q", final.JobState, final.Reason)
+	if final := srv.waitFinal(t, "a1"); final.JobState != api.StateFailed || final.Reason != "client restarted while the job ran" ||
+		final.Cause != api.CauseWorkerLost {
+		t.Fatalf("final %s %q cause %q", final.JobState, final.Reason, final.Cause)
 	}
 	h.stop()
 	if st := d.Stats(); st.Created != 0 {
@@ -542,8 +544,9 @@ func TestClient_Run_ShutdownDestroysAndReports(t *testing.T) {
 		t.Fatalf("stats %+v: want a1's worker destroyed by shutdown", st)
 	}
 	final := srv.waitFinal(t, "a1")
-	if final.JobState != api.StateFailed || final.Reason != "client shut down while the job ran" || stepStates(final) != "wait=FAILED" {
-		t.Fatalf("final %s %q %s", final.JobState, final.Reason, stepStates(final))
+	if final.JobState != api.StateFailed || final.Reason != "client shut down while the job ran" || stepStates(final) != "wait=FAILED" ||
+		final.Cause != api.CauseWorkerLost {
+		t.Fatalf("final %s %q %s cause %q", final.JobState, final.Reason, stepStates(final), final.Cause)
 	}
 }
 

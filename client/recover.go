@@ -13,7 +13,8 @@ import (
 // recover cleans up after a previous run of this client, before any runner
 // starts. The client does not re-attach to a job that ran across a restart:
 // its step's output and exit code were lost with the process, so the attempt
-// is reported lost and the servers retry it per the job's policy.
+// is reported lost (cause worker-lost) and the servers reschedule it per the
+// job's reschedule policy, not its retries.
 //
 // For each persisted handle: RecoverWorker (to learn whether the worker is
 // still there, for the log), then DestroyWorker. Then, by what the servers

@@ -144,9 +144,11 @@ func orderedJobs(p *api.Pipeline) []*api.Job {
 
 // jobReason is the parenthesised detail of a job's state: its reason, and
 // for a job waiting to be retried "retry N of M after: <why the last attempt
-// failed>".
+// failed>" (or, after an infrastructure fault, "rescheduled N of M after:
+// <the fault>").
 func jobReason(j *api.Job) string {
-	if j.State == api.StatePending && len(j.History) > 0 && !strings.HasPrefix(j.Reason, "retry") {
+	if j.State == api.StatePending && len(j.History) > 0 && !strings.HasPrefix(j.Reason, "retry") &&
+		!strings.HasPrefix(j.Reason, "rescheduled") {
 		last := j.History[len(j.History)-1]
 		why := last.Reason
 		if why == "" {
@@ -154,6 +156,12 @@ func jobReason(j *api.Job) string {
 		}
 		if why == "" {
 			why = strings.ToLower(last.State)
+		}
+		if last.Kind == "reschedule" {
+			if j.Spec != nil && j.Spec.Reschedule != nil {
+				return fmt.Sprintf("rescheduled %d of %d after: %s", j.RescheduleAttempts, j.Spec.Reschedule.Attempts, why)
+			}
+			return fmt.Sprintf("rescheduled %d after: %s", j.RescheduleAttempts, why)
 		}
 		if j.Spec != nil && j.Spec.Retry.Attempts > 0 {
 			return fmt.Sprintf("retry %d of %d after: %s", len(j.History), j.Spec.Retry.Attempts, why)

@@ -124,7 +124,7 @@ func writeJobStatus(w io.Writer, j *api.Job, now time.Time) {
 		fmt.Fprintln(tw, "ATTEMPT\tSTATE\tNODE\tALLOC\tDURATION\tREASON")
 		for _, a := range j.History {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.Attempt, a.State, shortID(a.NodeID),
-				shortID(a.AllocID), spanDuration(a.StartedAt, a.FinishedAt, now), orDash(firstLine(a.Reason)))
+				shortID(a.AllocID), spanDuration(a.StartedAt, a.FinishedAt, now), orDash(firstLine(a.Reason))+attemptKind(a))
 		}
 		tw.Flush()
 	}
@@ -155,4 +155,20 @@ func countsByReason(m map[string]int) string {
 		parts[i] = fmt.Sprintf("%s: %d", k, m[k])
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// attemptKind says what an ended attempt led to, after its reason:
+// " · rescheduled (node-lost)" for an infrastructure fault, " · retried"
+// for the job's own failure, nothing for the attempt the job ended with.
+func attemptKind(a api.AttemptRecord) string {
+	switch a.Kind {
+	case "reschedule":
+		if a.Cause != "" {
+			return " · rescheduled (" + a.Cause + ")"
+		}
+		return " · rescheduled"
+	case "retry":
+		return " · retried"
+	}
+	return ""
 }

@@ -12,7 +12,9 @@ import (
 // changes only while the allocation is the job's current one and the job has
 // not ended: steps are merged, and the job moves to RUNNING, SUCCEEDED (then
 // jobs whose needs are all met get evaluations) or FAILED (then it is
-// retried with backoff, or fails for good and its dependents are skipped).
+// retried with backoff, or fails for good and its dependents are skipped;
+// a FAILED report with a cause is an infrastructure fault and is
+// rescheduled instead, see rescheduleAfterFault).
 // Updates for unknown allocations are ignored.
 func applyAllocClientUpdate(tx *state.WriteTxn, req *structs.AllocClientUpdateRequest) (any, error) {
 	ac := newApplyCtx(tx, req.Timestamp)
@@ -33,6 +35,9 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 	default:
 		return fmt.Errorf("allocation %s: job_state %q is not one a client may report (RUNNING, SUCCEEDED or FAILED)",
 			u.AllocID, u.JobState)
+	}
+	if err := checkClientCause(u); err != nil {
+		return err
 	}
 	a, err := ac.tx.AllocByID(u.AllocID)
 	if err != nil || a == nil {
@@ -88,6 +93,9 @@ func (ac *applyCtx) allocUpdate(u *structs.AllocUpdate) error {
 		if err := ac.start(c); err != nil {
 			return err
 		}
+		if u.Cause != "" {
+			return ac.rescheduleAfterFault(c, u.Cause, u.Reason)
+		}
 		return ac.attemptFailed(c, structs.JobFailed, u.Reason)
 	}
 	if !changed {
@@ -115,16 +123,18 @@ func (ac *applyCtx) start(j *structs.Job) error {
 	return nil
 }
 
-// attemptFailed ends the current attempt of a job that failed (RUNNING) or
-// was lost (TERMINATED): the attempt is recorded, then the job goes back to
+// attemptFailed ends the current attempt of a job that failed on its own
+// (RUNNING) or whose worker an operator stopped (TERMINATED): the attempt is
+// recorded (kind retry when it is retried), then the job goes back to
 // PENDING with a delayed evaluation if its retry policy allows, else it
-// stays in end state and the jobs needing it are skipped.
+// stays in end state and the jobs needing it are skipped. Infrastructure
+// faults go to rescheduleAfterFault instead: they never use a retry.
 func (ac *applyCtx) attemptFailed(j *structs.Job, end structs.JobState, reason string) error {
-	ac.record(j, end, reason)
 	if retriesLeft(j) {
+		ac.recordAs(j, end, reason, structs.AttemptRetry, "")
 		final := false
 		ac.emitJob(structs.TopicJobFailed, j, func(p *structs.JobEventPayload) {
-			p.State, p.Reason, p.Final = end, reason, &final
+			p.State, p.Reason, p.Final, p.Kind = end, reason, &final, structs.AttemptRetry
 		})
 		if err := move(j, structs.JobPending); err != nil {
 			return err
@@ -134,6 +144,7 @@ func (ac *applyCtx) attemptFailed(j *structs.Job, end structs.JobState, reason s
 		}
 		return ac.putJob(j)
 	}
+	ac.record(j, end, reason)
 	if j.State != end {
 		if err := move(j, end); err != nil {
 			return err

@@ -134,12 +134,20 @@ func (ac *applyCtx) setEvalStatus(id, status string) error {
 
 // record appends the attempt that just ended to the job's history.
 func (ac *applyCtx) record(j *structs.Job, st structs.JobState, reason string) {
+	ac.recordAs(j, st, reason, "", "")
+}
+
+// recordAs is record with what the end led to (kind: structs.AttemptRetry,
+// structs.AttemptReschedule or "") and the fault that caused it.
+func (ac *applyCtx) recordAs(j *structs.Job, st structs.JobState, reason, kind, cause string) {
 	j.History = append(j.History, structs.AttemptRecord{
 		Attempt:    j.Attempt,
 		AllocID:    j.AllocID,
 		NodeID:     j.NodeID,
 		State:      st,
 		Reason:     reason,
+		Kind:       kind,
+		Cause:      cause,
 		StartedAt:  attemptStart(j),
 		FinishedAt: ac.ts,
 	})
@@ -179,6 +187,7 @@ func (ac *applyCtx) retry(j *structs.Job, reason string) error {
 	ac.emitJob(structs.TopicJobRequested, j, func(p *structs.JobEventPayload) {
 		p.Trigger = structs.TriggerRetry
 		p.RetryAt = j.RetryAt
+		p.Kind = structs.AttemptRetry
 	})
 	return nil
 }

@@ -101,7 +101,7 @@ func TestFSM_Events_PipelineLifecycle(t *testing.T) {
 func TestFSM_Events_NodeDown(t *testing.T) {
 	h := newHarness(t)
 	h.addNode("n1")
-	p, jobs := newPipeline("p1", jobSpec("build"), jobSpec("test", needs("build")))
+	p, jobs := newPipeline("p1", jobSpec("build", resched(0, 0, 0)), jobSpec("test", needs("build")))
 	h.register(p, jobs)
 	a1 := h.place("p1-build", "n1")
 	h.report(a1, structs.AllocClientRunning, structs.JobRunning, "")

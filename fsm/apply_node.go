@@ -32,8 +32,9 @@ func applyNodeRegister(tx *state.WriteTxn, req *structs.NodeRegisterRequest) (an
 }
 
 // applyNodeStatusUpdate marks a node ready or down. When it goes down, its
-// live allocations are lost and their jobs TERMINATED, then retried per
-// their policy or ended (their dependents skipped).
+// live allocations are lost and their jobs TERMINATED, then rescheduled per
+// their reschedule policy (never their retry policy: the job did nothing
+// wrong) or ended (their dependents skipped).
 func applyNodeStatusUpdate(tx *state.WriteTxn, req *structs.NodeStatusUpdateRequest) (any, error) {
 	ac := newApplyCtx(tx, req.Timestamp)
 	if req.Status != structs.NodeStatusReady && req.Status != structs.NodeStatusDown {
@@ -63,8 +64,8 @@ func applyNodeStatusUpdate(tx *state.WriteTxn, req *structs.NodeStatusUpdateRequ
 	return ac.done(nil)
 }
 
-// loseNode marks the node's live allocations lost and terminates the jobs
-// they were running.
+// loseNode marks the node's live allocations lost and reschedules the jobs
+// they were running (rescheduleAfterFault, cause node-lost).
 func (ac *applyCtx) loseNode(n *structs.Node) error {
 	name := n.Name
 	if name == "" {
@@ -92,12 +93,7 @@ func (ac *applyCtx) loseNode(n *structs.Node) error {
 		if j == nil || j.AllocID != a.ID || (j.State != structs.JobScheduled && j.State != structs.JobRunning) {
 			continue
 		}
-		c := j.Copy()
-		if err := move(c, structs.JobTerminated); err != nil {
-			return err
-		}
-		c.Reason = reason
-		if err := ac.attemptFailed(c, structs.JobTerminated, reason); err != nil {
+		if err := ac.rescheduleAfterFault(j.Copy(), structs.CauseNodeLost, reason); err != nil {
 			return err
 		}
 	}

@@ -68,8 +68,9 @@ func applyNodeEligibility(tx *state.WriteTxn, req *structs.NodeEligibilityReques
 // deadline passed: each live allocation gets desired status stop (its
 // client destroys the worker and reports), and the job it runs ends its
 // attempt TERMINATED and goes straight back to PENDING with an evaluation
-// that does not wait. The move counts in Job.Rescheduled, not against the
-// retry policy: the job did nothing wrong.
+// that does not wait. The move counts in Job.Rescheduled, against neither
+// the retry nor the reschedule policy: the job did nothing wrong and the
+// operator asked for it (rescheduleAfterFault, cause drained).
 func applyNodeDrainDeadline(tx *state.WriteTxn, req *structs.NodeDrainDeadlineRequest) (any, error) {
 	ac := newApplyCtx(tx, req.Timestamp)
 	n, err := nodeFor(tx, req.NodeID)
@@ -104,39 +105,11 @@ func applyNodeDrainDeadline(tx *state.WriteTxn, req *structs.NodeDrainDeadlineRe
 		if j == nil || j.AllocID != a.ID || (j.State != structs.JobScheduled && j.State != structs.JobRunning) {
 			continue
 		}
-		if err := ac.reschedule(j.Copy(), reason); err != nil {
+		if err := ac.rescheduleAfterFault(j.Copy(), structs.CauseDrained, reason); err != nil {
 			return nil, err
 		}
 	}
 	return ac.done(nil)
-}
-
-// reschedule ends j's current attempt TERMINATED for reason and puts it
-// back to PENDING for an immediate placement, without using up a retry.
-func (ac *applyCtx) reschedule(j *structs.Job, reason string) error {
-	if err := move(j, structs.JobTerminated); err != nil {
-		return err
-	}
-	ac.record(j, structs.JobTerminated, reason)
-	final := false
-	ac.emitJob(structs.TopicJobFailed, j, func(p *structs.JobEventPayload) {
-		p.State, p.Reason, p.Final = structs.JobTerminated, reason, &final
-	})
-	if err := move(j, structs.JobPending); err != nil {
-		return err
-	}
-	j.Attempt++
-	j.Rescheduled++
-	j.AllocID = ""
-	j.RetryAt = time.Time{}
-	if err := ac.createEval(j, structs.TriggerNodeDrain, time.Time{}); err != nil {
-		return err
-	}
-	j.Reason = "rescheduled after: " + reason
-	ac.emitJob(structs.TopicJobRequested, j, func(p *structs.JobEventPayload) {
-		p.Trigger = structs.TriggerNodeDrain
-	})
-	return ac.putJob(j)
 }
 
 // nodeFor reads a node that must exist.

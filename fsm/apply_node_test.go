@@ -53,7 +53,7 @@ func TestFSM_NodeStatusUpdate_Down(t *testing.T) {
 	h := newHarness(t)
 	h.addNode("n1")
 	h.addNode("n2")
-	p, jobs := newPipeline("p1", jobSpec("build", retry(1, 30*time.Second)), jobSpec("lint"),
+	p, jobs := newPipeline("p1", jobSpec("build", retry(1, 30*time.Second)), jobSpec("lint", resched(0, 0, 0)),
 		jobSpec("report", needs("lint")), jobSpec("elsewhere"), jobSpec("done"))
 	h.register(p, jobs)
 	build := h.place("p1-build", "n1")
@@ -84,18 +84,23 @@ func TestFSM_NodeStatusUpdate_Down(t *testing.T) {
 		}
 	}
 
-	// build had a retry left: TERMINATED → PENDING with a delayed eval.
+	// build is rescheduled under the default policy (3 attempts, 5 s
+	// first): TERMINATED → PENDING with a delayed eval; its retry is
+	// still unused.
 	j := h.job("p1-build")
-	if j.State != structs.JobPending || j.Attempt != 2 || j.Reason != "retry 1 of 1 after: node name-n1 down" ||
-		!j.RetryAt.Equal(ts.Add(30*time.Second)) || len(j.History) != 1 || j.History[0].State != structs.JobTerminated {
+	if j.State != structs.JobPending || j.Attempt != 2 || j.Reason != "rescheduled (1 of 3) after: node name-n1 down" ||
+		!j.RetryAt.Equal(ts.Add(5*time.Second)) || len(j.History) != 1 || j.History[0].State != structs.JobTerminated ||
+		j.History[0].Kind != structs.AttemptReschedule || j.History[0].Cause != structs.CauseNodeLost ||
+		j.History[0].NodeID != "n1" || j.RescheduleAttempts != 1 || retriesUsed(j) != 0 {
 		t.Fatalf("build = %s attempt %d reason %q retry %v history %+v", j.State, j.Attempt, j.Reason, j.RetryAt, j.History)
 	}
-	if e := h.eval(j.EvalID); e.TriggeredBy != structs.TriggerRetry || !e.WaitUntil.Equal(j.RetryAt) {
-		t.Fatalf("build eval = %+v, want a retry eval", e)
+	if e := h.eval(j.EvalID); e.TriggeredBy != structs.TriggerReschedule || !e.WaitUntil.Equal(j.RetryAt) {
+		t.Fatalf("build eval = %+v, want a reschedule eval", e)
 	}
-	// lint had none: it stays TERMINATED and report is skipped.
+	// lint's policy allows no reschedule: it stays TERMINATED and report is skipped.
 	j = h.job("p1-lint")
-	if j.State != structs.JobTerminated || j.Reason != "node name-n1 down" || !j.FinishedAt.Equal(ts) || len(j.History) != 1 {
+	if j.State != structs.JobTerminated || j.Reason != "node name-n1 down (the job's reschedule policy allows no reschedule)" ||
+		!j.FinishedAt.Equal(ts) || len(j.History) != 1 {
 		t.Fatalf("lint = %s reason %q finished %v history %d", j.State, j.Reason, j.FinishedAt, len(j.History))
 	}
 	if j := h.job("p1-report"); j.State != structs.JobCancelled || j.Reason != "skipped: needs lint which TERMINATED" {

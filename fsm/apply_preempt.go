@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
 )
@@ -11,10 +10,10 @@ import (
 // entry (placed holds the new allocations' IDs). Each evicted allocation
 // gets desired status stop and PreemptedBy, so it stops counting against
 // its node (structs.Allocation.Live) and its client kills the worker. The
-// job it ran ends that attempt TERMINATED and goes back to PENDING with a
-// new evaluation and the reason "preempted by <job> (priority P)". Like a
-// drain past its deadline, the move counts in Job.Rescheduled, not against
-// the retry policy: the job did nothing wrong.
+// job it ran ends that attempt TERMINATED and goes back to PENDING at once
+// with a new evaluation, after "preempted by <job> (priority P)". The move
+// uses up one of the job's reschedule attempts, never a retry: the job did
+// nothing wrong (rescheduleAfterFault, cause preempted).
 //
 // The leader's plan applier checked every eviction; the entry still skips
 // one whose allocation is no longer live or whose job does not have a
@@ -59,37 +58,9 @@ func (ac *applyCtx) preempt(ps []*structs.Preemption, placed map[string]*structs
 		if reason == "" {
 			reason = fmt.Sprintf("preempted by %s (priority %d)", byJob.Name, byJob.Priority)
 		}
-		if err := ac.evict(j.Copy(), reason); err != nil {
+		if err := ac.rescheduleAfterFault(j.Copy(), structs.CausePreempted, reason); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// evict ends j's current attempt TERMINATED for reason and puts it back to
-// PENDING for an immediate placement, without using up a retry.
-func (ac *applyCtx) evict(j *structs.Job, reason string) error {
-	if err := move(j, structs.JobTerminated); err != nil {
-		return err
-	}
-	ac.record(j, structs.JobTerminated, reason)
-	final := false
-	ac.emitJob(structs.TopicJobFailed, j, func(p *structs.JobEventPayload) {
-		p.State, p.Reason, p.Final = structs.JobTerminated, reason, &final
-	})
-	if err := move(j, structs.JobPending); err != nil {
-		return err
-	}
-	j.Attempt++
-	j.Rescheduled++
-	j.AllocID = ""
-	j.RetryAt = time.Time{}
-	if err := ac.createEval(j, structs.TriggerPreempted, time.Time{}); err != nil {
-		return err
-	}
-	j.Reason = reason
-	ac.emitJob(structs.TopicJobRequested, j, func(p *structs.JobEventPayload) {
-		p.Trigger = structs.TriggerPreempted
-	})
-	return ac.putJob(j)
 }

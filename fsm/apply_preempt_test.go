@@ -32,14 +32,17 @@ func TestFSM_PlanApply_Preemption(t *testing.T) {
 		t.Fatalf("victim alloc = %+v; want desired stop, preempted by a-high, not live", victim)
 	}
 	low := h.job("p1-low")
-	if low.State != structs.JobPending || low.Reason != "preempted by high (priority 90)" || low.Attempt != 2 ||
-		low.Rescheduled != 1 || low.AllocID != "" || low.EvalID == "" {
+	if low.State != structs.JobPending || low.Reason != "rescheduled (1 of 3) after: preempted by high (priority 90)" ||
+		low.Attempt != 2 || low.Rescheduled != 1 || low.RescheduleAttempts != 1 || low.AllocID != "" || low.EvalID == "" ||
+		!low.RetryAt.IsZero() {
 		t.Fatalf("low job = %+v; want PENDING, preempted, attempt 2, rescheduled 1, a new evaluation", low)
 	}
 	if e := h.eval(low.EvalID); e.Status != structs.EvalPending || e.TriggeredBy != structs.TriggerPreempted || e.Priority != 10 {
 		t.Fatalf("low's evaluation = %+v; want pending, triggered by preemption", e)
 	}
-	if n := len(low.History); n != 1 || low.History[0].State != structs.JobTerminated || low.History[0].Reason != low.Reason {
+	if n := len(low.History); n != 1 || low.History[0].State != structs.JobTerminated ||
+		low.History[0].Reason != "preempted by high (priority 90)" || low.History[0].Kind != structs.AttemptReschedule ||
+		low.History[0].Cause != structs.CausePreempted {
 		t.Fatalf("low's history = %+v; want one TERMINATED attempt with the reason", low.History)
 	}
 	// Being preempted did not use up a retry: this is still the job's

@@ -179,3 +179,13 @@ func errOf(resp any) error {
 	err, _ := resp.(error)
 	return err
 }
+
+// resched gives the job a reschedule policy.
+func resched(attempts int, delay, maxDelay time.Duration) func(*structs.JobSpec) {
+	return func(s *structs.JobSpec) {
+		s.Reschedule = &structs.ReschedulePolicy{Attempts: attempts, Delay: structs.Duration(delay), MaxDelay: structs.Duration(maxDelay)}
+	}
+}
+
+// retriesUsed is how many retries (the job's own failures) j has used.
+func retriesUsed(j *structs.Job) int { return j.Attempt - 1 - j.Rescheduled }

@@ -20,15 +20,18 @@ var (
 	_ scorer = binPackScorer{}
 	_ scorer = spreadScorer{}
 	_ scorer = affinityScorer{}
+	_ scorer = reschedulePenaltyScorer{}
 )
 
 // maxScorers bounds the scorers of one chain (Scheduler.scorers followed by
-// Scheduler.pipeScorers); maxOffers the offers kept; affinityIndex is the
-// affinity scorer's place in Scheduler.scorers.
+// Scheduler.pipeScorers); maxOffers the offers kept; affinityIndex and
+// penaltyIndex are the affinity and reschedule penalty scorers' places in
+// Scheduler.scorers.
 const (
-	maxScorers    = 4
+	maxScorers    = 5
 	maxOffers     = 5
 	affinityIndex = 1
+	penaltyIndex  = 2
 )
 
 // candidate is a scored node, with the score of each scorer.
@@ -84,6 +87,12 @@ func (s *Scheduler) rank(node *structs.Node, job *structs.Job, util structs.Reso
 		c.perfectAffinity = c.parts[affinityIndex] == bestAffinity(job.Spec.Affinities)
 		prefs++
 		if c.perfectAffinity {
+			best++
+		}
+	}
+	if c.applies[penaltyIndex] {
+		prefs++
+		if c.parts[penaltyIndex] == 0 {
 			best++
 		}
 	}

@@ -9,8 +9,10 @@
 //	source       random offset and coprime stride over the node slice (no copy, no sort)
 //	feasibility  node status → driver → constraints (cheap: the node record only)
 //	resources    the node's live allocations plus the job's ask must fit its capacity
-//	rank         bin-pack (or spread) fit, node affinities, spread across a
-//	             label's values, anti-affinity within a pipeline; their average is the score
+//	rank         bin-pack (or spread) fit, node affinities, a penalty on nodes
+//	             where a fault ended an earlier attempt (reschedule), spread
+//	             across a label's values, anti-affinity within a pipeline;
+//	             their average is the score
 //	limit        stop once Limit feasible nodes have been scored
 //	max          the best score wins; the best few are kept as offers
 //
@@ -137,7 +139,8 @@ func New(cfg Config) *Scheduler {
 	if fit == nil {
 		fit = binPackScorer{}
 	}
-	s.scorers = []scorer{fit, affinityScorer{m: m}} // affinity at affinityIndex
+	// affinity at affinityIndex, the reschedule penalty at penaltyIndex
+	s.scorers = []scorer{fit, affinityScorer{m: m}, reschedulePenaltyScorer{}}
 	s.pipeScorers = []pipelineScorer{labelSpreadScorer{}, antiAffinityScorer{}}
 	return s
 }
@@ -264,7 +267,7 @@ func (s *Scheduler) limits(n int, job *structs.Job) (limit, widest int) {
 		return n, n
 	}
 	limit = max(2, bits.Len(uint(n-1))) // ceil(log2(n)) for n ≥ 2
-	if affinityWeight(job.Spec.Affinities) > 0 || needsPipelineCounts(job) {
+	if affinityWeight(job.Spec.Affinities) > 0 || needsPipelineCounts(job) || rescheduledBefore(job) {
 		return limit, max(limit, AffinityLimit)
 	}
 	return limit, limit

@@ -131,6 +131,13 @@ func (s *Server) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request)
 		if err := u.Validate(fmt.Sprintf("updates[%d]", i)); err != nil {
 			return nil, badRequest("%v", strings.TrimPrefix(err.Error(), structs.ErrInvalidRequest.Error()+": "))
 		}
+		if !structs.ValidClientCause(u.Cause) {
+			return nil, badRequest("updates[%d].cause %q: a client reports %s, or none for the job's own failure",
+				i, u.Cause, strings.Join(structs.ClientCauses, " or "))
+		}
+		if u.Cause != "" && u.JobState != structs.JobFailed {
+			return nil, badRequest("updates[%d].cause %q: a cause goes with job_state FAILED, got %q", i, u.Cause, u.JobState)
+		}
 	}
 	_, idx, err := s.apply(structs.AllocClientUpdateRequestType, &structs.AllocClientUpdateRequest{
 		WriteRequest: structs.WriteRequest{Timestamp: s.now()},

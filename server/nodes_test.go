@@ -80,6 +80,7 @@ name: long
 jobs:
   build:
     retry: { attempts: 1, backoff: 10ms }
+    reschedule: { delay: 10ms, max_delay: 10ms }
     steps: [ { name: s1, run: "sleep 600" } ]
 `
 
@@ -127,8 +128,9 @@ func TestNodeLiveness_HeartbeatTTL(t *testing.T) {
 	}
 	j := jobState(getPipeline(ts, p.ID), "build")
 	if len(j.History) != 1 || j.History[0].State != api.StateTerminated || j.History[0].NodeID != "n1" ||
-		!strings.Contains(j.History[0].Reason, "down") {
-		t.Fatalf("history = %+v, want attempt 1 TERMINATED on n1 (node down)", j.History)
+		!strings.Contains(j.History[0].Reason, "down") || j.History[0].Kind != "reschedule" || j.History[0].Cause != "node-lost" ||
+		j.RescheduleAttempts != 1 || j.Attempt-1-j.Rescheduled != 0 {
+		t.Fatalf("history = %+v (job %+v), want attempt 1 TERMINATED on n1 (node down), rescheduled without using the retry", j.History, j)
 	}
 	if j.NodeID != "n2" || j.State != api.StateScheduled {
 		t.Fatalf("job now %s on %s, want SCHEDULED on n2", j.State, j.NodeID)

@@ -396,6 +396,8 @@ func TestServer_BadInput(t *testing.T) {
 		{"alloc update empty", "POST", "/v1/client/allocations", `[]`, nil, 400, "no allocation updates"},
 		{"alloc update no id", "POST", "/v1/client/allocations", `[{"client_status":"running"}]`, nil, 400, "alloc_id"},
 		{"alloc update bad state", "POST", "/v1/client/allocations", `[{"alloc_id":"x","job_state":"CANCELLED"}]`, nil, 400, "job_state"},
+		{"alloc update bad cause", "POST", "/v1/client/allocations", `[{"alloc_id":"x","job_state":"FAILED","cause":"node-lost"}]`, nil, 400, "updates[0].cause \"node-lost\""},
+		{"alloc update cause not failed", "POST", "/v1/client/allocations", `[{"alloc_id":"x","job_state":"RUNNING","cause":"worker-lost"}]`, nil, 400, "job_state FAILED"},
 		{"logs no job", "POST", "/v1/client/logs", `[{"line":"x"}]`, nil, 400, "job_id"},
 		{"logs bad json", "POST", "/v1/client/logs", `[`, nil, 400, "invalid JSON"},
 	}

@@ -217,7 +217,7 @@ func killSpec(name, marker string) []byte {
 	return fmt.Appendf(nil, `name: %s
 jobs:
   long:
-    retry: { attempts: 2, backoff: 100ms }
+    reschedule: { attempts: 2, delay: 100ms, max_delay: 100ms }
     steps:
       - name: work
         run: |

@@ -102,7 +102,8 @@ jobs:
 
 // TestE2E_DockerAgentKilledMidJob kills the agent with SIGKILL while a job
 // runs in a container, restarts it on the same data dir, and checks that
-// the job's container is reaped and the job is accounted for (retried).
+// the job's container is reaped and the job is accounted for (rescheduled:
+// the lost attempt uses no retry).
 func TestE2E_DockerAgentKilledMidJob(t *testing.T) {
 	requireDockerImage(t)
 	dataDir := t.TempDir()

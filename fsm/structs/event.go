@@ -115,8 +115,16 @@ type JobEventPayload struct {
 	Reason  string   `json:"reason,omitempty"`
 	AllocID string   `json:"alloc_id,omitempty"`
 	NodeID  string   `json:"node_id,omitempty"`
-	// Final is false on job.failed when the job will be retried.
-	Final   *bool     `json:"final,omitempty"`
+	// Final is false on job.failed when the job will be retried or
+	// rescheduled.
+	Final *bool `json:"final,omitempty"`
+	// Kind, on a job.failed that is not final and on the job.requested
+	// that follows it, is "retry" (the job's own failure, retry policy) or
+	// "reschedule" (an infrastructure fault, reschedule policy); Cause
+	// names the fault (node-lost, worker-lost, create-failed, preempted,
+	// drained).
+	Kind    string    `json:"kind,omitempty"`
+	Cause   string    `json:"cause,omitempty"`
 	RetryAt time.Time `json:"retry_at,omitzero"`
 	// Trigger says why a job was requested: job-register or retry.
 	Trigger string `json:"trigger,omitempty"`

@@ -29,8 +29,12 @@ var AllJobStates = []JobState{JobPending, JobScheduled, JobRunning, JobSucceeded
 //	RUNNING    → FAILED      a step failed with no retry left
 //	RUNNING    → PENDING     a step failed and the retry policy allows another attempt
 //	SCHEDULED, RUNNING → CANCELLED   a user cancels; the worker is terminated
-//	SCHEDULED, RUNNING → TERMINATED  the worker or its node is lost
-//	TERMINATED → PENDING     the lost job is retried (rescheduled) within its policy
+//	SCHEDULED, RUNNING → TERMINATED  an infrastructure fault (node lost, worker
+//	                         lost or not created, preempted, drained) or an
+//	                         operator's stop ended the attempt
+//	TERMINATED → PENDING     in the same entry: rescheduled within the job's
+//	                         reschedule policy (a fault), or retried within its
+//	                         retry policy (an operator's stop)
 var jobTransitions = map[JobState][]JobState{
 	JobPending:    {JobScheduled, JobCancelled},
 	JobScheduled:  {JobRunning, JobCancelled, JobTerminated},

@@ -120,11 +120,16 @@ type AllocClientUpdateRequest struct {
 
 // AllocUpdate is one allocation's news.
 type AllocUpdate struct {
-	AllocID      string       `json:"alloc_id"`
-	ClientStatus string       `json:"client_status"`
-	JobState     JobState     `json:"job_state,omitempty"`
-	Reason       string       `json:"reason,omitempty"`
-	Steps        []StepStatus `json:"steps,omitempty"`
+	AllocID      string   `json:"alloc_id"`
+	ClientStatus string   `json:"client_status"`
+	JobState     JobState `json:"job_state,omitempty"`
+	Reason       string   `json:"reason,omitempty"`
+	// Cause, on a FAILED report, says the attempt ended by an
+	// infrastructure fault the client saw (CauseWorkerLost,
+	// CauseCreateFailed), so the job is rescheduled instead of retried.
+	// Empty: the job's own failure.
+	Cause string       `json:"cause,omitempty"`
+	Steps []StepStatus `json:"steps,omitempty"`
 	// The worker, when the client knows it: the driver that runs it, the
 	// driver's handle ID, the image and the worker's state (creating,
 	// running, terminated, failed). Empty fields change nothing.
@@ -150,7 +155,8 @@ type NodeRegisterRequest struct {
 }
 
 // NodeStatusUpdateRequest marks a node ready or down. A down node's live
-// allocations become lost and their jobs TERMINATED (then retried per policy).
+// allocations become lost and their jobs TERMINATED (then rescheduled per
+// their reschedule policy, never their retry policy).
 type NodeStatusUpdateRequest struct {
 	WriteRequest
 	NodeID string `json:"node_id"`

@@ -44,16 +44,21 @@ type Job struct {
 	Reason string `json:"reason,omitempty"`
 	// Attempt counts runs, starting at 1 for the first.
 	Attempt int `json:"attempt"`
-	// Rescheduled counts the attempts that ended because their node was
-	// drained past its deadline: they do not use up the retry policy.
+	// Rescheduled counts the attempts that an infrastructure fault ended
+	// (node lost, worker lost, creation failed, preempted, drained): they
+	// do not use up the retry policy.
 	Rescheduled int `json:"rescheduled,omitempty"`
+	// RescheduleAttempts counts the reschedules that used up the reschedule
+	// policy (every cause but a drain).
+	RescheduleAttempts int `json:"reschedule_attempts,omitempty"`
 	// AllocID and NodeID name the current (or last) allocation.
 	AllocID string       `json:"alloc_id,omitempty"`
 	NodeID  string       `json:"node_id,omitempty"`
 	Steps   []StepStatus `json:"steps"`
 	// EvalID is the evaluation waiting to place this job, if any.
 	EvalID string `json:"eval_id,omitempty"`
-	// RetryAt is when a job waiting to be retried may be placed again.
+	// RetryAt is when a job waiting to be retried or rescheduled may be
+	// placed again (its evaluation's WaitUntil; the broker honours it).
 	RetryAt time.Time `json:"retry_at,omitzero"`
 	// History has one record per finished attempt.
 	History []AttemptRecord `json:"history,omitempty"`
@@ -102,11 +107,19 @@ type StepStatus struct {
 
 // AttemptRecord is what one finished attempt of a job did.
 type AttemptRecord struct {
-	Attempt    int       `json:"attempt"`
-	AllocID    string    `json:"alloc_id,omitempty"`
-	NodeID     string    `json:"node_id,omitempty"`
-	State      JobState  `json:"state"`
-	Reason     string    `json:"reason,omitempty"`
+	Attempt int      `json:"attempt"`
+	AllocID string   `json:"alloc_id,omitempty"`
+	NodeID  string   `json:"node_id,omitempty"`
+	State   JobState `json:"state"`
+	Reason  string   `json:"reason,omitempty"`
+	// Kind says what the attempt's end led to: AttemptRetry (the job's own
+	// failure, placed again under its retry policy), AttemptReschedule (an
+	// infrastructure fault, placed again under its reschedule policy), or
+	// empty when the job ended with it.
+	Kind string `json:"kind,omitempty"`
+	// Cause names the infrastructure fault that ended the attempt
+	// (CauseNodeLost, ...); empty for the job's own failure.
+	Cause      string    `json:"cause,omitempty"`
 	StartedAt  time.Time `json:"started_at,omitzero"`
 	FinishedAt time.Time `json:"finished_at,omitzero"`
 }

@@ -5,7 +5,10 @@ package structs
 type PipelineSpec struct {
 	Name string            `json:"name"`
 	Env  map[string]string `json:"env,omitempty"`
-	Jobs []*JobSpec        `json:"jobs"`
+	// Reschedule is the pipeline's default for jobs without their own
+	// block (the parser copies it into them); nil: the defaults.
+	Reschedule *ReschedulePolicy `json:"reschedule,omitempty"`
+	Jobs       []*JobSpec        `json:"jobs"`
 }
 
 // JobSpec is one job of a pipeline: where it may run and the steps it runs.
@@ -23,11 +26,14 @@ type JobSpec struct {
 	Spread []Spread `json:"spread,omitempty"`
 	// AntiAffinity, when true, penalises nodes already running a live
 	// allocation of another job of the same pipeline.
-	AntiAffinity bool              `json:"anti_affinity,omitempty"`
-	Retry        RetryPolicy       `json:"retry"`
-	Timeout      Duration          `json:"timeout,omitempty"`
-	Env          map[string]string `json:"env,omitempty"`
-	Steps        []StepSpec        `json:"steps"`
+	AntiAffinity bool        `json:"anti_affinity,omitempty"`
+	Retry        RetryPolicy `json:"retry"`
+	// Reschedule places the job again after infrastructure faults
+	// (reschedule.go); nil (specs stored before it existed): the defaults.
+	Reschedule *ReschedulePolicy `json:"reschedule,omitempty"`
+	Timeout    Duration          `json:"timeout,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	Steps      []StepSpec        `json:"steps"`
 }
 
 // StepSpec is one shell command of a job, run with `sh -e -c` in the job's worker.

@@ -101,6 +101,10 @@ type specParser struct {
 	budget  int
 	over    bool
 	overErr *SpecError
+
+	// reschedBase is the pipeline's reschedule block, the base of each
+	// job's (spec_reschedule.go).
+	reschedBase *ReschedulePolicy
 }
 
 type specPos struct{ line, col int }
@@ -365,8 +369,8 @@ var specForeignKeys = map[string]struct{ field, text string }{
 
 // Field lists, in the order the documentation gives them.
 var (
-	specTopFields        = []string{"name", "env", "jobs"}
-	specJobFields        = []string{"image", "driver", "needs", "priority", "resources", "constraints", "affinities", "spread", "anti_affinity", "retry", "timeout", "env", "steps"}
+	specTopFields        = []string{"name", "env", "reschedule", "jobs"}
+	specJobFields        = []string{"image", "driver", "needs", "priority", "resources", "constraints", "affinities", "spread", "anti_affinity", "retry", "reschedule", "timeout", "env", "steps"}
 	specJobBodyFields    = append([]string{"name"}, specJobFields...)
 	specResourceFields   = []string{"cpu", "memory"}
 	specConstraintFields = []string{"attr", "op", "value"}
@@ -386,7 +390,10 @@ func (p *specParser) pipeline(root *yaml.Node) *PipelineSpec {
 		p.fail(n, "", "expected a mapping with name and jobs at the top of the spec, got %s", specGot(n))
 		return spec
 	}
-	for _, kv := range p.fields(n, "", "field") {
+	kvs := p.fields(n, "", "field")
+	spec.Reschedule = p.specTopReschedule(kvs) // before the jobs, whose blocks start from it
+	defer p.fillReschedule(spec)
+	for _, kv := range kvs {
 		key := kv.key.Value
 		if strings.HasPrefix(key, "x-") {
 			continue // extension field, e.g. a home for YAML anchors
@@ -407,6 +414,7 @@ func (p *specParser) pipeline(root *yaml.Node) *PipelineSpec {
 			spec.Env = p.env(v, key)
 		case "jobs":
 			spec.Jobs = p.jobs(v, key)
+		case "reschedule": // read by specTopReschedule
 		}
 	}
 	return spec
@@ -437,6 +445,7 @@ func (p *specParser) jobBody(root *yaml.Node) *PipelineSpec {
 	j := specDefaultJob(spec.Name)
 	spec.Jobs = []*JobSpec{j}
 	p.job(kvs, j, path, specJobBody, spec)
+	p.fillReschedule(spec)
 	return spec
 }
 
@@ -577,6 +586,8 @@ func (p *specParser) job(kvs []specKV, j *JobSpec, path string, mode int, spec *
 			j.AntiAffinity, _ = p.bool(v, fp)
 		case "retry":
 			p.retry(v, fp, &j.Retry)
+		case "reschedule":
+			j.Reschedule = p.jobReschedule(v, fp)
 		case "timeout":
 			j.Timeout, _ = p.duration(v, fp, true)
 		case "env":

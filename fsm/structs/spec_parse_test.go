@@ -309,12 +309,12 @@ func TestParsePipelineSpec_Errors(t *testing.T) {
 		{"list aliased into itself", "name: p\njobs:\n  j:\n    steps: &s [*s]\n", []string{
 			`line 4, jobs.j.steps[0]: expected a step (a command, or a mapping with run), got a list`}},
 		{"anchor outside x-", "name: p\ncommon: &c {image: x}\njobs: {j: {<<: *c, steps: [x]}}\n", []string{
-			`line 2, common: unknown field "common" (known fields: name, env, jobs); top-level fields starting with x- are ignored, a place for YAML anchors`}},
+			`line 2, common: unknown field "common" (known fields: name, env, reschedule, jobs); top-level fields starting with x- are ignored, a place for YAML anchors`}},
 		{"unknown top-level field", "name: p\njbos: {}\n", []string{
 			`line 1, jobs: a pipeline needs at least one job, e.g. jobs: {build: {steps: ["make"]}}`,
 			`line 2, jbos: unknown field "jbos", did you mean "jobs"?`}},
 		{"unknown field without suggestion", "name: p\njobs: {j: {steps: [x], colour: red}}\n", []string{
-			`line 2, jobs.j.colour: unknown field "colour" (known fields: image, driver, needs, priority, resources, constraints, affinities, spread, anti_affinity, retry, timeout, env, steps)`}},
+			`line 2, jobs.j.colour: unknown field "colour" (known fields: image, driver, needs, priority, resources, constraints, affinities, spread, anti_affinity, retry, reschedule, timeout, env, steps)`}},
 		{"field from another CI system", "name: p\njobs:\n  j:\n    commands: [make]\n", []string{
 			`line 3, jobs.j.steps: a job needs at least one step, e.g. steps: ["make test"]`,
 			`line 4, jobs.j.commands: unknown field "commands": ciplat calls this "steps", e.g. steps: ["make", "make test"]`}},

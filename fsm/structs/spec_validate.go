@@ -76,6 +76,7 @@ func (v *specValidator) pipeline(s *PipelineSpec) {
 		v.add("name", "invalid pipeline name %q: use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Name)
 	}
 	v.env(s.Env, "env")
+	v.reschedule(s.Reschedule, "reschedule")
 	if len(s.Jobs) == 0 {
 		v.add("jobs", "a pipeline needs at least one job, e.g. jobs: {build: {steps: [\"make\"]}}")
 		return
@@ -179,6 +180,7 @@ func (v *specValidator) job(j *JobSpec, path string, index map[string]int, names
 	if j.Retry.Backoff < 0 {
 		v.add(path+".retry.backoff", "expected a duration of 0 or more, got %s", j.Retry.Backoff.D())
 	}
+	v.reschedule(j.Reschedule, path+".reschedule")
 	if j.Timeout < 0 {
 		v.add(path+".timeout", "expected a positive duration such as \"10m\", got %s", j.Timeout.D())
 	}

@@ -46,7 +46,7 @@ export function mount(root, params) {
       h("td", { "data-label": "Node", class: "mono small", text: shortId(a.node_id) || "—" }),
       h("td", { "data-label": "Started", text: fmtTime(a.started_at) }),
       h("td", { "data-label": "Duration", text: duration(a.started_at, a.finished_at) }),
-      h("td", { "data-label": "Reason", text: a.reason || "—" }))));
+      h("td", { "data-label": "Reason", text: (a.reason || "—") + attemptKind(a) }))));
     if (!history.children.length) history.append(h("tr", {}, h("td", { colspan: 6, class: "muted", text: "No attempt has ended yet." })));
   }
 
@@ -119,4 +119,12 @@ export function mount(root, params) {
     logAbort?.abort();
     clearInterval(tick);
   };
+}
+
+// attemptKind says what an ended attempt led to: " · rescheduled (node-lost)"
+// for an infrastructure fault, " · retried" for the job's own failure.
+function attemptKind(a) {
+  if (a.kind === "reschedule") return ` · rescheduled${a.cause ? ` (${a.cause})` : ""}`;
+  if (a.kind === "retry") return " · retried";
+  return "";
 }
