@@ -68,6 +68,10 @@ type Config struct {
 	FailedEvalFollowUp time.Duration
 	// Nodes configures the capacity gossip pool and node liveness.
 	Nodes NodesConfig
+	// SnapshotMaxBytes bounds an uploaded snapshot (PUT
+	// /v1/operator/snapshot; larger gets 413); default
+	// DefaultSnapshotMaxBytes (1 GiB).
+	SnapshotMaxBytes int64
 	// Now is the clock stamped into Raft entries; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the server's logs; nil means slog.Default().

@@ -65,6 +65,9 @@ type Server struct {
 	// (PUT /v1/agent/leave); the agent then shuts down.
 	leaveCh   chan struct{}
 	leaveOnce sync.Once
+	// restoring is set while an operator's snapshot restore runs
+	// (snapshot_restore.go): one at a time.
+	restoring atomic.Bool
 
 	logs *LogStore
 	// sched builds the scheduler from the configuration in state
