@@ -217,6 +217,7 @@ func (a *Agent) startServer(bind string) error {
 		SchedulerWorkers:  cfg.SchedulerWorkers,
 		EvalBroker:        server.BrokerConfig{MaxEvals: cfg.EvalBrokerMax},
 		MaxPendingEvals:   cfg.MaxPendingEvals,
+		SnapshotMaxBytes:  cfg.SnapshotMaxBytes,
 		Logger:            a.log,
 		Events:            eventsCfg,
 		Nodes:             nodesCfg,
