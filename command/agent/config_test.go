@@ -58,6 +58,7 @@ func TestParseFlags_Errors(t *testing.T) {
 		{[]string{"-client", "-data-dir", dir, "-servers", "x", "-bootstrap-expect", "3"}, "server flags"},
 		{[]string{"-dev", "-bootstrap-expect", "3"}, "single server"},
 		{[]string{"-server", "-data-dir", dir, "-bootstrap-expect", "-1"}, "bootstrap-expect"},
+		{[]string{"-dev", "-snapshot-max-bytes", "-1"}, "invalid -snapshot-max-bytes -1"},
 		{[]string{"-config", bad}, `unknown field "bootstrap"`},
 		{[]string{"-config", broken}, "line 2"},
 		{[]string{"-config", filepath.Join(dir, "missing.json")}, "read -config"},
