@@ -134,11 +134,14 @@ func setSchedConfig(ts *testServer, body, query string) (*schedulerConfigView, i
 }
 
 // pauseScheduling stores workers=0 and waits until the worker loop has
-// seen that configuration and every worker goroutine ended (a stopped
-// worker first finishes what it dequeued), so a test can take
-// evaluations from the broker by hand. Waiting for the workers gauge to
-// read 0 was not enough: it reads 0 too before the loop started its
-// first workers, which then dequeued the test's evaluation.
+// seen that configuration and every worker goroutine ended, so a test can
+// take evaluations from the broker by hand. Waiting for the workers gauge
+// to read 0 was not enough: the gauge drops as soon as the loop cancels
+// the workers, but a worker's stop reaches its feeder through another
+// goroutine, so on a busy machine the feeder could still dequeue the
+// evaluation the test submitted next (TestServer_Backpressure timed out
+// "waiting for the broker to be full"). A worker ends only after its
+// feeder stopped and its plans were decided.
 func pauseScheduling(ts *testServer) {
 	ts.t.Helper()
 	if _, code, body := setSchedConfig(ts, `{"workers": 0}`, ""); code != 200 {
