@@ -76,6 +76,10 @@ type Config struct {
 	// IdempotencySweepInterval is how often the leader looks for expired
 	// Idempotency-Keys to sweep through Raft; default 1m.
 	IdempotencySweepInterval time.Duration
+	// SnapshotMaxBytes bounds an uploaded snapshot (PUT
+	// /v1/operator/snapshot; larger gets 413); default
+	// DefaultSnapshotMaxBytes (1 GiB).
+	SnapshotMaxBytes int64
 	// Now is the clock stamped into Raft entries; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the server's logs; nil means slog.Default().

@@ -40,6 +40,7 @@ func (s *Server) setupNodes() error {
 	pool, err := gossip.New(gossip.Config{
 		Name:          gossip.NewName("server-" + s.cfg.NodeName),
 		BindAddr:      cfg.GossipAddr,
+		BindFallback:  cfg.GossipAddrFallback,
 		AdvertiseAddr: cfg.GossipAdvertise,
 		Role:          gossip.RoleServer,
 		HTTPAddr:      s.cfg.HTTPAddr,
@@ -68,7 +69,7 @@ func (s *Server) setupNodes() error {
 // shutdownNodes stops the gossip member (the others see it fail: a
 // server's Shutdown is not a leave).
 func (s *Server) shutdownNodes() {
-	if s.nodes != nil {
+	if s.nodes != nil && s.nodes.pool != nil {
 		_ = s.nodes.pool.Shutdown()
 	}
 }

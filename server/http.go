@@ -69,7 +69,7 @@ func badRequest(format string, args ...any) error {
 
 func (s *Server) routes() []route {
 	restore := write("PUT", "/v1/operator/snapshot", s.handleSnapshotRestore)
-	restore.maxBody = maxSnapshotBytes
+	restore.maxBody = s.cfg.snapshotMaxBytes()
 	return []route{
 		write("POST", "/v1/pipelines", s.handlePipelineSubmit),
 		read("GET", "/v1/pipelines", s.handlePipelineList),

@@ -1,22 +1,11 @@
 package server
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/ciplat/ciplat/fsm/state"
-	"github.com/ciplat/ciplat/fsm/structs"
 )
-
-// maxSnapshotBytes bounds an uploaded snapshot (PUT /v1/operator/snapshot):
-// the restore travels as one Raft entry.
-const maxSnapshotBytes = 256 << 20
 
 // snapshotFormat names ciplat's operator snapshot file: one JSON line of
 // snapshotMeta, then the state store's Persist stream.
@@ -108,47 +97,21 @@ func (s *Server) handleSnapshotSave(w http.ResponseWriter, r *http.Request) (any
 }
 
 // handleSnapshotRestore replaces the cluster state with an uploaded
-// snapshot, through one Raft entry, once the file has been read whole and
-// checked.
+// snapshot (snapshot_restore.go): one at a time (409 while one runs),
+// bounded (413), checked before Raft sees it (400, state untouched).
 func (s *Server) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) (any, error) {
-	body, err := io.ReadAll(r.Body)
+	limit := s.cfg.snapshotMaxBytes()
+	if r.ContentLength > limit {
+		return nil, snapshotTooLarge(limit)
+	}
+	if !s.restoring.CompareAndSwap(false, true) {
+		return nil, &HTTPError{Code: http.StatusConflict, Msg: "a snapshot restore is already running on the leader; wait for it to finish, then retry"}
+	}
+	defer s.restoring.Store(false)
+	meta, idx, err := s.restoreSnapshot(r.Body, limit)
 	if err != nil {
 		return nil, err
-	}
-	meta, stream, err := parseSnapshot(body)
-	if err != nil {
-		return nil, err
-	}
-	resp, idx, err := s.apply(structs.StateRestoreRequestType, &structs.StateRestoreRequest{
-		WriteRequest: structs.WriteRequest{Timestamp: s.now()},
-		State:        stream,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := resp.(*structs.StateRestoreResponse); !ok {
-		return nil, fmt.Errorf("unexpected restore response %T", resp)
 	}
 	setIndex(w, idx)
 	return map[string]any{"index": idx, "snapshot_index": meta.Index, "snapshot_server": meta.Server}, nil
-}
-
-// parseSnapshot checks a snapshot file: its metadata line, then a state
-// stream that restores completely.
-func parseSnapshot(body []byte) (*snapshotMeta, []byte, error) {
-	line, rest, ok := bytes.Cut(body, []byte("\n"))
-	if !ok {
-		return nil, nil, badRequest("not a ciplat snapshot: no metadata line (save one with 'ciplat operator snapshot save FILE')")
-	}
-	var meta snapshotMeta
-	if err := json.Unmarshal(line, &meta); err != nil || meta.Format != snapshotFormat {
-		return nil, nil, badRequest("not a ciplat snapshot: the first line is not its metadata (save one with 'ciplat operator snapshot save FILE')")
-	}
-	if meta.Version != snapshotVersion {
-		return nil, nil, badRequest("snapshot version %d: this server reads version %d", meta.Version, snapshotVersion)
-	}
-	if _, err := state.Restore(bufio.NewReader(bytes.NewReader(rest))); err != nil {
-		return nil, nil, badRequest("snapshot is damaged: %v", err)
-	}
-	return &meta, rest, nil
 }

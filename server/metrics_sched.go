@@ -32,6 +32,13 @@ type schedMetrics struct {
 	pendingEvals atomic.Int64
 	blockedEvals atomic.Int64
 	workers      atomic.Int64
+	// workersLive counts scheduler worker goroutines, including stopped
+	// ones still finishing the evaluations they hold; workersIndex is the
+	// scheduler_config index the worker count was last set for. Together
+	// they tell when a configuration change took full effect (tests
+	// pause scheduling on them).
+	workersLive  atomic.Int64
+	workersIndex atomic.Uint64
 	// latency is dequeue → plan committed, per placement.
 	latency histogram
 }

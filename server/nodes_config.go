@@ -15,6 +15,10 @@ type NodesConfig struct {
 	// gossip pool (TCP and UDP); port 0 picks a free port. Default
 	// "127.0.0.1:0" (the agent's default is <bind>:4683).
 	GossipAddr string
+	// GossipAddrFallback binds a free port when GossipAddr's port is held
+	// by another process (the agent's default port); the bound address is
+	// what serf and clients are told.
+	GossipAddrFallback bool
 	// GossipAdvertise is the gossip address others reach this server on;
 	// empty means GossipAddr.
 	GossipAdvertise string

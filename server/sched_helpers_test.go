@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
@@ -132,14 +133,25 @@ func setSchedConfig(ts *testServer, body, query string) (*schedulerConfigView, i
 	return &v, resp.StatusCode, string(b)
 }
 
-// pauseScheduling stores workers=0 and waits until no worker runs, so a
-// test can take evaluations from the broker by hand.
+// pauseScheduling stores workers=0 and waits until the worker loop has
+// seen that configuration and every worker goroutine ended, so a test can
+// take evaluations from the broker by hand. Waiting for the workers gauge
+// to read 0 was not enough: the gauge drops as soon as the loop cancels
+// the workers, but a worker's stop reaches its feeder through another
+// goroutine, so on a busy machine the feeder could still dequeue the
+// evaluation the test submitted next (TestServer_Backpressure timed out
+// "waiting for the broker to be full"). A worker ends only after its
+// feeder stopped and its plans were decided.
 func pauseScheduling(ts *testServer) {
 	ts.t.Helper()
 	if _, code, body := setSchedConfig(ts, `{"workers": 0}`, ""); code != 200 {
 		ts.t.Fatalf("pause scheduling: HTTP %d %s", code, body)
 	}
-	waitFor(ts.t, "workers to stop", func() bool { return ts.srv.metrics.workers.Load() == 0 })
+	// The PUT returned once applied here (the leader): state holds it.
+	idx := ts.srv.State().Index(state.TableSchedulerConfig)
+	waitFor(ts.t, "workers to stop", func() bool {
+		return ts.srv.metrics.workersIndex.Load() >= idx && ts.srv.metrics.workersLive.Load() == 0
+	})
 }
 
 // report sends a client update for an allocation.

@@ -133,8 +133,10 @@ func (s *Server) runSchedulerWorkers(ctx context.Context) {
 			stops = append(stops, stop)
 			rng := rand.New(rand.NewPCG(started, uint64(s.now().UnixNano())))
 			wg.Add(1)
+			s.metrics.workersLive.Add(1)
 			go func() {
 				defer wg.Done()
+				defer s.metrics.workersLive.Add(-1)
 				s.schedulerWorker(ctx, wctx.Done(), rng)
 			}()
 		}
@@ -145,5 +147,6 @@ func (s *Server) runSchedulerWorkers(ctx context.Context) {
 		if n := int64(len(stops)); s.metrics.workers.Swap(n) != n {
 			s.log.Info("scheduler workers", "count", n)
 		}
+		s.metrics.workersIndex.Store(index)
 	}
 }

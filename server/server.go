@@ -65,6 +65,9 @@ type Server struct {
 	// (PUT /v1/agent/leave); the agent then shuts down.
 	leaveCh   chan struct{}
 	leaveOnce sync.Once
+	// restoring is set while an operator's snapshot restore runs
+	// (snapshot_restore.go): one at a time.
+	restoring atomic.Bool
 
 	logs *LogStore
 	// sched builds the scheduler from the configuration in state
@@ -122,33 +125,13 @@ func New(cfg Config) (*Server, error) {
 		leaveCh:        make(chan struct{}),
 	}
 	s.forwarder = newForwarder(s)
-	if err := s.setupRaft(); err != nil {
-		cancel()
-		s.closeRaft()
-		return nil, err
-	}
-	if err := s.setupSerf(); err != nil {
-		cancel()
-		_ = s.raft.Shutdown().Error()
-		s.closeRaft()
-		return nil, err
-	}
-	if err := s.setupNodes(); err != nil {
-		cancel()
-		_ = s.serf.Shutdown()
-		_ = s.raft.Shutdown().Error()
-		s.wg.Wait()
-		s.closeRaft()
-		return nil, err
-	}
-	if err := s.startLive(); err != nil {
-		s.shutdownNodes()
-		cancel()
-		_ = s.serf.Shutdown()
-		_ = s.raft.Shutdown().Error()
-		s.wg.Wait()
-		s.closeRaft()
-		return nil, err
+	// A part that fails to start stops the ones started before it
+	// (Shutdown copes with any partial start) and fails New.
+	for _, start := range []func() error{s.setupRaft, s.setupSerf, s.setupNodes, s.startLive} {
+		if err := start(); err != nil {
+			_ = s.Shutdown()
+			return nil, err
+		}
 	}
 	if err := s.startNATSCluster(); err != nil {
 		s.log.Warn("gossip the NATS route address", "err", err)
@@ -195,7 +178,9 @@ func (s *Server) WaitForLeader(ctx context.Context) error {
 	}
 }
 
-// Shutdown stops leader duties and Raft and closes the stores.
+// Shutdown stops leader duties and Raft and closes the stores. It works
+// on a server whose New failed part way (each part stops only if it
+// started) and is safe to call more than once.
 func (s *Server) Shutdown() error {
 	var err error
 	s.shutdownOnce.Do(func() {
@@ -212,8 +197,12 @@ func (s *Server) Shutdown() error {
 		s.wg.Wait()
 		s.stopLive()
 		s.closeRaft()
-		s.logs.Close()
-		s.forwarder.close()
+		if s.logs != nil {
+			s.logs.Close()
+		}
+		if s.forwarder != nil {
+			s.forwarder.close()
+		}
 	})
 	return err
 }

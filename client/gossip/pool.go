@@ -11,7 +11,9 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -33,6 +35,12 @@ type Config struct {
 	// BindAddr is host:port for gossip, TCP and UDP; port 0 picks a free
 	// port. Default "127.0.0.1:0".
 	BindAddr string
+	// BindFallback lets the member bind a free port on BindAddr's host
+	// when BindAddr's port is held by another process (the agent's default
+	// port, never one an operator chose). It binds first and then
+	// advertises what it bound (Addr), so agents starting at once on one
+	// host never both claim the default.
+	BindFallback bool
 	// AdvertiseAddr is host:port other members reach this one on; empty
 	// means BindAddr (which must then name a concrete IP).
 	AdvertiseAddr string
@@ -185,6 +193,11 @@ func New(cfg Config) (*Pool, error) {
 	// times, as memberlist does with its own news.
 	p.queue = &memberlist.TransmitLimitedQueue{NumNodes: p.numMembers, RetransmitMult: mc.RetransmitMult}
 	ml, err := memberlist.Create(mc)
+	if err != nil && cfg.BindFallback && mc.BindPort != 0 && strings.Contains(err.Error(), syscall.EADDRINUSE.Error()) {
+		cfg.Logger.Warn("the gossip port is in use; binding a free one (servers tell clients the address)", "addr", cfg.BindAddr)
+		mc.BindPort = 0
+		ml, err = memberlist.Create(mc)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("gossip: start member on %s: %w", cfg.BindAddr, err)
 	}

@@ -54,9 +54,13 @@ type Agent struct {
 	wg     sync.WaitGroup
 }
 
-// New starts an agent.
-func New(cfg *Config, logger *slog.Logger) (a *Agent, err error) {
-	a = &Agent{cfg: cfg, log: logger}
+// New starts an agent. When a part fails to start, New stops the parts
+// it started and returns the error: it never returns a half-started agent
+// and never waits without a bound.
+func New(cfg *Config, logger *slog.Logger) (_ *Agent, err error) {
+	// a is not the named result: a "return nil, err" below must leave it
+	// for the deferred Shutdown.
+	a := &Agent{cfg: cfg, log: logger}
 	defer func() {
 		if err != nil {
 			a.Shutdown()
@@ -214,6 +218,7 @@ func (a *Agent) startServer(bind string) error {
 		EvalBroker:        server.BrokerConfig{MaxEvals: cfg.EvalBrokerMax},
 		MaxPendingEvals:   cfg.MaxPendingEvals,
 		IdempotencyTTL:    cfg.IdempotencyTTL,
+		SnapshotMaxBytes:  cfg.SnapshotMaxBytes,
 		Logger:            a.log,
 		Events:            eventsCfg,
 		Nodes:             nodesCfg,
@@ -366,8 +371,12 @@ func (a *Agent) Leave() {
 	a.Shutdown()
 }
 
-// Shutdown stops the agent. It is safe to call more than once.
+// Shutdown stops the agent: every part that started, each once, whatever
+// stage New reached. It is safe to call more than once, and on nil.
 func (a *Agent) Shutdown() {
+	if a == nil {
+		return
+	}
 	a.once.Do(func() {
 		if a.cancel != nil {
 			a.cancel()

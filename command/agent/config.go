@@ -62,6 +62,9 @@ type Config struct {
 	// pipeline (-idempotency-ttl, default 24h); expired keys are swept
 	// through Raft.
 	IdempotencyTTL time.Duration
+	// SnapshotMaxBytes bounds an uploaded snapshot restore (server; 0:
+	// server.DefaultSnapshotMaxBytes, 1 GiB).
+	SnapshotMaxBytes int64
 	// Drivers lists the task drivers a client enables ("exec", "mock").
 	Drivers []string
 	// PluginDir holds external driver plugins (executables) to load.
@@ -325,6 +328,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	fs.IntVar(&cfg.EvalBrokerMax, "eval-broker-max", cfg.EvalBrokerMax, "server: most evaluations the leader's broker holds before submits get 429 (default 10000)")
 	fs.IntVar(&cfg.MaxPendingEvals, "max-pending-evals", cfg.MaxPendingEvals, "server: most evaluations waiting in state (pending or blocked) before submits get 429 (default 100000)")
 	fs.DurationVar(&cfg.IdempotencyTTL, "idempotency-ttl", structs.DefaultIdempotencyTTL, "server: how long an Idempotency-Key holds its pipeline: a retry with the same key and spec gets it back, another spec gets 409; after this the key is forgotten and may be used again")
+	fs.Int64Var(&cfg.SnapshotMaxBytes, "snapshot-max-bytes", cfg.SnapshotMaxBytes, "server: largest snapshot file PUT /v1/operator/snapshot accepts, streamed to the data dir (default 1073741824, 1 GiB; larger gets 413)")
 	fs.DurationVar(&cfg.RaftHeartbeatTimeout, "raft-heartbeat-timeout", cfg.RaftHeartbeatTimeout, "server: follower's wait for the leader before an election (default 1s; failover time scales with it)")
 	fs.DurationVar(&cfg.RaftElectionTimeout, "raft-election-timeout", cfg.RaftElectionTimeout, "server: candidate's wait for votes (default 1s)")
 	fs.DurationVar(&cfg.RaftLeaderLeaseTimeout, "raft-leader-lease-timeout", cfg.RaftLeaderLeaseTimeout, "server: leader steps down without a quorum for this long (default 500ms)")
@@ -372,6 +376,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	}
 	if cfg.BootstrapExpect < 0 {
 		return nil, fmt.Errorf("invalid -bootstrap-expect %d: want the number of servers (1, 3 or 5)", cfg.BootstrapExpect)
+	}
+	if cfg.SnapshotMaxBytes < 0 {
+		return nil, fmt.Errorf("invalid -snapshot-max-bytes %d: want a size in bytes (0: the default, 1 GiB)", cfg.SnapshotMaxBytes)
 	}
 	if cfg.Dev && cfg.BootstrapExpect > 1 {
 		return nil, fmt.Errorf("-dev runs a single server: drop -bootstrap-expect %d or -dev", cfg.BootstrapExpect)

@@ -59,6 +59,7 @@ func TestParseFlags_Errors(t *testing.T) {
 		{[]string{"-dev", "-bootstrap-expect", "3"}, "single server"},
 		{[]string{"-server", "-data-dir", dir, "-bootstrap-expect", "-1"}, "bootstrap-expect"},
 		{[]string{"-dev", "-idempotency-ttl", "0s"}, "invalid -idempotency-ttl 0s"},
+		{[]string{"-dev", "-snapshot-max-bytes", "-1"}, "invalid -snapshot-max-bytes -1"},
 		{[]string{"-config", bad}, `unknown field "bootstrap"`},
 		{[]string{"-config", broken}, "line 2"},
 		{[]string{"-config", filepath.Join(dir, "missing.json")}, "read -config"},

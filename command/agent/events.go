@@ -45,20 +45,26 @@ func registerEventFlags(fs *flag.FlagSet, c *EventsConfig) {
 	fs.IntVar(&c.Replicas, "events-replicas", c.Replicas, "server: CIPLAT_EVENTS and CIPLAT_LOGS replicas (default 0: min(3, servers) when the embedded NATS servers form a cluster, else 1)")
 }
 
+// Default ports of the embedded NATS server (client, route). Variables,
+// so a test can point them at a port it holds.
+var (
+	defaultNATSPort        = "4222"
+	defaultNATSClusterPort = "4248"
+)
+
 // eventsConfig is the server's event bus configuration: embedded NATS by
-// default, with JetStream in the server's data dir.
+// default, with JetStream in the server's data dir. A default port that
+// another process holds when the embedded server binds it is traded for a
+// free one (events.Config.AddrFallback): bind first, then advertise what
+// was bound, never check first and bind later.
 func (a *Agent) eventsConfig(bind string) (*events.Config, error) {
 	c := a.cfg.Events
 	addr := c.NATSAddr
+	addrDefault := false
 	if addr == "" && c.NATSURL == "" {
-		addr = net.JoinHostPort(bind, "4222")
-		switch {
-		case a.cfg.Dev:
-			addr = net.JoinHostPort(bind, "-1")
-		case !portFree(addr):
-			// Another agent on this host has it: take a free port rather
-			// than fail; the agent prints the URL.
-			a.log.Warn("the default NATS port is in use; the embedded NATS server takes a free port (set -nats-addr to choose)", "addr", addr)
+		addr = net.JoinHostPort(bind, defaultNATSPort)
+		addrDefault = true
+		if a.cfg.Dev {
 			addr = net.JoinHostPort(bind, "-1")
 		}
 	}
@@ -73,15 +79,17 @@ func (a *Agent) eventsConfig(bind string) (*events.Config, error) {
 		return nil, err
 	}
 	return &events.Config{
-		URL:         c.NATSURL,
-		Addr:        addr,
-		ClusterAddr: clusterAddr,
-		ServerName:  a.cfg.NodeName,
-		MaxAge:      c.MaxAge,
-		MaxMsgs:     c.MaxMsgs,
-		Duplicates:  c.Duplicates,
-		Replicas:    c.Replicas,
-		Logger:      a.log,
+		URL:                 c.NATSURL,
+		Addr:                addr,
+		AddrFallback:        addrDefault,
+		ClusterAddr:         clusterAddr,
+		ClusterAddrFallback: c.NATSClusterAddr == "" && clusterAddr != "",
+		ServerName:          a.cfg.NodeName,
+		MaxAge:              c.MaxAge,
+		MaxMsgs:             c.MaxMsgs,
+		Duplicates:          c.Duplicates,
+		Replicas:            c.Replicas,
+		Logger:              a.log,
 	}, nil
 }
 
@@ -100,25 +108,12 @@ func (a *Agent) natsClusterAddr(bind string) (string, error) {
 	}
 	addr := c.NATSClusterAddr
 	if addr == "" {
-		addr = net.JoinHostPort(bind, "4248")
-		if !portFree(addr) {
-			a.log.Warn("the default NATS cluster port is in use; the embedded NATS server takes a free one (gossiped in serf)", "addr", addr)
-			addr = net.JoinHostPort(bind, "0")
-		}
-		return addr, nil
+		// Taken by another agent on this host: the embedded server
+		// falls back to a free port when it binds (ClusterAddrFallback).
+		return net.JoinHostPort(bind, defaultNATSClusterPort), nil
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return "", fmt.Errorf("-nats-cluster-addr %q: want host:port: %w", addr, err)
 	}
 	return addr, nil
-}
-
-// portFree reports whether a TCP listener can bind addr now.
-func portFree(addr string) bool {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	_ = ln.Close()
-	return true
 }

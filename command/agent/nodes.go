@@ -14,8 +14,8 @@ import (
 )
 
 // defaultGossipPort is the capacity gossip pool's port when -gossip-addr is
-// not given.
-const defaultGossipPort = "4683"
+// not given (a variable, so a test can point it at a port it holds).
+var defaultGossipPort = "4683"
 
 // NodesConfig is the agent's share of client nodes: the capacity gossip
 // pool (servers and clients), node liveness (servers) and the resources a
@@ -146,31 +146,15 @@ func (a *Agent) serverNodesConfig(bind string) (server.NodesConfig, error) {
 	if err != nil {
 		return server.NodesConfig{}, err
 	}
-	if isDefault && adv == "" && !gossipPortFree(addr) {
-		a.log.Warn("the default gossip port is taken; using a free port (servers tell clients the address)", "addr", addr)
-		addr = net.JoinHostPort(bind, "0")
-	}
 	return server.NodesConfig{
-		GossipAddr:      addr,
-		GossipAdvertise: adv,
-		GossipKey:       a.gossipKey(),
-		HeartbeatTTL:    a.cfg.Nodes.HeartbeatTTL,
+		GossipAddr: addr,
+		// The default port, when taken as the member binds, is traded
+		// for a free one (servers tell clients the address).
+		GossipAddrFallback: isDefault && adv == "",
+		GossipAdvertise:    adv,
+		GossipKey:          a.gossipKey(),
+		HeartbeatTTL:       a.cfg.Nodes.HeartbeatTTL,
 	}, nil
-}
-
-// gossipPortFree reports whether addr can be bound for TCP and UDP now.
-func gossipPortFree(addr string) bool {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return false
-	}
-	defer ln.Close()
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return false
-	}
-	_ = pc.Close()
-	return true
 }
 
 // clientAPI is the API client of the agent's client: failing over across
@@ -193,13 +177,10 @@ func (a *Agent) clientGossip(bind string) (client.GossipPool, error) {
 	if err != nil {
 		return nil, err
 	}
-	if isDefault && adv == "" && !gossipPortFree(addr) {
-		a.log.Warn("the default gossip port is taken; using a free port", "addr", addr)
-		addr = net.JoinHostPort(bind, "0")
-	}
 	p, err := gossip.New(gossip.Config{
 		Name:          gossip.NewName("client-" + a.cfg.NodeName),
 		BindAddr:      addr,
+		BindFallback:  isDefault && adv == "",
 		AdvertiseAddr: adv,
 		Role:          gossip.RoleClient,
 		SecretKey:     a.gossipKey(),

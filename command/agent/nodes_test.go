@@ -48,7 +48,8 @@ func TestParseFlags_Nodes(t *testing.T) {
 }
 
 // TestAgent_GossipPortTaken: an agent whose default gossip port is taken
-// takes a free one; an explicit -gossip-addr that is taken fails the start.
+// when it binds takes a free one and says which; an explicit -gossip-addr
+// that is taken fails the start.
 func TestAgent_GossipPortTaken(t *testing.T) {
 	a := &Agent{cfg: &Config{}, log: slog.New(slog.DiscardHandler)}
 	addr, _, isDefault, err := a.gossipAddrs("127.0.0.1")
@@ -60,12 +61,21 @@ func TestAgent_GossipPortTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	if gossipPortFree(ln.Addr().String()) {
-		t.Fatal("a port in use is reported free")
+	_, taken, _ := net.SplitHostPort(ln.Addr().String())
+	setDefaultPorts(t, "", "", taken)
+	p, err := a.clientGossip("127.0.0.1")
+	if err != nil {
+		t.Fatalf("default gossip port taken: %v; want a free port", err)
 	}
+	if _, port, _ := net.SplitHostPort(p.(interface{ Addr() string }).Addr()); port == taken || port == "0" {
+		t.Fatalf("gossip bound %s; want a free port other than the taken %s", p.(interface{ Addr() string }).Addr(), taken)
+	}
+	a.stopGossip()
+
+	a = &Agent{cfg: &Config{}, log: slog.New(slog.DiscardHandler)}
 	a.cfg.Nodes.GossipAddr = ln.Addr().String()
-	if _, err := a.clientGossip("127.0.0.1"); err == nil {
-		t.Fatal("an explicit -gossip-addr in use: want an error")
+	if _, err := a.clientGossip("127.0.0.1"); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("an explicit -gossip-addr in use: %v, want an error saying so", err)
 	}
 	a.cfg.Dev = true
 	a.cfg.Nodes.GossipAddr = ""

@@ -105,45 +105,12 @@ func restore(r io.Reader, atIndex uint64) (*StateStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state store schema: %w", err)
 	}
-	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
-	var h snapshotHeader
-	if err := dec.Decode(&h); err != nil {
-		return nil, fmt.Errorf("restore: read header: %w", err)
-	}
-	if h.Format != snapshotFormat || h.Version != snapshotVersion {
-		return nil, fmt.Errorf("restore: snapshot is format %q version %d; this server reads %q version %d",
-			h.Format, h.Version, snapshotFormat, snapshotVersion)
-	}
-
 	txn := db.Txn(true)
 	defer txn.Abort()
-	rows := 0
-	for {
-		var rec snapshotRecord
-		if err := dec.Decode(&rec); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("restore: record %d: %w (snapshot cut short?)", rows+1, err)
-		}
-		if rec.End {
-			if rec.Rows != rows {
-				return nil, fmt.Errorf("restore: footer counts %d rows, read %d", rec.Rows, rows)
-			}
-			break
-		}
-		newRow, ok := rowTypes[rec.Table]
-		if !ok {
-			return nil, fmt.Errorf("restore: record %d: unknown table %q (snapshot from a newer server?)", rows+1, rec.Table)
-		}
-		row := newRow()
-		if err := json.Unmarshal(rec.Row, row); err != nil {
-			return nil, fmt.Errorf("restore: record %d (%s): %w", rows+1, rec.Table, err)
-		}
-		if err := txn.Insert(rec.Table, row); err != nil {
-			return nil, fmt.Errorf("restore: record %d (%s): %w", rows+1, rec.Table, err)
-		}
-		rows++
+	if _, err := readRecords(r, func(table string, row any) error {
+		return txn.Insert(table, row)
+	}); err != nil {
+		return nil, err
 	}
 	if atIndex > 0 {
 		for _, table := range tableOrder {
@@ -167,4 +134,47 @@ func restore(r io.Reader, atIndex uint64) (*StateStore, error) {
 	s := newStore(db, nodes)
 	s.eventCount.Store(int64(events))
 	return s, nil
+}
+
+// readRecords reads a Persist stream: the header, then each record decoded
+// into its table's row type and handed to insert, then the footer, whose
+// row count must match. It returns the number of rows.
+func readRecords(r io.Reader, insert func(table string, row any) error) (int, error) {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	var h snapshotHeader
+	if err := dec.Decode(&h); err != nil {
+		return 0, fmt.Errorf("restore: read header: %w", err)
+	}
+	if h.Format != snapshotFormat || h.Version != snapshotVersion {
+		return 0, fmt.Errorf("restore: snapshot is format %q version %d; this server reads %q version %d",
+			h.Format, h.Version, snapshotFormat, snapshotVersion)
+	}
+	rows := 0
+	for {
+		var rec snapshotRecord
+		if err := dec.Decode(&rec); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return rows, fmt.Errorf("restore: record %d: %w (snapshot cut short?)", rows+1, err)
+		}
+		if rec.End {
+			if rec.Rows != rows {
+				return rows, fmt.Errorf("restore: footer counts %d rows, read %d", rec.Rows, rows)
+			}
+			return rows, nil
+		}
+		newRow, ok := rowTypes[rec.Table]
+		if !ok {
+			return rows, fmt.Errorf("restore: record %d: unknown table %q (snapshot from a newer server?)", rows+1, rec.Table)
+		}
+		row := newRow()
+		if err := json.Unmarshal(rec.Row, row); err != nil {
+			return rows, fmt.Errorf("restore: record %d (%s): %w", rows+1, rec.Table, err)
+		}
+		if err := insert(rec.Table, row); err != nil {
+			return rows, fmt.Errorf("restore: record %d (%s): %w", rows+1, rec.Table, err)
+		}
+		rows++
+	}
 }

@@ -7,7 +7,6 @@ package events
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -75,6 +74,17 @@ type Config struct {
 	ClusterName string
 	ClusterAddr string
 	Routes      []string
+	// AddrFallback and ClusterAddrFallback let the embedded server take a
+	// free port when Addr (ClusterAddr) is already bound by another
+	// process: the agent sets them for its default ports, never for ports
+	// an operator chose. The server binds first and advertises what it
+	// bound (ClientURL, ClusterURL), so two agents starting at once on
+	// one host cannot both think they own the default.
+	AddrFallback        bool
+	ClusterAddrFallback bool
+	// ReadyTimeout bounds how long the embedded server may take to listen
+	// (default 15s); a listener that fails ends the wait at once.
+	ReadyTimeout time.Duration
 
 	// MaxAge and MaxMsgs bound the stream (oldest dropped first);
 	// Duplicates is the window in which a re-published message ID is
@@ -112,6 +122,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.ClusterName == "" {
 		c.ClusterName = "ciplat"
+	}
+	if c.ReadyTimeout <= 0 {
+		c.ReadyTimeout = 15 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -220,75 +233,6 @@ func Start(cfg Config) (*Bus, error) {
 	}
 	b.js = js
 	return b, nil
-}
-
-// startEmbedded runs a NATS server with JetStream in this process and
-// returns it with a copy of the options it started with.
-func startEmbedded(cfg Config, log *slog.Logger) (*natsserver.Server, *natsserver.Options, error) {
-	if cfg.StoreDir == "" {
-		return nil, nil, errors.New("embedded NATS: a JetStream store dir is required")
-	}
-	host, port, err := splitAddr(cfg.Addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("-nats-addr %q: %w", cfg.Addr, err)
-	}
-	opts := &natsserver.Options{
-		ServerName: cfg.ServerName,
-		Host:       host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		NoSigs:     true,
-		// Leave the JetStream domain and accounts at their defaults: one
-		// account, so natscli and every tool see the stream.
-	}
-	if cfg.ClusterAddr != "" {
-		ch, cp, err := splitAddr(cfg.ClusterAddr)
-		if err != nil {
-			return nil, nil, fmt.Errorf("NATS cluster address %q: %w", cfg.ClusterAddr, err)
-		}
-		if cp == natsserver.RANDOM_PORT {
-			// The route to itself below needs the port before the start.
-			if cp, err = freePort(ch); err != nil {
-				return nil, nil, fmt.Errorf("NATS cluster address %q: %w", cfg.ClusterAddr, err)
-			}
-		}
-		opts.Cluster = natsserver.ClusterOpts{Name: cfg.ClusterName, Host: ch, Port: cp}
-		// JetStream runs clustered only when routes are configured at
-		// start: a route to this server itself (nats-server skips it)
-		// makes that so before serf has found the others; their routes
-		// come with SetRoutes.
-		self := "nats-route://" + net.JoinHostPort(dialHost(ch), strconv.Itoa(cp))
-		for _, r := range append([]string{self}, cfg.Routes...) {
-			u, err := url.Parse(r)
-			if err != nil {
-				return nil, nil, fmt.Errorf("NATS route %q: %w", r, err)
-			}
-			opts.Routes = append(opts.Routes, u)
-		}
-	}
-	base := opts.Clone()
-	ns, err := natsserver.NewServer(opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("embedded NATS: %w", err)
-	}
-	ns.SetLoggerV2(&natsLogger{log: log}, false, false, false)
-	ns.Start()
-	if !ns.ReadyForConnections(15 * time.Second) {
-		ns.Shutdown()
-		return nil, nil, fmt.Errorf("embedded NATS on %s did not become ready in 15s (port in use? set -nats-addr)", cfg.Addr)
-	}
-	return ns, base, nil
-}
-
-// freePort returns a TCP port free on host now.
-func freePort(host string) (int, error) {
-	ln, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // dialHost is the host to dial for a listener on host: loopback for an
@@ -522,12 +466,27 @@ func (b *Bus) Close() {
 	})
 }
 
-// natsLogger sends the embedded server's logs to slog.
-type natsLogger struct{ log *slog.Logger }
+// natsLogger sends the embedded server's logs to slog. nats-server
+// reports a listener it could not open with Fatalf (and then carries on
+// without it); fatal receives the first such message so the start fails
+// at once instead of waiting for readiness that never comes.
+type natsLogger struct {
+	log   *slog.Logger
+	fatal chan string
+}
 
 func (l *natsLogger) Noticef(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
 func (l *natsLogger) Warnf(f string, v ...any)   { l.log.Warn(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Fatalf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Errorf(f string, v ...any)  { l.log.Error(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Debugf(f string, v ...any)  { l.log.Debug(fmt.Sprintf(f, v...)) }
-func (l *natsLogger) Tracef(f string, v ...any)  {}
+func (l *natsLogger) Fatalf(f string, v ...any) {
+	msg := fmt.Sprintf(f, v...)
+	l.log.Error(msg)
+	if l.fatal != nil {
+		select {
+		case l.fatal <- msg:
+		default:
+		}
+	}
+}
+func (l *natsLogger) Errorf(f string, v ...any) { l.log.Error(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Debugf(f string, v ...any) { l.log.Debug(fmt.Sprintf(f, v...)) }
+func (l *natsLogger) Tracef(f string, v ...any) {}
