@@ -523,6 +523,9 @@ func (p *specParser) jobs(n *yaml.Node, path string) []*JobSpec {
 			j := specDefaultJob(name)
 			jobs = append(jobs, j)
 			body := p.resolve(kv.val)
+			if body != nil {
+				p.tagError(body, jp)
+			}
 			switch {
 			case specIsNull(body):
 				// no fields: the validator reports the missing steps
