@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/server/events"
 )
 
@@ -77,6 +78,10 @@ type Config struct {
 	// committed events to. nil means no bus: the events table, the event
 	// stream API and the WebSocket feed still work.
 	Events *events.Config
+	// SpecLimits bounds what a submitted pipeline spec may hold, its body
+	// size included (the -limit-* agent flags); zero fields take the
+	// defaults of structs.DefaultSpecLimits.
+	SpecLimits structs.SpecLimits
 }
 
 // RaftConfig holds the Raft settings an operator may tune. Zero values take
@@ -135,4 +140,5 @@ func (c *Config) setDefaults() {
 	if c.BootstrapExpect == 1 {
 		c.Bootstrap = true
 	}
+	c.SpecLimits = c.SpecLimits.WithDefaults()
 }
