@@ -46,6 +46,8 @@ type Agent struct {
 	gossip *gossip.Pool
 	// closeDrivers releases driver resources after the client stopped.
 	closeDrivers func()
+	// dockerLine is what -dev found of Docker, for the banner (dev_docker.go).
+	dockerLine string
 	once         sync.Once
 
 	// ctx ends on Shutdown; it stops -retry-join.
@@ -216,6 +218,7 @@ func (a *Agent) startServer(bind string) error {
 		Logger:            a.log,
 		Events:            eventsCfg,
 		Nodes:             nodesCfg,
+		SpecLimits:        cfg.SpecLimits,
 	})
 	if err != nil {
 		return err
@@ -304,6 +307,9 @@ func (a *Agent) startClient() error {
 		return err
 	}
 	dataDir := filepath.Join(a.cfg.DataDir, "client")
+	if a.cfg.DetectDocker {
+		a.dockerLine = a.detectDocker()
+	}
 	reg, closeDrivers, err := buildDrivers(a.cfg, dataDir, a.log)
 	if err != nil {
 		return err
@@ -441,6 +447,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if g := a.gossipLine(); g != "" {
 		fmt.Fprintf(stdout, "    Gossip:   %s\n", g)
+	}
+	if a.dockerLine != "" {
+		fmt.Fprintf(stdout, "    Docker:   %s\n", a.dockerLine)
 	}
 	fmt.Fprintf(stdout, "    Data dir: %s\n", cfg.DataDir)
 	if f, ok := stdout.(interface{ Sync() error }); ok {
