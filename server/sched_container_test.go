@@ -1,0 +1,35 @@
+package server
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// TestServer_ImageNeedsContainerDriver: a job with an image on a cluster
+// whose nodes run exec alone stays PENDING, explained as "no node has a
+// container driver for image …" (issue 12: it ran on the host and
+// SUCCEEDED); the same job with driver: exec is placed.
+func TestServer_ImageNeedsContainerDriver(t *testing.T) {
+	ts := newSchedServer(t, "", nil)
+	addNode(ts, "n1", 4000, 4096) // exec and mock, no container driver
+	var p struct {
+		Jobs []*jobJSON `json:"jobs"`
+	}
+	body := "name: img\nimage: no/such-image:1\nsteps: [ 'true' ]\n"
+	if resp := ts.do("POST", "/v1/jobs", []byte(body), nil, &p); resp.StatusCode != 201 {
+		t.Fatalf("submit: HTTP %d", resp.StatusCode)
+	}
+	want := "no node has a container driver for image no/such-image:1"
+	j := waitJob(ts, p.Jobs[0].ID, "explained", func(j *jobJSON) bool { return strings.HasPrefix(j.Explain, want) })
+	if j.State != structs.JobPending {
+		t.Fatalf("state %s, want PENDING", j.State)
+	}
+
+	body = "name: img-exec\nimage: no/such-image:1\ndriver: exec\nsteps: [ 'true' ]\n"
+	if resp := ts.do("POST", "/v1/jobs", []byte(body), nil, &p); resp.StatusCode != 201 {
+		t.Fatalf("submit: HTTP %d", resp.StatusCode)
+	}
+	waitJob(ts, p.Jobs[0].ID, "scheduled", isState(structs.JobScheduled))
+}
