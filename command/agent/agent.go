@@ -48,7 +48,7 @@ type Agent struct {
 	closeDrivers func()
 	// dockerLine is what -dev found of Docker, for the banner (dev_docker.go).
 	dockerLine string
-	once         sync.Once
+	once       sync.Once
 
 	// ctx ends on Shutdown; it stops -retry-join.
 	ctx    context.Context
