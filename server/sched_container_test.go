@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -26,10 +27,23 @@ func TestServer_ImageNeedsContainerDriver(t *testing.T) {
 	if j.State != structs.JobPending {
 		t.Fatalf("state %s, want PENDING", j.State)
 	}
+	imageJob := j.ID
 
 	body = "name: img-exec\nimage: no/such-image:1\ndriver: exec\nsteps: [ 'true' ]\n"
 	if resp := ts.do("POST", "/v1/jobs", []byte(body), nil, &p); resp.StatusCode != 201 {
 		t.Fatalf("submit: HTTP %d", resp.StatusCode)
 	}
 	waitJob(ts, p.Jobs[0].ID, "scheduled", isState(structs.JobScheduled))
+
+	// A node with a healthy docker joins: the waiting job is placed there.
+	n := structs.Node{ID: "n2", Name: "n2", Resources: structs.Resources{CPU: 4000, MemoryMB: 4096},
+		Drivers: map[string]*structs.DriverInfo{"docker": {Detected: true, Healthy: true}}}
+	b, _ := json.Marshal(n)
+	if resp := ts.do("POST", "/v1/client/nodes", b, nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("register n2: HTTP %d", resp.StatusCode)
+	}
+	j = waitJob(ts, imageJob, "scheduled", isState(structs.JobScheduled))
+	if j.NodeID != "n2" {
+		t.Errorf("placed on %q, want n2 (the docker node)", j.NodeID)
+	}
 }
