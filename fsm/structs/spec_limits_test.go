@@ -188,6 +188,8 @@ func TestParsePipelineSpec_BadCharacters(t *testing.T) {
 			`line 4, jobs.j.driver: invalid driver name "Docker": use one of exec, docker, kubernetes, mock, or a plugin driver's name (lower-case letters, digits, '.', '_' or '-'); did you mean "docker"?`},
 		{"driver with spaces", "name: p\njobs:\n  j:\n    driver: my driver\n    steps: [x]\n",
 			`line 4, jobs.j.driver: invalid driver name "my driver"`},
+		{"huge unknown field is not echoed", `{"name": "p", "` + strings.Repeat("f", 5000) + `": 1, "jobs": {"j": {"steps": ["x"]}}}`,
+			`line 1, ["ffffffffffffffffffffffffffffffffffffffff"… (5000 bytes)]: unknown field "ffffffffffffffffffffffffffffffffffffffff"… (5000 bytes) (known fields: name, env, jobs)`},
 		{"huge job name is not echoed", "name: p\njobs:\n  " + strings.Repeat("j", 200) + ": {steps: [x]}\n",
 			`line 3, jobs["jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj"… (200 bytes)]: the job name is 200 bytes, more than the 128 allowed (the server's -limit-name-bytes): "jjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjjj"… (200 bytes)`},
 	}

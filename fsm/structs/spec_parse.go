@@ -294,7 +294,7 @@ func (p *specParser) flatten(n *yaml.Node, path, noun string, depth int, report 
 		}
 		if first, dup := explicit[k.Value]; dup {
 			if report {
-				p.note(k, specPath(path, k.Value), "duplicate %s %q (first at line %d)", noun, k.Value, first.Line)
+				p.note(k, specPath(path, k.Value), "duplicate %s %s (first at line %d)", noun, specShow(k.Value), first.Line)
 			}
 			continue
 		}
@@ -392,18 +392,18 @@ func specGot(n *yaml.Node) string {
 func (p *specParser) unknownField(k *yaml.Node, path string, known []string) {
 	field := specPath(path, k.Value)
 	if msg, ok := specForeignKeys[k.Value]; ok && (msg.field == "" || specContains(known, msg.field)) {
-		p.note(k, field, "unknown field %q: %s", k.Value, msg.text)
+		p.note(k, field, "unknown field %s: %s", specShow(k.Value), msg.text)
 		return
 	}
 	if s := specSuggest(k.Value, known); s != "" {
-		p.note(k, field, "unknown field %q, did you mean %q?", k.Value, s)
+		p.note(k, field, "unknown field %s, did you mean %q?", specShow(k.Value), s)
 		return
 	}
 	extra := ""
 	if path == "" && len(known) == len(specTopFields) {
 		extra = "; top-level fields starting with x- are ignored, a place for YAML anchors"
 	}
-	p.note(k, field, "unknown field %q (known fields: %s)%s", k.Value, strings.Join(known, ", "), extra)
+	p.note(k, field, "unknown field %s (known fields: %s)%s", specShow(k.Value), strings.Join(known, ", "), extra)
 }
 
 // specForeignKeys are keys users bring from GitHub Actions, Woodpecker,
