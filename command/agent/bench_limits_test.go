@@ -7,8 +7,11 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,7 +28,39 @@ import (
 func BenchmarkRejectedSpec(b *testing.B) {
 	dataDir := b.TempDir()
 	cmd := exec.Command(binPath, "agent", "-dev", "-data-dir", dataDir, "-http-addr", "127.0.0.1:0", "-driver", "mock", "-log-level", "error")
+	// gctrace prints the live heap after each GC: what the agent holds, as
+	// opposed to its RSS, which keeps freed pages for reuse.
+	cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
 	stdout, _ := cmd.StdoutPipe()
+	stderr, _ := cmd.StderrPipe()
+	gcs := make(chan float64, 1000)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := gcLive.FindStringSubmatch(sc.Text()); m != nil {
+				v, _ := strconv.ParseFloat(m[1], 64)
+				select {
+				case gcs <- v:
+				default:
+				}
+			}
+		}
+	}()
+	// liveAfterNextGC drains the GCs seen so far and returns the live heap
+	// (MB) after the next one; an idle agent runs one at least every two
+	// minutes (Go's forced GC).
+	liveAfterNextGC := func() float64 {
+		for len(gcs) > 0 {
+			<-gcs
+		}
+		select {
+		case v := <-gcs:
+			return v
+		case <-time.After(3 * time.Minute):
+			b.Fatal("no GC in 3 minutes")
+			return 0
+		}
+	}
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
@@ -68,10 +103,12 @@ func BenchmarkRejectedSpec(b *testing.B) {
 	rss0, dir0 := rssKiB(b, cmd.Process.Pid), dirBytes(b, dataDir)
 	time.Sleep(settle) // idle baseline: the same wait, no requests
 	rss1, dir1 := rssKiB(b, cmd.Process.Pid), dirBytes(b, dataDir)
+	live1 := liveAfterNextGC()
 	start := time.Now()
 	post(many.String(), http.StatusBadRequest)
 	post(huge, http.StatusRequestEntityTooLarge)
 	refuse := time.Since(start) / 2
+	live2 := liveAfterNextGC()
 	time.Sleep(settle)
 	rss2, dir2 := rssKiB(b, cmd.Process.Pid), dirBytes(b, dataDir)
 	// Twenty more of each: the memory of a refusal is garbage the runtime
@@ -91,7 +128,12 @@ func BenchmarkRejectedSpec(b *testing.B) {
 	b.ReportMetric(float64(rss3-rss2)/1024, "refused21-rss-growth-MiB")
 	b.ReportMetric(float64(dir3-dir2)/1024, "refused21-datadir-growth-KiB")
 	b.ReportMetric(float64(refuse.Microseconds())/1000, "ms/refusal")
+	b.ReportMetric(live1, "idle-live-heap-MB")
+	b.ReportMetric(live2-live1, "refused1-live-heap-growth-MB")
 }
+
+// gcLive finds the live heap in a gctrace line: "gc 7 @2.1s 0%: …, 12->13->6 MB, …".
+var gcLive = regexp.MustCompile(`->(\d+(?:\.\d+)?) MB, `)
 
 // dirBytes is the total size of the regular files under dir.
 func dirBytes(b *testing.B, dir string) int64 {
