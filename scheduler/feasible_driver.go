@@ -13,17 +13,11 @@ const reasonNoHealthyDriver = "no healthy driver"
 // container rule: "no container driver for image busybox:1".
 const reasonNoContainerPrefix = "no container driver for image "
 
-// driverCheck rejects a node that cannot start the job's worker:
-//
-//   - a job that names a driver (JobSpec.Driver) needs it present and
-//     healthy in node.Drivers ("missing driver docker", "driver docker not
-//     healthy");
-//   - a job with an image that names none needs a healthy container driver
-//     (structs.ContainerDrivers: docker or kubernetes), "no container
-//     driver for image X" otherwise: an image never runs on the host by
-//     accident; `driver: exec` says the host is meant, and then the image
-//     is ignored;
-//   - any other job needs at least one healthy driver.
+// driverCheck rejects a node that cannot start the job's worker. A job
+// that names a driver (JobSpec.Driver) needs it present and healthy in
+// node.Drivers ("missing driver docker", "driver docker not healthy"); a
+// job that names none needs at least one healthy driver (and, with an
+// image, a container driver: containerCheck).
 type driverCheck struct {
 	m *matcher // holds the cache of reason strings
 }
@@ -33,19 +27,11 @@ func (driverCheck) Name() string { return "driver" }
 
 // Feasible reports whether the node has the driver the job needs, healthy.
 func (d driverCheck) Feasible(node *structs.Node, job *structs.Job) (bool, string) {
-	name, image := "", ""
+	name := ""
 	if job.Spec != nil {
-		name, image = job.Spec.Driver, job.Spec.Image
+		name = job.Spec.Driver
 	}
-	switch {
-	case name == "" && image != "":
-		for _, c := range structs.ContainerDrivers {
-			if info := node.Drivers[c]; info != nil && info.Healthy {
-				return true, ""
-			}
-		}
-		return false, d.m.reason(reasonKey{kind: reasonNoContainerDriver, value: image})
-	case name == "":
+	if name == "" {
 		for _, info := range node.Drivers {
 			if info != nil && info.Healthy {
 				return true, ""
@@ -61,6 +47,31 @@ func (d driverCheck) Feasible(node *structs.Node, job *structs.Job) (bool, strin
 		return false, d.m.reason(reasonKey{kind: reasonUnhealthyDriver, value: name})
 	}
 	return true, ""
+}
+
+// containerCheck rejects, for a job with an image and no driver, a node
+// without a healthy container driver (structs.ContainerDrivers: docker or
+// kubernetes): "no container driver for image X". An image never runs on
+// the host by accident (issue 12: it ran with exec); `driver: exec` says
+// the host is meant, and then the image is ignored and this check passes.
+type containerCheck struct {
+	m *matcher // holds the cache of reason strings
+}
+
+// Name names the check.
+func (containerCheck) Name() string { return "container" }
+
+// Feasible reports whether a job with an image can run in a container here.
+func (c containerCheck) Feasible(node *structs.Node, job *structs.Job) (bool, string) {
+	if job.Spec == nil || job.Spec.Image == "" || job.Spec.Driver != "" {
+		return true, ""
+	}
+	for _, name := range structs.ContainerDrivers {
+		if info := node.Drivers[name]; info != nil && info.Healthy {
+			return true, ""
+		}
+	}
+	return false, c.m.reason(reasonKey{kind: reasonNoContainerDriver, value: job.Spec.Image})
 }
 
 // explainNoContainer is Explain's sentence when every node was rejected by

@@ -7,6 +7,8 @@ import (
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
+// TestDriverCheck_Feasible runs the driver and container checks in
+// Place's order.
 func TestDriverCheck_Feasible(t *testing.T) {
 	healthy := &structs.DriverInfo{Detected: true, Healthy: true}
 	sick := &structs.DriverInfo{Detected: true, Healthy: false, Reason: "daemon not answering"}
@@ -35,7 +37,8 @@ func TestDriverCheck_Feasible(t *testing.T) {
 		{"image with driver: exec", map[string]*structs.DriverInfo{"exec": healthy}, "exec", true, "", "busybox:1"},
 		{"image with driver: exec, exec missing", map[string]*structs.DriverInfo{"docker": healthy}, "exec", false, "missing driver exec", "busybox:1"},
 	}
-	check := driverCheck{m: newMatcher()}
+	m := newMatcher()
+	checks := []feasibilityCheck{driverCheck{m: m}, containerCheck{m: m}} // as Place runs them
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := testNode("n1", 1000, 1000)
@@ -43,7 +46,12 @@ func TestDriverCheck_Feasible(t *testing.T) {
 			j := testJob("j", 1, 1)
 			j.Spec.Driver = tt.driver
 			j.Spec.Image = tt.image
-			ok, reason := check.Feasible(n, j)
+			ok, reason := true, ""
+			for _, c := range checks {
+				if ok, reason = c.Feasible(n, j); !ok {
+					break
+				}
+			}
 			if ok != tt.ok || reason != tt.reason {
 				t.Errorf("Feasible = %v, %q; want %v, %q", ok, reason, tt.ok, tt.reason)
 			}
