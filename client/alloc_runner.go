@@ -140,6 +140,11 @@ func (r *allocRunner) run() {
 	if name == "" {
 		name = r.c.defaultDriver(r.job.Spec.Image)
 	}
+	if name == "" {
+		r.failEarly(fmt.Sprintf("job has image %q but no container driver (%s) is healthy on node %s; write driver: exec to run it on the host",
+			r.job.Spec.Image, strings.Join(containerDrivers, ", "), r.c.cfg.Name))
+		return
+	}
 	info, ok := r.c.driverHealth(name)
 	switch {
 	case !ok:

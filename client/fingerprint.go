@@ -92,14 +92,18 @@ func (c *Client) driverHealth(name string) (info api.DriverInfo, ok bool) {
 }
 
 // containerDrivers run a job's `image`; a job with an image that names no
-// driver goes to the first of them that is healthy here.
+// driver goes to the first of them that is healthy here (the same list as
+// structs.ContainerDrivers, which the scheduler's driver check uses).
 var containerDrivers = []string{"docker", "kubernetes"}
 
-// defaultDriver names the driver for a job that names none: a healthy
-// container driver when the job has an image; else "exec" when it is
-// configured (it ignores the image); otherwise the first healthy driver in
-// name order; otherwise (nothing healthy) the first in name order, so the job
-// fails with that driver's health reason.
+// defaultDriver names the driver for a job that names none. A job with an
+// image gets a healthy container driver, or "" when there is none: an
+// image never runs on the host unless the job says `driver: exec` (the
+// scheduler placed it here because one was healthy; it may have failed
+// since). A job without an image gets "exec" when it is configured;
+// otherwise the first healthy driver in name order; otherwise (nothing
+// healthy) the first in name order, so the job fails with that driver's
+// health reason.
 func (c *Client) defaultDriver(image string) string {
 	names := slices.Sorted(maps.Keys(c.cfg.Drivers))
 	c.mu.Lock()
@@ -110,6 +114,7 @@ func (c *Client) defaultDriver(image string) string {
 				return n
 			}
 		}
+		return ""
 	}
 	if _, ok := c.cfg.Drivers["exec"]; ok {
 		return "exec"

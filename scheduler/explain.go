@@ -21,6 +21,9 @@ func Explain(m *structs.PlacementMetrics) string {
 	if m.NodesEvaluated == 0 && m.NodesFiltered == 0 && m.NodesExhausted == 0 {
 		return "no nodes in the cluster"
 	}
+	if s := explainNoContainer(m); s != "" {
+		return s // feasible_driver.go
+	}
 	var parts []string
 	for _, e := range sortedCounts(m.ExhaustedBy) {
 		parts = append(parts, fmt.Sprintf("%s lacked %s", nodes(e.n), e.key))

@@ -21,5 +21,6 @@ type feasibilityCheck interface {
 var (
 	_ feasibilityCheck = nodeStatusCheck{}
 	_ feasibilityCheck = driverCheck{}
+	_ feasibilityCheck = containerCheck{}
 	_ feasibilityCheck = constraintCheck{}
 )

@@ -253,6 +253,7 @@ const (
 	reasonConstraint reasonKind = iota
 	reasonMissingDriver
 	reasonUnhealthyDriver
+	reasonNoContainerDriver
 )
 
 // reasonKey names a rejection reason that depends on the job.
@@ -275,6 +276,8 @@ func (m *matcher) buildReason(k reasonKey) string {
 		return "missing driver " + k.value
 	case reasonUnhealthyDriver:
 		return "driver " + k.value + " not healthy"
+	case reasonNoContainerDriver:
+		return reasonNoContainerPrefix + k.value
 	}
 	r := "constraint " + k.attr + " " + k.op
 	if k.value != "" {

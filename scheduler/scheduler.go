@@ -7,7 +7,8 @@
 // scheduler/feasible/stack.go does:
 //
 //	source       random offset and coprime stride over the node slice (no copy, no sort)
-//	feasibility  node status → driver → constraints (cheap: the node record only)
+//	feasibility  node status → driver → container (an image needs docker or
+//	             kubernetes) → constraints (cheap: the node record only)
 //	resources    the node's live allocations plus the job's ask must fit its capacity
 //	rank         bin-pack (or spread) fit, node affinities, a penalty on nodes
 //	             where a fault ended an earlier attempt (reschedule), spread
@@ -132,6 +133,7 @@ func New(cfg Config) *Scheduler {
 		checks: []feasibilityCheck{
 			nodeStatusCheck{},
 			driverCheck{m: m},
+			containerCheck{m: m}, // feasible_driver.go
 			constraintCheck{m: m},
 		},
 	}

@@ -89,6 +89,10 @@ type Config struct {
 	// committed events to. nil means no bus: the events table, the event
 	// stream API and the WebSocket feed still work.
 	Events *events.Config
+	// SpecLimits bounds what a submitted pipeline spec may hold, its body
+	// size included (the -limit-* agent flags); zero fields take the
+	// defaults of structs.DefaultSpecLimits.
+	SpecLimits structs.SpecLimits
 }
 
 // RaftConfig holds the Raft settings an operator may tune. Zero values take
@@ -153,4 +157,5 @@ func (c *Config) setDefaults() {
 	if c.BootstrapExpect == 1 {
 		c.Bootstrap = true
 	}
+	c.SpecLimits = c.SpecLimits.WithDefaults()
 }

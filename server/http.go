@@ -71,12 +71,12 @@ func (s *Server) routes() []route {
 	restore := write("PUT", "/v1/operator/snapshot", s.handleSnapshotRestore)
 	restore.maxBody = s.cfg.snapshotMaxBytes()
 	return []route{
-		write("POST", "/v1/pipelines", s.handlePipelineSubmit),
+		s.specRoute(write("POST", "/v1/pipelines", s.handlePipelineSubmit)),
 		read("GET", "/v1/pipelines", s.handlePipelineList),
 		read("GET", "/v1/pipelines/{id}", s.handlePipelineGet),
 		write("POST", "/v1/pipelines/{id}/cancel", s.handlePipelineCancel),
 		read("GET", "/v1/pipelines/{id}/logs", s.handlePipelineLogs),
-		write("POST", "/v1/jobs", s.handleJobSubmit),
+		s.specRoute(write("POST", "/v1/jobs", s.handleJobSubmit)),
 		read("GET", "/v1/jobs/{id}", s.handleJobGet),
 		read("GET", "/v1/jobs/{id}/logs", s.handleJobLogs),
 		read("GET", "/v1/nodes", s.handleNodeList),
@@ -107,7 +107,7 @@ func (s *Server) routes() []route {
 		// Scheduler (issue 5).
 		read("GET", "/v1/operator/scheduler", s.handleSchedulerConfigGet),
 		write("PUT", "/v1/operator/scheduler", s.handleSchedulerConfigPut),
-		read("POST", "/v1/schedule", s.handleSchedule),
+		s.specRoute(read("POST", "/v1/schedule", s.handleSchedule)),
 		local("GET", "/v1/metrics", s.handleMetrics),
 		// Worker Manager API (issue 6).
 		read("GET", "/v1/workers", s.handleWorkerList),

@@ -51,11 +51,30 @@ type pipelineStub struct {
 }
 
 func (s *Server) handlePipelineSubmit(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.submit(w, r, structs.ParsePipelineSpec)
+	return s.submit(w, r, s.cfg.SpecLimits.ParsePipeline)
 }
 
 func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.submit(w, r, structs.ParseJobSpec)
+	return s.submit(w, r, s.cfg.SpecLimits.ParseJob)
+}
+
+// specRoute caps the body of a route that takes a spec at the spec size
+// limit (SpecLimits.SpecBytes, -limit-spec-bytes) instead of maxBodyBytes.
+func (s *Server) specRoute(rt route) route {
+	rt.maxBody = int64(s.cfg.SpecLimits.SpecBytes)
+	return rt
+}
+
+// readSpec reads a spec body; past the size limit it answers 413 naming
+// the limit and its flag.
+func readSpec(r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, &HTTPError{Code: http.StatusRequestEntityTooLarge,
+			Msg: fmt.Sprintf("the spec is larger than the %d bytes allowed (the server's -limit-spec-bytes): split the pipeline or shorten its commands", mbe.Limit)}
+	}
+	return body, err
 }
 
 // submit parses a spec body, registers it through Raft and answers 201 with
@@ -63,7 +82,7 @@ func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) (any, e
 // was used before with the same spec (409 with another spec; see
 // idempotencyOf).
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byte) (*structs.PipelineSpec, error)) (any, error) {
-	body, err := io.ReadAll(r.Body)
+	body, err := readSpec(r)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package server
 import (
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -58,7 +57,7 @@ type schedulePreemption struct {
 // scheduler, configuration and preemption as the workers, on a state
 // snapshot, and commits nothing. ?seed=N fixes the random node sample.
 func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, error) {
-	body, err := io.ReadAll(r.Body)
+	body, err := readSpec(r)
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +70,7 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, er
 			return nil, badRequest("invalid seed %q: want a non-negative integer", v)
 		}
 	}
-	spec, err := structs.ParseJobSpec(body)
+	spec, err := s.cfg.SpecLimits.ParseJob(body)
 	if err != nil {
 		var se structs.SpecErrors
 		if errors.As(err, &se) {

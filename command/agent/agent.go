@@ -46,7 +46,9 @@ type Agent struct {
 	gossip *gossip.Pool
 	// closeDrivers releases driver resources after the client stopped.
 	closeDrivers func()
-	once         sync.Once
+	// dockerLine is what -dev found of Docker, for the banner (dev_docker.go).
+	dockerLine string
+	once       sync.Once
 
 	// ctx ends on Shutdown; it stops -retry-join.
 	ctx    context.Context
@@ -222,6 +224,7 @@ func (a *Agent) startServer(bind string) error {
 		Logger:            a.log,
 		Events:            eventsCfg,
 		Nodes:             nodesCfg,
+		SpecLimits:        cfg.SpecLimits,
 	})
 	if err != nil {
 		return err
@@ -310,6 +313,9 @@ func (a *Agent) startClient() error {
 		return err
 	}
 	dataDir := filepath.Join(a.cfg.DataDir, "client")
+	if a.cfg.DetectDocker {
+		a.dockerLine = a.detectDocker()
+	}
 	reg, closeDrivers, err := buildDrivers(a.cfg, dataDir, a.log)
 	if err != nil {
 		return err
@@ -451,6 +457,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if g := a.gossipLine(); g != "" {
 		fmt.Fprintf(stdout, "    Gossip:   %s\n", g)
+	}
+	if a.dockerLine != "" {
+		fmt.Fprintf(stdout, "    Docker:   %s\n", a.dockerLine)
 	}
 	fmt.Fprintf(stdout, "    Data dir: %s\n", cfg.DataDir)
 	if f, ok := stdout.(interface{ Sync() error }); ok {

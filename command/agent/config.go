@@ -90,6 +90,11 @@ type Config struct {
 	Exec ExecConfig
 	// Docker configures the docker driver (docker_config.go).
 	Docker DockerConfig
+	// SpecLimits bounds submitted pipeline specs (-limit-*, limits_config.go).
+	SpecLimits structs.SpecLimits
+	// DetectDocker enables the docker driver when an engine answers at
+	// start: set by -dev without -driver (dev_docker.go).
+	DetectDocker bool
 }
 
 // fileConfig is the JSON of a -config file. Every field is optional;
@@ -341,6 +346,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	registerNodeFlags(fs, &cfg.Nodes)
 	registerExecFlags(fs, &cfg.Exec)
 	registerDockerFlags(fs, &cfg.Docker)
+	registerLimitFlags(fs, &cfg.SpecLimits)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: ciplat agent [-dev | -server | -client] [flags]\n\n"+
 			"  Runs a ciplat agent. Examples:\n"+
@@ -356,6 +362,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	}
 	cfg.Servers = splitList(cfg.Servers)
 	cfg.Drivers = splitList(cfg.Drivers)
+	cfg.DetectDocker = devDetectDocker(fs, cfg) // dev_docker.go
 	if cfg.Kubernetes.Kubeconfig != "" && !slices.Contains(cfg.Drivers, "kubernetes") {
 		cfg.Drivers = append(cfg.Drivers, "kubernetes") // -kubeconfig enables it
 	}
@@ -390,6 +397,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 	if err := cfg.Nodes.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.SpecLimits.Check(); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -36,6 +36,8 @@ func FuzzParsePipelineSpec(f *testing.F) {
 	f.Add([]byte("name: j\nsteps: [make]\nenv: {A: 1}\n")) // a job body
 	f.Add([]byte(""))
 	f.Add([]byte("a: &a [*a]\n"))
+	f.Add([]byte("name: p\njobs: {j: {image: !!binary eA==, driver: dokcer, steps: [!foo x]}}\n"))     // tags, a driver typo
+	f.Add([]byte("name: p\nenv: {A: \"\\0\"}\njobs: {j: {steps: [{name: \"a\\u202Eb\", run: x}]}}\n")) // NUL, bidi
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		spec, err := ParsePipelineSpec(data)

@@ -2,6 +2,7 @@ package structs
 
 import (
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -26,25 +27,31 @@ import (
 // in JSON, fills the defaults (priority 50, cpu 100, memory 128, retry backoff
 // 1s, step names step-1, step-2…) and validates it. On failure the error is a
 // SpecErrors listing every problem found, each with its line and field path.
+// The limits are DefaultSpecLimits; SpecLimits.ParsePipeline takes others.
 func ParsePipelineSpec(data []byte) (*PipelineSpec, error) {
-	return specParse(data, false)
+	return specParse(data, false, DefaultSpecLimits())
 }
 
 // ParseJobSpec parses a single job, the body of POST /v1/jobs: the job's
 // fields plus `name` (required) and an optional `env`, which becomes the
 // pipeline's env. It returns a one-job PipelineSpec named after the job.
 // Field paths in its errors are relative to the body ("resources.cpu").
+// The limits are DefaultSpecLimits; SpecLimits.ParseJob takes others.
 func ParseJobSpec(data []byte) (*PipelineSpec, error) {
-	return specParse(data, true)
+	return specParse(data, true, DefaultSpecLimits())
 }
 
-func specParse(data []byte, jobBody bool) (*PipelineSpec, error) {
+// specParse parses under lim, whose fields must all be set.
+func specParse(data []byte, jobBody bool, lim SpecLimits) (*PipelineSpec, error) {
+	if len(data) > lim.SpecBytes {
+		return nil, SpecErrors{{Msg: specOver(&lim, &lim.SpecBytes, len(data), "bytes", "split the pipeline or shorten its commands")}}
+	}
 	root, errs := specLoad(data)
 	if len(errs) > 0 {
 		errs.sort()
 		return nil, errs
 	}
-	p := newSpecParser(root)
+	p := newSpecParser(root, lim)
 	var spec *PipelineSpec
 	if jobBody {
 		spec = p.jobBody(root)
@@ -54,7 +61,8 @@ func specParse(data []byte, jobBody bool) (*PipelineSpec, error) {
 	if p.over {
 		return nil, SpecErrors{p.overErr}
 	}
-	for _, e := range specValidate(spec, jobBody) {
+	p.strayTags()
+	for _, e := range specValidate(spec, jobBody, lim) {
 		if p.isBad(e.Field) {
 			continue // already reported as a parse error
 		}
@@ -71,7 +79,7 @@ func specParse(data []byte, jobBody bool) (*PipelineSpec, error) {
 		}
 	}
 	p.errs.sort()
-	return nil, p.errs
+	return nil, p.errs.capped()
 }
 
 // specRelativePath turns "jobs.build.resources.cpu" into "resources.cpu" for
@@ -92,6 +100,7 @@ func specRelativePath(field, prefix string) string {
 // problem with its position, and remembers where each field was written so
 // that problems found later, on the struct, can point at the right line.
 type specParser struct {
+	lim  SpecLimits
 	errs SpecErrors
 	pos  map[string]specPos // field path → where its value (or key) was written
 	bad  map[string]bool    // field paths that already have a parse error
@@ -105,32 +114,86 @@ type specParser struct {
 	// reschedBase is the pipeline's reschedule block, the base of each
 	// job's (spec_reschedule.go).
 	reschedBase *ReschedulePolicy
+	// tagged are the nodes written with a tag ciplat does not read
+	// (!!binary, !custom); each is reported once, at its field path when
+	// a walker reaches it (at), else at the end by line (strayTags).
+	tagged map[*yaml.Node]bool
 }
 
 type specPos struct{ line, col int }
 
-func newSpecParser(root *yaml.Node) *specParser {
+func newSpecParser(root *yaml.Node, lim SpecLimits) *specParser {
+	count, tagged := specCountNodes(root)
 	return &specParser{
+		lim:    lim,
 		pos:    map[string]specPos{"": {root.Line, root.Column}},
 		bad:    map[string]bool{},
-		budget: 10*specCountNodes(root) + 10000,
+		budget: 10*count + 10000,
+		tagged: tagged,
 	}
 }
 
 // specCountNodes counts the nodes written in the document, not following
-// aliases.
-func specCountNodes(root *yaml.Node) int {
+// aliases, and returns those written with a tag ciplat does not read.
+func specCountNodes(root *yaml.Node) (int, map[*yaml.Node]bool) {
 	count := 0
+	var tagged map[*yaml.Node]bool
 	stack := []*yaml.Node{root}
 	for len(stack) > 0 {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		count++
+		if n.Style&yaml.TaggedStyle != 0 && !specContains(specPlainTags, n.ShortTag()) {
+			if tagged == nil {
+				tagged = map[*yaml.Node]bool{}
+			}
+			tagged[n] = true
+		}
 		if n.Kind != yaml.AliasNode {
 			stack = append(stack, n.Content...)
 		}
 	}
-	return count
+	return count, tagged
+}
+
+// specPlainTags are the YAML tags a spec may write explicitly (!!str 123):
+// the core schema's. Anything else (!!binary, !!timestamp, !!set, a custom
+// !foo) would be read as its plain text, which is surely not what its
+// author meant, so it is refused.
+var specPlainTags = []string{"!!str", "!!int", "!!float", "!!bool", "!!null", "!!map", "!!seq"}
+
+// tagError reports a node with an unknown tag at path, once.
+func (p *specParser) tagError(n *yaml.Node, path string) {
+	if !p.tagged[n] {
+		return
+	}
+	delete(p.tagged, n)
+	report := p.fail
+	if path == "" {
+		report = p.note // "" is the whole document: hide nothing else
+	}
+	report(n, path, "unknown YAML tag %s: a spec takes plain values (the tags %s are accepted); remove the tag", specShow(n.Tag), strings.Join(specPlainTags, ", "))
+}
+
+// strayTags reports the tagged nodes no walker reached (keys, ignored x-
+// fields), by line.
+func (p *specParser) strayTags() {
+	if len(p.tagged) == 0 {
+		return
+	}
+	nodes := make([]*yaml.Node, 0, len(p.tagged))
+	for n := range p.tagged {
+		nodes = append(nodes, n)
+	}
+	sort.Slice(nodes, func(i, j int) bool {
+		if nodes[i].Line != nodes[j].Line {
+			return nodes[i].Line < nodes[j].Line
+		}
+		return nodes[i].Column < nodes[j].Column
+	})
+	for _, n := range nodes {
+		p.tagError(n, "")
+	}
 }
 
 // resolve follows aliases and charges the visit to the budget; it returns nil
@@ -175,6 +238,7 @@ func (p *specParser) note(n *yaml.Node, path, format string, args ...any) {
 func (p *specParser) at(path string, n *yaml.Node) {
 	if n != nil {
 		p.pos[path] = specPos{n.Line, n.Column}
+		p.tagError(n, path)
 	}
 }
 
@@ -233,7 +297,7 @@ func (p *specParser) flatten(n *yaml.Node, path, noun string, depth int, report 
 		}
 		if first, dup := explicit[k.Value]; dup {
 			if report {
-				p.note(k, specPath(path, k.Value), "duplicate %s %q (first at line %d)", noun, k.Value, first.Line)
+				p.note(k, specPath(path, k.Value), "duplicate %s %s (first at line %d)", noun, specShow(k.Value), first.Line)
 			}
 			continue
 		}
@@ -331,18 +395,18 @@ func specGot(n *yaml.Node) string {
 func (p *specParser) unknownField(k *yaml.Node, path string, known []string) {
 	field := specPath(path, k.Value)
 	if msg, ok := specForeignKeys[k.Value]; ok && (msg.field == "" || specContains(known, msg.field)) {
-		p.note(k, field, "unknown field %q: %s", k.Value, msg.text)
+		p.note(k, field, "unknown field %s: %s", specShow(k.Value), msg.text)
 		return
 	}
 	if s := specSuggest(k.Value, known); s != "" {
-		p.note(k, field, "unknown field %q, did you mean %q?", k.Value, s)
+		p.note(k, field, "unknown field %s, did you mean %q?", specShow(k.Value), s)
 		return
 	}
 	extra := ""
 	if path == "" && len(known) == len(specTopFields) {
 		extra = "; top-level fields starting with x- are ignored, a place for YAML anchors"
 	}
-	p.note(k, field, "unknown field %q (known fields: %s)%s", k.Value, strings.Join(known, ", "), extra)
+	p.note(k, field, "unknown field %s (known fields: %s)%s", specShow(k.Value), strings.Join(known, ", "), extra)
 }
 
 // specForeignKeys are keys users bring from GitHub Actions, Woodpecker,
@@ -455,13 +519,21 @@ func (p *specParser) jobs(n *yaml.Node, path string) []*JobSpec {
 	var jobs []*JobSpec
 	switch n.Kind {
 	case yaml.MappingNode:
-		for i, kv := range p.fields(n, path, "job") {
+		kvs := p.fields(n, path, "job")
+		if len(kvs) > p.lim.JobsPerPipeline {
+			p.fail(n, path, "%s", specOver(&p.lim, &p.lim.JobsPerPipeline, len(kvs), "jobs", "split the pipeline"))
+			return nil
+		}
+		for i, kv := range kvs {
 			name := kv.key.Value
 			jp := specJobPath(i, name)
 			p.at(jp, kv.key)
 			j := specDefaultJob(name)
 			jobs = append(jobs, j)
 			body := p.resolve(kv.val)
+			if body != nil {
+				p.tagError(body, jp)
+			}
 			switch {
 			case specIsNull(body):
 				// no fields: the validator reports the missing steps
@@ -472,6 +544,10 @@ func (p *specParser) jobs(n *yaml.Node, path string) []*JobSpec {
 			}
 		}
 	case yaml.SequenceNode:
+		if len(n.Content) > p.lim.JobsPerPipeline {
+			p.fail(n, path, "%s", specOver(&p.lim, &p.lim.JobsPerPipeline, len(n.Content), "jobs", "split the pipeline"))
+			return nil
+		}
 		// Every item becomes a job, even a broken one, so that job i here is
 		// job i for the validator; paths follow specJobPaths.
 		seen := map[string]bool{}

@@ -86,8 +86,13 @@ func (p *specParser) env(n *yaml.Node, path string) map[string]string {
 		p.fail(n, path, "expected a mapping of variable names to values, got %s", specGot(n))
 		return nil
 	}
+	kvs := p.fields(n, path, "variable")
+	if len(kvs) > p.lim.EnvEntries {
+		p.fail(n, path, "%s", specOver(&p.lim, &p.lim.EnvEntries, len(kvs), "variables", ""))
+		return nil
+	}
 	m := map[string]string{}
-	for _, kv := range p.fields(n, path, "variable") {
+	for _, kv := range kvs {
 		key := kv.key.Value
 		ep := specPath(path, key)
 		p.at(ep, kv.key)
@@ -114,6 +119,10 @@ func (p *specParser) needs(n *yaml.Node, path string) []string {
 		p.at(specIndex(path, 0), n)
 		return []string{n.Value}
 	case yaml.SequenceNode:
+		if len(n.Content) > p.lim.NeedsPerJob {
+			p.fail(n, path, "%s", specOver(&p.lim, &p.lim.NeedsPerJob, len(n.Content), "needs", "make a job that needs them and need that job"))
+			return nil
+		}
 		var out []string
 		for i, item := range n.Content {
 			ip := specIndex(path, i)
@@ -245,6 +254,10 @@ func (p *specParser) items(n *yaml.Node, path, what string, each func(item *yaml
 		p.fail(n, path, "expected a list of %s, got %s", what, specGot(n))
 		return false
 	}
+	if len(n.Content) > p.lim.MatchesPerJob {
+		p.fail(n, path, "%s", specOver(&p.lim, &p.lim.MatchesPerJob, len(n.Content), "entries", ""))
+		return false
+	}
 	for i, item := range n.Content {
 		item = p.resolve(item)
 		if item == nil {
@@ -371,6 +384,10 @@ func (p *specParser) steps(n *yaml.Node, path string) []StepSpec {
 		p.fail(n, path, "expected a list of steps, got %s%s", specGot(n), hint)
 		return nil
 	}
+	if len(n.Content) > p.lim.StepsPerJob {
+		p.fail(n, path, "%s", specOver(&p.lim, &p.lim.StepsPerJob, len(n.Content), "steps", "join commands into one step, or split the job"))
+		return nil
+	}
 	var out []StepSpec
 	for i, item := range n.Content {
 		item = p.resolve(item)
@@ -414,6 +431,9 @@ var specPlainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // specPath appends a key to a field path: jobs.build, or env["A B"] for keys
 // that are not plain words.
 func specPath(parent, key string) string {
+	if len(key) > specShowMax {
+		return parent + "[" + specShow(key) + "]" // no path as long as a huge key
+	}
 	if !specPlainKey.MatchString(key) {
 		return parent + "[" + strconv.Quote(key) + "]"
 	}

@@ -29,25 +29,25 @@ const (
 // in Go, or decoded from JSON into the struct) against the rules the parser
 // applies. It expects defaults to be filled in, as the parser does: a zero
 // priority or cpu is an error. Problems carry field paths but no lines.
+//
+// The limits are DefaultSpecLimits; SpecLimits.Validate takes others.
 func (s *PipelineSpec) Validate() error {
-	errs := specValidate(s, false)
-	if len(errs) == 0 {
-		return nil
-	}
-	errs.sort()
-	return errs
+	return DefaultSpecLimits().Validate(s)
 }
 
 // specValidate returns every rule a parsed spec breaks, with field paths and
 // no positions. jobBody relaxes the rules for ParseJobSpec's one-job spec,
 // whose pipeline is named after its job.
-func specValidate(s *PipelineSpec, jobBody bool) SpecErrors {
-	v := &specValidator{jobBody: jobBody, suggestions: 100000}
+//
+// lim must have every field set (SpecLimits.WithDefaults).
+func specValidate(s *PipelineSpec, jobBody bool, lim SpecLimits) SpecErrors {
+	v := &specValidator{jobBody: jobBody, suggestions: 100000, lim: lim}
 	v.pipeline(s)
 	return v.errs
 }
 
 type specValidator struct {
+	lim     SpecLimits
 	errs    SpecErrors
 	jobBody bool
 	regexps map[string]error // compiled once each: aliases can repeat a value many times
@@ -68,17 +68,23 @@ func (v *specValidator) pipeline(s *PipelineSpec) {
 	switch {
 	case v.jobBody && s.Name == "":
 		v.add("name", "is required: the job's name, such as \"build\"")
-	case v.jobBody && !specJobBodyName.MatchString(s.Name):
-		v.add("name", "invalid job name %q: use up to 63 letters, digits, '_' or '-', starting with a letter or digit", s.Name)
 	case !v.jobBody && s.Name == "":
 		v.add("name", "is required: the pipeline's name, such as \"hello\"")
+	case len(s.Name) > v.lim.NameBytes:
+		v.add("name", "%s", specTooLong(&v.lim, &v.lim.NameBytes, s.Name, "the name"))
+	case v.jobBody && !specJobBodyName.MatchString(s.Name):
+		v.add("name", "invalid job name %s: use up to 63 letters, digits, '_' or '-', starting with a letter or digit", specShow(s.Name))
 	case !v.jobBody && !specPipelineName.MatchString(s.Name):
-		v.add("name", "invalid pipeline name %q: use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", s.Name)
+		v.add("name", "invalid pipeline name %s: use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", specShow(s.Name))
 	}
 	v.env(s.Env, "env")
 	v.reschedule(s.Reschedule, "reschedule")
 	if len(s.Jobs) == 0 {
 		v.add("jobs", "a pipeline needs at least one job, e.g. jobs: {build: {steps: [\"make\"]}}")
+		return
+	}
+	if len(s.Jobs) > v.lim.JobsPerPipeline {
+		v.add("jobs", "%s", specOver(&v.lim, &v.lim.JobsPerPipeline, len(s.Jobs), "jobs", "split the pipeline"))
 		return
 	}
 	paths := specJobPaths(s.Jobs)
@@ -90,7 +96,7 @@ func (v *specValidator) pipeline(s *PipelineSpec) {
 			continue
 		}
 		if _, dup := index[j.Name]; dup {
-			v.add(paths[i], "duplicate job name %q: job names must be unique", j.Name)
+			v.add(paths[i], "duplicate job name %s: job names must be unique", specShow(j.Name))
 			continue
 		}
 		index[j.Name] = i
@@ -125,16 +131,54 @@ func specJobPaths(jobs []*JobSpec) []string {
 }
 
 func (v *specValidator) env(env map[string]string, path string) {
+	if len(env) > v.lim.EnvEntries {
+		v.add(path, "%s", specOver(&v.lim, &v.lim.EnvEntries, len(env), "variables", ""))
+		return
+	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if !specEnvName.MatchString(k) {
-			v.add(specPath(path, k), "invalid variable name %q: use letters, digits and '_', not starting with a digit", k)
+		kp := specPath(path, k)
+		switch {
+		case len(k) > v.lim.NameBytes:
+			v.add(kp, "%s", specTooLong(&v.lim, &v.lim.NameBytes, k, "the variable name"))
+		case !specEnvName.MatchString(k):
+			v.add(kp, "invalid variable name %s: use letters, digits and '_', not starting with a digit", specShow(k))
+		}
+		val := env[k]
+		switch {
+		case len(val) > v.lim.EnvValueBytes:
+			v.add(kp, "%s", specTooLong(&v.lim, &v.lim.EnvValueBytes, val, "the value"))
+		case specNUL(val) != "":
+			v.add(kp, "the value holds %s, which no process environment can carry", specNUL(val))
 		}
 	}
+}
+
+// field checks a string of the spec other than a name or a command
+// (image, driver, attr, value): its length, and printable characters.
+func (v *specValidator) field(s, path string) bool {
+	if len(s) > v.lim.FieldBytes {
+		v.add(path, "%s", specTooLong(&v.lim, &v.lim.FieldBytes, s, "the value"))
+		return false
+	}
+	if bad := specBadRune(s); bad != "" {
+		v.add(path, "%s holds %s: use printable characters", specShow(s), bad)
+		return false
+	}
+	return true
+}
+
+// count checks the length of one of a job's lists against its limit.
+func (v *specValidator) count(n int, f *int, path, what, hint string) bool {
+	if n > *f {
+		v.add(path, "%s", specOver(&v.lim, f, n, what, hint))
+		return false
+	}
+	return true
 }
 
 func (v *specValidator) job(j *JobSpec, path string, index map[string]int, names []string) {
@@ -142,14 +186,27 @@ func (v *specValidator) job(j *JobSpec, path string, index map[string]int, names
 		switch {
 		case j.Name == "":
 			v.add(path, "a job needs a name")
+		case len(j.Name) > v.lim.NameBytes:
+			v.add(path, "%s", specTooLong(&v.lim, &v.lim.NameBytes, j.Name, "the job name"))
 		case !specJobName.MatchString(j.Name):
-			v.add(path, "invalid job name %q: use up to 63 letters, digits, '_' or '-'", j.Name)
+			v.add(path, "invalid job name %s: use up to 63 letters, digits, '_' or '-'", specShow(j.Name))
 		}
 	}
+	if j.Image != "" {
+		v.field(j.Image, path+".image")
+	}
+	v.driver(j.Driver, path+".driver")
 	if j.Priority < specMinPriority || j.Priority > specMaxPriority {
 		v.add(path+".priority", "expected an integer from 1 to 100, got %d", j.Priority)
 	}
 	v.resources(j.Resources, path+".resources")
+	if !v.count(len(j.Constraints), &v.lim.MatchesPerJob, path+".constraints", "constraints", "") ||
+		!v.count(len(j.Affinities), &v.lim.MatchesPerJob, path+".affinities", "affinities", "") ||
+		!v.count(len(j.Spread), &v.lim.MatchesPerJob, path+".spread", "spreads", "") ||
+		!v.count(len(j.Steps), &v.lim.StepsPerJob, path+".steps", "steps", "join commands into one step, or split the job") ||
+		!v.count(len(j.Needs), &v.lim.NeedsPerJob, path+".needs", "needs", "") {
+		return
+	}
 	for i, c := range j.Constraints {
 		v.match(c.Attr, c.Op, c.Value, specIndex(path+".constraints", i))
 	}
@@ -166,6 +223,7 @@ func (v *specValidator) job(j *JobSpec, path string, index map[string]int, names
 		switch {
 		case strings.TrimSpace(sp.Attr) == "":
 			v.add(pp+".attr", "is required: the node attribute whose values to spread across, such as \"label.zone\"")
+		case !v.field(sp.Attr, pp+".attr"):
 		case seen[sp.Attr]:
 			v.add(pp+".attr", "%q is spread twice", sp.Attr)
 		}
@@ -208,6 +266,12 @@ func (v *specValidator) resources(r Resources, path string) {
 func (v *specValidator) match(attr, op, value, path string) {
 	if strings.TrimSpace(attr) == "" {
 		v.add(path+".attr", "is required: the node attribute to match, such as \"label.arch\"")
+	} else {
+		v.field(attr, path+".attr")
+	}
+	if len(value) > v.lim.FieldBytes || specNUL(value) != "" {
+		v.field(value, path+".value")
+		return
 	}
 	if !specContains(ConstraintOps, op) {
 		msg := fmt.Sprintf("unknown operator %q: use one of %s", op, strings.Join(ConstraintOps, " "))
@@ -254,13 +318,22 @@ func (v *specValidator) steps(steps []StepSpec, path string) {
 		switch {
 		case s.Name == "":
 			v.add(sp+".name", "must not be empty; leave it out to call the step step-%d", i+1)
+		case len(s.Name) > v.lim.NameBytes:
+			v.add(sp+".name", "%s", specTooLong(&v.lim, &v.lim.NameBytes, s.Name, "the step name"))
+		case specBadRune(s.Name) != "":
+			v.add(sp+".name", "step name %s holds %s: use printable characters", specShow(s.Name), specBadRune(s.Name))
 		case first[s.Name] > 0:
-			v.add(sp+".name", "duplicate step name %q (also the name of %s; unnamed steps are called step-N after their position)", s.Name, specIndex(path, first[s.Name]-1))
+			v.add(sp+".name", "duplicate step name %s (also the name of %s; unnamed steps are called step-N after their position)", specShow(s.Name), specIndex(path, first[s.Name]-1))
 		default:
 			first[s.Name] = i + 1
 		}
-		if strings.TrimSpace(s.Run) == "" {
+		switch {
+		case strings.TrimSpace(s.Run) == "":
 			v.add(sp+".run", "is required: the shell command to run")
+		case len(s.Run) > v.lim.RunBytes:
+			v.add(sp+".run", "%s", specTooLong(&v.lim, &v.lim.RunBytes, s.Run, "the command"))
+		case specNUL(s.Run) != "":
+			v.add(sp+".run", "the command holds %s, which no shell can run", specNUL(s.Run))
 		}
 		if s.Timeout < 0 {
 			v.add(sp+".timeout", "expected a positive duration such as \"10m\", got %s", s.Timeout.D())
@@ -277,14 +350,14 @@ func (v *specValidator) needs(j *JobSpec, path string, index map[string]int, nam
 		case dep == "":
 			v.add(np, "expected a job name, got \"\"")
 		case dep == j.Name:
-			v.add(np, "job %q needs itself", dep)
+			v.add(np, "job %s needs itself", specShow(dep))
 		case listed[dep]:
-			v.add(np, "%q is listed twice", dep)
+			v.add(np, "%s is listed twice", specShow(dep))
 		default:
 			if _, ok := index[dep]; ok {
 				break
 			}
-			msg := fmt.Sprintf("unknown job %q", dep)
+			msg := fmt.Sprintf("unknown job %s", specShow(dep))
 			if v.jobBody {
 				msg += ": a job submitted alone cannot need other jobs; submit a pipeline instead"
 			} else if s := v.suggest(dep, names); s != "" {
