@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
@@ -190,7 +191,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
 		err = fmt.Errorf("request body is larger than %d bytes", mbe.Limit)
-	case errors.As(err, &se):
+	case errors.As(err, &se), errors.Is(err, state.ErrAmbiguousPrefix):
 		code = http.StatusBadRequest
 	case errors.Is(err, structs.ErrNotFound):
 		code = http.StatusNotFound
