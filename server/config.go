@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -85,6 +86,11 @@ type Config struct {
 	// committed events to. nil means no bus: the events table, the event
 	// stream API and the WebSocket feed still work.
 	Events *events.Config
+
+	// beforeLeaderReady, when set (tests only), runs on a new leader after
+	// its barrier and before its duties start, so a test can hold the
+	// server in the "elected, not ready" window readiness reports.
+	beforeLeaderReady func(ctx context.Context)
 }
 
 // RaftConfig holds the Raft settings an operator may tune. Zero values take

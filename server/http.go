@@ -84,6 +84,7 @@ func (s *Server) routes() []route {
 		read("GET", "/v1/nodes/{id}", s.handleNodeGet),
 		read("GET", "/v1/evaluations", s.handleEvalList),
 		local("GET", "/v1/status/leader", s.handleStatusLeader),
+		local("GET", "/v1/status/ready", s.handleStatusReady), // readiness.go
 		local("GET", "/v1/status/peers", s.handleStatusPeers),
 		local("GET", "/v1/agent/members", s.handleAgentMembers),
 		local("PUT", "/v1/agent/leave", s.handleAgentLeave),

@@ -59,6 +59,9 @@ type wsOptions struct {
 	// sockBuffer, when set, shrinks the socket's send buffer (tests make a
 	// slow client's writes block sooner).
 	sockBuffer int
+	// maxClients caps the connected clients (Config.MaxWSClients);
+	// negative means no cap.
+	maxClients int
 }
 
 func defaultWSOptions() wsOptions {
@@ -135,12 +138,13 @@ func (h *wsHub) release() { h.conns.Add(-1) }
 func (s *Server) writeWSMetrics(p promWriter) {
 	hub := s.live.hub
 	p.one("ciplat_ws_clients", "gauge", "WebSocket clients connected to this server.", float64(hub.conns.Load()))
-	p.one("ciplat_ws_clients_max", "gauge", "Most WebSocket clients this server admits (-ws-max-clients; negative: no cap).", float64(s.cfg.MaxWSClients))
+	p.one("ciplat_ws_clients_max", "gauge", "Most WebSocket clients this server admits (-ws-max-clients; negative: no cap).", float64(hub.options().maxClients))
 	p.one("ciplat_ws_rejected_total", "counter", "WebSocket upgrades refused with 503 because -ws-max-clients were connected.", float64(hub.rejected.Load()))
 }
 
 func newWSHub(s *Server) *wsHub {
 	h := &wsHub{s: s, log: s.log.With("component", "ws"), opts: defaultWSOptions(), clients: map[*wsClient]struct{}{}}
+	h.opts.maxClients = s.cfg.MaxWSClients
 	if e, _ := s.State().LatestEvent(); e != nil {
 		h.cursor = eventCursor{e.Index, e.Seq}
 	}
@@ -372,17 +376,17 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, &HTTPError{Code: http.StatusUpgradeRequired, Msg: "GET /v1/ws is a WebSocket: connect with a WebSocket client and send {\"subscribe\": [\"pipelines\", \"jobs\", \"nodes\", \"events\"], \"index\": N}"}
 	}
 	hub := s.live.hub
-	if !hub.admit(s.cfg.MaxWSClients) {
+	opts := hub.options()
+	if !hub.admit(opts.maxClients) {
 		w.Header().Set("Retry-After", "5")
 		return nil, &HTTPError{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf(
-			"this server already serves %d WebSocket clients (-ws-max-clients): retry later or connect to another server", s.cfg.MaxWSClients)}
+			"this server already serves %d WebSocket clients (-ws-max-clients): retry later or connect to another server", opts.maxClients)}
 	}
 	conn, err := wsUpgrader.Upgrade(w, r, nil)
 	if err != nil {
 		hub.release()
 		return streamed{}, nil // the upgrader answered the client
 	}
-	opts := hub.options()
 	if tcp, ok := conn.NetConn().(*net.TCPConn); ok && opts.sockBuffer > 0 {
 		_ = tcp.SetWriteBuffer(opts.sockBuffer)
 	}
