@@ -3,7 +3,6 @@ package agent
 import (
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 
@@ -20,8 +19,10 @@ type HTTPConfig struct {
 	// ReadHeaderTimeout bounds reading a request's headers.
 	ReadHeaderTimeout time.Duration
 	// ReadTimeout bounds reading a whole request, headers and body. It
-	// ends when the body has been read: the answer (a blocking query, a
-	// stream) may take longer (see readDeadlineUntilBody).
+	// ends when the body has been read: net/http clears the connection's
+	// read deadline when it starts watching for the client going away
+	// (connReader.startBackgroundRead), so the answer (a blocking query,
+	// a stream, a WebSocket) may take longer; a test holds it so.
 	ReadTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection idle this long between
 	// requests.
@@ -143,50 +144,14 @@ func (c HTTPConfig) withDefaults() HTTPConfig {
 	return c
 }
 
-// httpServer builds the agent's http.Server around h: security headers on
-// every answer, and ReadTimeout bounding only the reading of a request.
+// httpServer builds the agent's http.Server around h, with security
+// headers on every answer. There is no WriteTimeout (see HTTPConfig).
 func (c *HTTPConfig) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           server.SecurityHeaders(readDeadlineUntilBody(h)),
+		Handler:           server.SecurityHeaders(h),
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    c.MaxHeaderBytes,
 	}
-}
-
-// readDeadlineUntilBody lifts ReadTimeout's read deadline once the request
-// has been read (at once when it has no body, else when its body hits EOF).
-// net/http keeps the deadline while the handler runs, and its background
-// read that watches for the client going away takes the expired deadline
-// for a disconnect and cancels the request's context: a blocking query or
-// a stream would be cut off ReadTimeout after it started. The next request
-// on the connection gets fresh deadlines from net/http.
-func readDeadlineUntilBody(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rc := http.NewResponseController(w)
-		lift := func() { _ = rc.SetReadDeadline(time.Time{}) }
-		if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
-			lift()
-		} else {
-			r.Body = &eofBody{ReadCloser: r.Body, onEOF: lift}
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// eofBody calls onEOF once, when the body has been read to its end.
-type eofBody struct {
-	io.ReadCloser
-	onEOF func()
-	done  bool
-}
-
-func (b *eofBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err == io.EOF && !b.done {
-		b.done = true
-		b.onEOF()
-	}
-	return n, err
 }
