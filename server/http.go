@@ -146,10 +146,17 @@ func (s *Server) HTTPHandler() http.Handler {
 	return mux
 }
 
+// largeBodyReadTimeout is how long a route with a large body (a snapshot
+// restore) may take to upload, beyond the agent's -http-read-timeout.
+const largeBodyReadTimeout = 10 * time.Minute
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	if rt.maxBody > maxBodyBytes {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(largeBodyReadTimeout))
+	}
 	if rt.kind != kindLocal {
 		stale := rt.kind == kindRead && isStale(r)
-		if !stale && s.forwardToLeader(w, r) {
+		if !stale && s.forwardToLeader(w, r, rt) {
 			return
 		}
 		s.setConsistency(w)
