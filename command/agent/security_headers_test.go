@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
@@ -13,7 +14,11 @@ import (
 // errors, 404 and 405 under /v1, the UI's files and its 404, the redirect
 // from /, a stream, and the WebSocket route refusing a plain GET.
 func TestAgent_SecurityHeaders(t *testing.T) {
-	a, _ := devAgent(t)
+	a, c := devAgent(t)
+	// A -dev agent returns from New once ready.
+	if r, err := c.Ready(context.Background()); err != nil || !r.Ready || r.Role != "leader" {
+		t.Fatalf("dev agent not ready after New: %+v %v", r, err)
+	}
 	base := "http://" + a.HTTPAddr()
 	want := map[string]string{
 		"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
