@@ -68,7 +68,7 @@ func (l *connCapListener) Accept() (net.Conn, error) {
 // the kernel does not reset the connection over unread bytes before the
 // client has read the answer.
 func (l *connCapListener) refuse(c net.Conn) {
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	body := `{"error":"this agent has ` + strconv.Itoa(l.max) + ` open HTTP connections (-http-max-conns): retry later"}` + "\n"
 	resp := "HTTP/1.1 503 Service Unavailable\r\n" +
 		"Content-Type: application/json\r\n" +
