@@ -142,6 +142,10 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request, rt rout
 			}
 		}
 		if time.Now().After(deadline) {
+			if s.IsLeader() {
+				writeError(w, fmt.Errorf("%w: this server was just elected and is still starting its duties (applying the log); retry, or read with ?stale", ErrNoLeader))
+				return true
+			}
 			writeError(w, fmt.Errorf("%w: none elected within %s; check that a majority of servers is up ('ciplat server members'), or read with ?stale", ErrNoLeader, s.cfg.ForwardWait))
 			return true
 		}

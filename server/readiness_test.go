@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -56,6 +57,12 @@ func TestReadiness_Leader(t *testing.T) {
 	resp = ts.do("GET", "/v1/status/leader", nil, nil, &e)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || e.Error == "" {
 		t.Fatalf("leader while the duties wait: HTTP %d %q; want 503 with a reason", resp.StatusCode, e.Error)
+	}
+
+	// A read waits ForwardWait for the duties, then says what is going on.
+	resp = ts.do("GET", "/v1/pipelines", nil, nil, &e)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || !strings.Contains(e.Error, "starting its duties") {
+		t.Fatalf("read while the duties wait: HTTP %d %q; want 503 saying the leader is starting", resp.StatusCode, e.Error)
 	}
 
 	close(gate)
