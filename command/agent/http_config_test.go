@@ -6,6 +6,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +199,17 @@ func TestParseFlags_HTTP(t *testing.T) {
 	if cfg.HTTP.MaxConns != 7 || cfg.HTTP.MaxWSClients != 3 || cfg.HTTP.ReadTimeout != 5*time.Second || cfg.HTTP.ForwardTimeout != 4*time.Second ||
 		cfg.HTTP.IdleTimeout != defaultHTTPConfig().IdleTimeout {
 		t.Fatalf("HTTP config %+v", cfg.HTTP)
+	}
+	file := filepath.Join(t.TempDir(), "agent.json")
+	if err := os.WriteFile(file, []byte(`{"http_max_conns": 9, "forward_timeout": "3s", "ws_max_clients": 4}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = ParseFlags([]string{"-config", file, "-dev", "-ws-max-clients", "5"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HTTP.MaxConns != 9 || cfg.HTTP.ForwardTimeout != 3*time.Second || cfg.HTTP.MaxWSClients != 5 {
+		t.Fatalf("config file then flags: %+v", cfg.HTTP)
 	}
 	for _, bad := range [][]string{{"-http-read-timeout", "0s"}, {"-http-max-conns", "-1"}, {"-http-max-header-bytes", "0"}} {
 		if _, err := ParseFlags(append([]string{"-dev"}, bad...), io.Discard); err == nil {
