@@ -100,7 +100,8 @@ func (c *Client) Node(ctx context.Context, id string) (*Node, error) {
 	return &out, nil
 }
 
-// Leader returns the Raft address of the cluster leader.
+// Leader returns the Raft address of the cluster leader. Until the server
+// is ready (see Ready) it answers 503, an *Error with the reason.
 func (c *Client) Leader(ctx context.Context) (string, error) {
 	var out string
 	_, err := c.get(ctx, "/v1/status/leader", nil, &out)

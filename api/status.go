@@ -41,3 +41,25 @@ func (c *Client) Members(ctx context.Context) ([]*Member, error) {
 func (c *Client) Leave(ctx context.Context) error {
 	return c.send(ctx, http.MethodPut, "/v1/agent/leave", nil, nil, nil)
 }
+
+// Readiness is GET /v1/status/ready's answer.
+type Readiness struct {
+	Ready bool `json:"ready"`
+	// Role is "leader" or "follower".
+	Role string `json:"role"`
+	// Leader is the leader's Raft address, "" when none is known.
+	Leader string `json:"leader"`
+}
+
+// Ready asks whether the server can serve reads and writes now: the leader
+// once its duties run, a follower once it hears from the leader and has
+// applied what is committed. A server that is not ready answers 503: the
+// *Error then says why and carries RetryAfter. Poll Ready rather than
+// Leader to wait for a usable cluster.
+func (c *Client) Ready(ctx context.Context) (*Readiness, error) {
+	var out Readiness
+	if _, err := c.get(ctx, "/v1/status/ready", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

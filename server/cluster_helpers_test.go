@@ -97,7 +97,7 @@ func (cs *clusterServer) start() {
 	cs.httpAddr = ln.Addr().String()
 	cs.raftAddr = s.RaftAddr()
 	cs.serfAddr = s.SerfAddr()
-	cs.web = &http.Server{Handler: s.HTTPHandler()}
+	cs.web = &http.Server{Handler: SecurityHeaders(s.HTTPHandler())} // as the agent mounts it
 	go func() { _ = cs.web.Serve(ln) }()
 	cs.running = true
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -52,6 +53,14 @@ type Config struct {
 	// ForwardWait bounds how long a request waits for a leader (an election
 	// in progress) before it fails with 503; default 2s.
 	ForwardWait time.Duration
+	// ForwardTimeout bounds a request a follower forwards to the leader,
+	// from dialling to the end of the answer's headers; a blocking read
+	// gets its own wait on top. Past it the client gets 504 with
+	// Retry-After (forward.go); default 10s.
+	ForwardTimeout time.Duration
+	// MaxWSClients caps the WebSocket clients of GET /v1/ws; one more gets
+	// 503 with Retry-After; default 512, negative means no cap.
+	MaxWSClients int
 	// SchedulerWorkers is how many scheduler goroutines the leader runs; default 2.
 	SchedulerWorkers int
 	// SchedulerAlgorithm is "binpack" (default) or "spread". Both it and
@@ -93,6 +102,11 @@ type Config struct {
 	// size included (the -limit-* agent flags); zero fields take the
 	// defaults of structs.DefaultSpecLimits.
 	SpecLimits structs.SpecLimits
+
+	// beforeLeaderReady, when set (tests only), runs on a new leader after
+	// its barrier and before its duties start, so a test can hold the
+	// server in the "elected, not ready" window readiness reports.
+	beforeLeaderReady func(ctx context.Context)
 }
 
 // RaftConfig holds the Raft settings an operator may tune. Zero values take
@@ -138,6 +152,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.ForwardWait <= 0 {
 		c.ForwardWait = 2 * time.Second
+	}
+	if c.ForwardTimeout <= 0 {
+		c.ForwardTimeout = 10 * time.Second
+	}
+	if c.MaxWSClients == 0 {
+		c.MaxWSClients = 512
 	}
 	if c.SchedulerWorkers <= 0 {
 		c.SchedulerWorkers = 2

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -44,12 +46,27 @@ func newForwarder(s *Server) *forwarder {
 
 func (f *forwarder) close() { f.tr.CloseIdleConnections() }
 
-// proxy sends r to the leader at httpAddr and copies its answer to w. When
-// the leader cannot be reached (it just died) the client gets 503 and
-// retries; a write may or may not have been committed then, which the
+// errForwardTimeout is the cause of a forwarded request's cancellation
+// when the leader did not start answering within its deadline.
+var errForwardTimeout = errors.New("forward deadline passed")
+
+// proxy sends r to the leader (leaderID at httpAddr) and copies its answer
+// to w. The leader must start answering (send its status and headers)
+// within timeout (forwardTimeout): a leader cut off by a partition, or one
+// that accepts and never answers, costs the client timeout and a 504, not
+// a request held until the client gives up. Once the answer has started,
+// streams (log follows, the event stream, a snapshot download) are bounded
+// by their own write deadlines, not by timeout. When the leader cannot be
+// reached at all (it just died) the client gets 503. Both carry
+// Retry-After; a write may or may not have been committed then, which the
 // Idempotency-Key of a submit makes safe to retry.
-func (f *forwarder) proxy(w http.ResponseWriter, r *http.Request, httpAddr string) {
+func (f *forwarder) proxy(w http.ResponseWriter, r *http.Request, leaderID, httpAddr string, timeout time.Duration) {
 	target := &url.URL{Scheme: "http", Host: httpAddr}
+	client := r.Context()
+	ctx, cancel := context.WithCancelCause(client)
+	defer cancel(nil)
+	deadline := time.AfterFunc(timeout, func() { cancel(errForwardTimeout) })
+	defer deadline.Stop()
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
@@ -58,14 +75,46 @@ func (f *forwarder) proxy(w http.ResponseWriter, r *http.Request, httpAddr strin
 		},
 		Transport:     f.tr,
 		FlushInterval: -1,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if r.Context().Err() != nil {
+		ModifyResponse: func(resp *http.Response) error {
+			if !deadline.Stop() {
+				return errForwardTimeout // fired as the headers came in
+			}
+			// This server's SecurityHeaders set them on w already.
+			dropSecurityHeaders(resp.Header)
+			return nil
+		},
+		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
+			if client.Err() != nil {
+				return // the client went away
+			}
+			if errors.Is(err, errForwardTimeout) || errors.Is(context.Cause(ctx), errForwardTimeout) {
+				w.Header().Set("Retry-After", "1")
+				writeError(w, &HTTPError{Code: http.StatusGatewayTimeout, Msg: fmt.Sprintf(
+					"the leader %s at %s did not answer within %s (-forward-timeout): it may be cut off from this server; retry, or read with ?stale",
+					leaderID, httpAddr, timeout)})
 				return
 			}
-			writeError(w, fmt.Errorf("%w: forwarding to the leader at %s failed (%v); retry", ErrNoLeader, httpAddr, err))
+			writeError(w, fmt.Errorf("%w: forwarding to the leader %s at %s failed (%v); retry", ErrNoLeader, leaderID, httpAddr, err))
 		},
 	}
-	rp.ServeHTTP(w, r)
+	rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// forwardTimeout is how long the leader has to start answering a request
+// this server forwards: ForwardTimeout, plus the wait of a blocking read
+// (?index), plus a long upload's read time for routes with a large body
+// (a snapshot restore).
+func (s *Server) forwardTimeout(r *http.Request, rt route) time.Duration {
+	d := s.cfg.ForwardTimeout
+	if r.URL.Query().Has("index") {
+		if q, err := parseQuery(r); err == nil {
+			d += q.wait
+		}
+	}
+	if rt.maxBody > maxBodyBytes {
+		d += largeBodyReadTimeout
+	}
+	return d
 }
 
 // forwardToLeader handles a request that must be answered by the leader.
@@ -73,7 +122,7 @@ func (f *forwarder) proxy(w http.ResponseWriter, r *http.Request, httpAddr strin
 // (answer locally); otherwise it proxies the request to the leader, or,
 // when no leader appears within ForwardWait (an election in progress, no
 // quorum), writes 503 with Retry-After. Either way it returns true then.
-func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
+func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request, rt route) bool {
 	deadline := time.Now().Add(s.cfg.ForwardWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -88,11 +137,15 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request) bool {
 				return true
 			}
 			if m, ok := s.memberByID(string(id)); ok && m.HTTPAddr != "" {
-				s.forwarder.proxy(w, r, m.HTTPAddr)
+				s.forwarder.proxy(w, r, string(id), m.HTTPAddr, s.forwardTimeout(r, rt))
 				return true
 			}
 		}
 		if time.Now().After(deadline) {
+			if s.IsLeader() {
+				writeError(w, fmt.Errorf("%w: this server was just elected and is still starting its duties (applying the log); retry, or read with ?stale", ErrNoLeader))
+				return true
+			}
 			writeError(w, fmt.Errorf("%w: none elected within %s; check that a majority of servers is up ('ciplat server members'), or read with ?stale", ErrNoLeader, s.cfg.ForwardWait))
 			return true
 		}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
@@ -83,6 +84,7 @@ func (s *Server) routes() []route {
 		read("GET", "/v1/nodes/{id}", s.handleNodeGet),
 		read("GET", "/v1/evaluations", s.handleEvalList),
 		local("GET", "/v1/status/leader", s.handleStatusLeader),
+		local("GET", "/v1/status/ready", s.handleStatusReady), // readiness.go
 		local("GET", "/v1/status/peers", s.handleStatusPeers),
 		local("GET", "/v1/agent/members", s.handleAgentMembers),
 		local("PUT", "/v1/agent/leave", s.handleAgentLeave),
@@ -144,10 +146,17 @@ func (s *Server) HTTPHandler() http.Handler {
 	return mux
 }
 
+// largeBodyReadTimeout is how long a route with a large body (a snapshot
+// restore) may take to upload, beyond the agent's -http-read-timeout.
+const largeBodyReadTimeout = 10 * time.Minute
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
+	if rt.maxBody > maxBodyBytes {
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(largeBodyReadTimeout))
+	}
 	if rt.kind != kindLocal {
 		stale := rt.kind == kindRead && isStale(r)
-		if !stale && s.forwardToLeader(w, r) {
+		if !stale && s.forwardToLeader(w, r, rt) {
 			return
 		}
 		s.setConsistency(w)
@@ -190,7 +199,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
 		err = fmt.Errorf("request body is larger than %d bytes", mbe.Limit)
-	case errors.As(err, &se), errors.Is(err, structs.ErrInvalidRequest):
+	case errors.As(err, &se), errors.Is(err, structs.ErrInvalidRequest), errors.Is(err, state.ErrAmbiguousPrefix):
 		code = http.StatusBadRequest
 	case errors.Is(err, structs.ErrNotFound):
 		code = http.StatusNotFound

@@ -52,10 +52,6 @@ func (s *Server) handleEvalList(w http.ResponseWriter, r *http.Request) (any, er
 	return evals, nil
 }
 
-func (s *Server) handleStatusLeader(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.Leader(), nil
-}
-
 func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) (any, error) {
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(openAPIDoc)

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/ciplat/ciplat/fsm/state"
@@ -22,13 +21,9 @@ func resolveNode(st *state.StateStore, id string) (*structs.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range nodes {
-		if id != "" && strings.HasPrefix(c.ID, id) {
-			if n != nil {
-				return nil, badRequest("node ID prefix %q is ambiguous: give more characters", id)
-			}
-			n = c
-		}
+	n, err = uniquePrefix("node", id, nodes, func(n *structs.Node) string { return n.ID })
+	if err != nil {
+		return nil, err
 	}
 	if n == nil {
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found (ciplat node status lists them)"}

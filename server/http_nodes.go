@@ -70,13 +70,8 @@ func (s *Server) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, err
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range nodes {
-			if len(c.ID) >= len(id) && c.ID[:len(id)] == id {
-				if n != nil {
-					return nil, badRequest("node ID prefix %q is ambiguous", id)
-				}
-				n = c
-			}
+		if n, err = uniquePrefix("node", id, nodes, func(n *structs.Node) string { return n.ID }); err != nil {
+			return nil, err
 		}
 	}
 	if n == nil {

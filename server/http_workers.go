@@ -101,13 +101,9 @@ func resolveWorker(st *state.StateStore, ws memdb.WatchSet, id string) (*structs
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range allocs {
-		if id != "" && strings.HasPrefix(c.ID, id) {
-			if a != nil {
-				return nil, badRequest("worker ID prefix %q is ambiguous: give more characters", id)
-			}
-			a = c
-		}
+	a, err = uniquePrefix("worker", id, allocs, func(a *structs.Allocation) string { return a.ID })
+	if err != nil {
+		return nil, err
 	}
 	if a == nil {
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "worker " + id + " not found (ciplat worker list shows them)"}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -58,6 +59,9 @@ type wsOptions struct {
 	// sockBuffer, when set, shrinks the socket's send buffer (tests make a
 	// slow client's writes block sooner).
 	sockBuffer int
+	// maxClients caps the connected clients (Config.MaxWSClients);
+	// negative means no cap.
+	maxClients int
 }
 
 func defaultWSOptions() wsOptions {
@@ -109,10 +113,38 @@ type wsHub struct {
 	clients map[*wsClient]struct{}
 	// cursor is the last event handed to the clients.
 	cursor eventCursor
+
+	// conns counts the connections handleWS admitted and not yet closed
+	// (counted before the upgrade, so the cap holds under a burst);
+	// rejected counts the upgrades refused with 503 at the cap.
+	conns    atomic.Int64
+	rejected atomic.Uint64
+}
+
+// admit takes one of max client slots; false means the cap is reached.
+// Every true must be paired with a release.
+func (h *wsHub) admit(max int) bool {
+	if n := h.conns.Add(1); max > 0 && n > int64(max) {
+		h.conns.Add(-1)
+		h.rejected.Add(1)
+		return false
+	}
+	return true
+}
+
+func (h *wsHub) release() { h.conns.Add(-1) }
+
+// writeWSMetrics adds the WebSocket feed's gauges to GET /v1/metrics.
+func (s *Server) writeWSMetrics(p promWriter) {
+	hub := s.live.hub
+	p.one("ciplat_ws_clients", "gauge", "WebSocket clients connected to this server.", float64(hub.conns.Load()))
+	p.one("ciplat_ws_clients_max", "gauge", "Most WebSocket clients this server admits (-ws-max-clients; negative: no cap).", float64(hub.options().maxClients))
+	p.one("ciplat_ws_rejected_total", "counter", "WebSocket upgrades refused with 503 because -ws-max-clients were connected.", float64(hub.rejected.Load()))
 }
 
 func newWSHub(s *Server) *wsHub {
 	h := &wsHub{s: s, log: s.log.With("component", "ws"), opts: defaultWSOptions(), clients: map[*wsClient]struct{}{}}
+	h.opts.maxClients = s.cfg.MaxWSClients
 	if e, _ := s.State().LatestEvent(); e != nil {
 		h.cursor = eventCursor{e.Index, e.Seq}
 	}
@@ -344,11 +376,17 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) (any, error) {
 		return nil, &HTTPError{Code: http.StatusUpgradeRequired, Msg: "GET /v1/ws is a WebSocket: connect with a WebSocket client and send {\"subscribe\": [\"pipelines\", \"jobs\", \"nodes\", \"events\"], \"index\": N}"}
 	}
 	hub := s.live.hub
+	opts := hub.options()
+	if !hub.admit(opts.maxClients) {
+		w.Header().Set("Retry-After", "5")
+		return nil, &HTTPError{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf(
+			"this server already serves %d WebSocket clients (-ws-max-clients): retry later or connect to another server", opts.maxClients)}
+	}
 	conn, err := wsUpgrader.Upgrade(w, r, nil)
 	if err != nil {
+		hub.release()
 		return streamed{}, nil // the upgrader answered the client
 	}
-	opts := hub.options()
 	if tcp, ok := conn.NetConn().(*net.TCPConn); ok && opts.sockBuffer > 0 {
 		_ = tcp.SetWriteBuffer(opts.sockBuffer)
 	}
@@ -360,6 +398,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) (any, error) {
 // serve runs one client: subscribe, catch up, then write what the hub
 // queues while a reader goroutine handles pongs and re-subscriptions.
 func (c *wsClient) serve(s *Server) {
+	defer c.hub.release()
 	defer func() { _ = c.conn.Close() }()
 	c.conn.SetReadLimit(64 << 10)
 	_ = c.conn.SetReadDeadline(time.Now().Add(max(2*c.opts.pingEvery, 10*time.Second)))

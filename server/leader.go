@@ -71,6 +71,12 @@ func (s *Server) leaderLoop(ctx context.Context) {
 			return
 		}
 	}
+	if hold := s.cfg.beforeLeaderReady; hold != nil {
+		hold(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+	}
 	s.log.Info("leadership acquired; leader duties started")
 	s.broker.SetEnabled(true)
 	defer s.broker.SetEnabled(false)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -109,23 +110,27 @@ func (s *Server) RemovePeer(id string) error {
 	if err := cf.Error(); err != nil {
 		return err
 	}
-	found := false
+	found, voter, voters := false, false, 0
 	for _, srv := range cf.Configuration().Servers {
 		if srv.ID == raft.ServerID(id) {
-			found = true
+			found, voter = true, srv.Suffrage == raft.Voter
+		}
+		if srv.Suffrage == raft.Voter {
+			voters++
 		}
 	}
 	if !found {
 		return &HTTPError{Code: 404, Msg: fmt.Sprintf("no raft peer with id %q; 'ciplat operator raft list-peers' shows the ids", id)}
 	}
+	if voter && voters == 1 {
+		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
+			"raft refused the configuration change: %q is the last voter, and a cluster needs at least one (add another server first)", id)}
+	}
 	if m, ok := s.memberByID(id); ok && m.Status != serf.StatusAlive {
 		_ = s.serf.RemoveFailedNode(m.Name)
 	}
 	if err := s.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-			return ErrNoLeader
-		}
-		return err
+		return raftChangeError(id, err)
 	}
 	s.log.Info("raft peer removed by operator", "server", id)
 	return nil
@@ -240,4 +245,33 @@ func (s *Server) askLeaderToRemove(m serverMember) error {
 		return fmt.Errorf("HTTP %d from the leader", resp.StatusCode)
 	}
 	return nil
+}
+
+// raftChangeError maps the error of a Raft configuration change to what a
+// client can act on: no leader (503, retry), or a change Raft refused (409
+// with Raft's reason): another change still being committed (raft takes
+// one at a time and times out enqueueing the next), a leadership transfer
+// in progress, or a configuration Raft finds invalid. Anything else (Raft
+// shut down, the disk) stays a 500.
+func raftChangeError(id string, err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
+		return ErrNoLeader
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return fmt.Errorf("%w: this server is shutting down", ErrNoLeader)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
+			"raft refused to remove %q: another configuration change is still being committed (%v); retry when 'ciplat operator raft list-peers' settles", id, err)}
+	case errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
+			"raft refused to remove %q: a leadership transfer is in progress; retry once a leader is elected", id)}
+	case errors.Is(err, raft.ErrCantBootstrap), errors.Is(err, raft.ErrUnsupportedProtocol):
+		return err
+	}
+	// nextConfiguration and checkConfiguration refuse with plain errors
+	// ("configuration changed since …", "need at least one voter …").
+	if msg := err.Error(); strings.Contains(msg, "configuration") {
+		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("raft refused to remove %q: %s", id, msg)}
+	}
+	return err
 }

@@ -113,6 +113,7 @@ func (p promWriter) one(name, typ, help string, v float64) {
 
 func (s *Server) writeMetrics(w *bufio.Writer) {
 	p := promWriter{w}
+	s.writeWSMetrics(p) // http_ws.go
 	bm := &s.broker.m
 	m := s.metrics
 

@@ -159,7 +159,7 @@ func (s *Server) Leader() string {
 	return string(addr)
 }
 
-// WaitForLeader blocks until the cluster has a leader or ctx ends. On the
+// WaitForLeader blocks until this server is ready (readiness) or ctx ends. On the
 // leader it also waits until its duties started, after the FSM applied
 // everything committed before (a restart replays the log), so reads that
 // follow see it.
@@ -167,7 +167,7 @@ func (s *Server) WaitForLeader(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if s.Leader() != "" && (!s.IsLeader() || s.leaderReady.Load()) {
+		if ready, _, _ := s.readiness(); ready { // readiness.go
 			return nil
 		}
 		select {

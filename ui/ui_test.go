@@ -73,3 +73,39 @@ func TestStatic_ImportsResolve(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestStatic_CSPClean: the agent serves the UI under
+// "Content-Security-Policy: default-src 'self'", which refuses inline
+// scripts and styles, style attributes, eval and data: URLs. A browser
+// would only say so in its console; this catches the usual forms early
+// (the browser test in command/agent catches the rest).
+func TestStatic_CSPClean(t *testing.T) {
+	sub, err := fs.Sub(static, "static")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]*regexp.Regexp{
+		".html": regexp.MustCompile(`<style|<script>|<script(?:\s+type="module")?>|\sstyle=|\son[a-z]+=|(?:src|href)="data:|javascript:`),
+		".js":   regexp.MustCompile(`\beval\(|new Function\(|setAttribute\(\s*["']style|style:\s*[` + "`" + `"']|innerHTML\s*=|(?:src|href)\s*[:=]\s*["'` + "`" + `]data:`),
+	}
+	err = fs.WalkDir(sub, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		re := bad[path.Ext(p)]
+		if re == nil {
+			return nil
+		}
+		b, err := fs.ReadFile(sub, p)
+		if err != nil {
+			return err
+		}
+		for _, m := range re.FindAllString(string(b), -1) {
+			t.Errorf("%s: %q is refused by the agent's Content-Security-Policy", p, m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

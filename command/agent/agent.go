@@ -79,6 +79,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *Agent, err error) {
 	if cfg.NodeName == "" {
 		cfg.NodeName, _ = os.Hostname()
 	}
+	cfg.HTTP = cfg.HTTP.withDefaults() // http_config.go
 	bind := cfg.BindAddr
 	if bind == "" {
 		bind = "127.0.0.1"
@@ -115,9 +116,10 @@ func New(cfg *Config, logger *slog.Logger) (_ *Agent, err error) {
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusFound)
 	})
-	a.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	a.httpSrv = cfg.HTTP.httpServer(mux) // http_config.go
+	capped := newConnCapListener(ln, cfg.HTTP.MaxConns)
 	go func() {
-		if err := a.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.httpSrv.Serve(capped); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("HTTP server stopped", "err", err)
 		}
 	}()
@@ -216,6 +218,8 @@ func (a *Agent) startServer(bind string) error {
 			TrailingLogs:       cfg.RaftTrailingLogs,
 		},
 		DeadServerCleanup: cfg.DeadServerCleanup,
+		ForwardTimeout:    cfg.HTTP.ForwardTimeout,
+		MaxWSClients:      cfg.HTTP.MaxWSClients,
 		SchedulerWorkers:  cfg.SchedulerWorkers,
 		EvalBroker:        server.BrokerConfig{MaxEvals: cfg.EvalBrokerMax},
 		MaxPendingEvals:   cfg.MaxPendingEvals,

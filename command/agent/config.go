@@ -95,6 +95,9 @@ type Config struct {
 	// DetectDocker enables the docker driver when an engine answers at
 	// start: set by -dev without -driver (dev_docker.go).
 	DetectDocker bool
+	// HTTP bounds the HTTP listener: timeouts, header size, connection
+	// and WebSocket caps, the forwarding deadline (http_config.go).
+	HTTP HTTPConfig
 }
 
 // fileConfig is the JSON of a -config file. Every field is optional;
@@ -103,6 +106,7 @@ type fileConfig struct {
 	nodesFileConfig                     // nodes.go
 	execFileConfig                      // exec_config.go
 	dockerFileConfig                    // docker_config.go
+	httpFileConfig                      // http_config.go
 	Server            *bool             `json:"server"`
 	Client            *bool             `json:"client"`
 	DataDir           *string           `json:"data_dir"`
@@ -215,6 +219,10 @@ func loadConfigFile(path string, cfg *Config) error {
 	}
 	fc.execFileConfig.apply(&cfg.Exec)     // exec_config.go
 	fc.dockerFileConfig.apply(&cfg.Docker) // docker_config.go
+
+	if err := fc.httpFileConfig.apply(&cfg.HTTP); err != nil { // http_config.go
+		return fmt.Errorf("-config %s: %w", path, err)
+	}
 	if r := fc.Raft; r != nil {
 		for _, d := range []struct {
 			name string
@@ -300,7 +308,7 @@ func configPath(args []string) string {
 // ParseFlags reads the agent's configuration: the -config file (JSON),
 // then the flags (Go flag syntax, single dash, as Nomad), which override it.
 func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
-	cfg := &Config{Labels: map[string]string{}, SchedulerWorkers: 2, LogLevel: "info", Drivers: []string{"exec"}}
+	cfg := &Config{Labels: map[string]string{}, SchedulerWorkers: 2, LogLevel: "info", Drivers: []string{"exec"}, HTTP: defaultHTTPConfig()}
 	if path := configPath(args); path != "" {
 		if err := loadConfigFile(path, cfg); err != nil {
 			return nil, err
@@ -347,6 +355,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	registerExecFlags(fs, &cfg.Exec)
 	registerDockerFlags(fs, &cfg.Docker)
 	registerLimitFlags(fs, &cfg.SpecLimits)
+	registerHTTPFlags(fs, &cfg.HTTP)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: ciplat agent [-dev | -server | -client] [flags]\n\n"+
 			"  Runs a ciplat agent. Examples:\n"+
@@ -400,6 +409,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 	if err := cfg.SpecLimits.Check(); err != nil {
+		return nil, err
+	}
+	if err := cfg.HTTP.validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/ciplat/ciplat/api"
@@ -138,6 +140,7 @@ func TestUI_SubmitWatchDAGAndLogs(t *testing.T) {
 	base := "http://" + a.HTTPAddr() + "/ui/"
 
 	err := chromedp.Do(ctx,
+		watchCSP(),
 		chromedp.Navigate(base+"#/submit"),
 		chromedp.WaitVisible(chromedp.ID("spec")),
 		js(`window.__noReload = 42`),
@@ -207,6 +210,34 @@ func TestUI_SubmitWatchDAGAndLogs(t *testing.T) {
 			t.Fatal(err)
 		}
 		screenshot(t, ctx, page.file)
+	}
+	checkCSP(t, ctx)
+}
+
+// watchCSP records, from the next page on, every Content-Security-Policy
+// violation in window.__csp (a script devtools injects before the page's
+// own, which the policy does not apply to).
+func watchCSP() chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+			Source: `window.__csp = [];
+			document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " blocked " + (e.blockedURI || "inline") + " at " + e.sourceFile + ":" + e.lineNumber));`,
+		})
+		return err
+	})
+}
+
+// checkCSP fails the test if the UI did anything the agent's
+// Content-Security-Policy refused (inline script or style, eval, a foreign
+// connection): under that policy such a feature silently breaks.
+func checkCSP(t *testing.T, ctx context.Context) {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`window.__csp || ["the CSP watcher did not run"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(v) > 0 {
+		t.Fatalf("the UI broke the Content-Security-Policy: %v", v)
 	}
 }
 

@@ -3,7 +3,8 @@
 export const $ = (sel, root = document) => root.querySelector(sel);
 
 // h builds an element: h("a", {href: "#/", class: "x", onclick: fn}, "text", child).
-// Attributes starting with "on" become listeners; null/false children are skipped.
+// Attributes starting with "on" become listeners; style takes an object
+// ({width: "5%"}); null/false children are skipped.
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   setAttrs(el, attrs);
@@ -27,6 +28,9 @@ function setAttrs(el, attrs) {
     if (k.startsWith("on") && typeof v === "function") el.addEventListener(k.slice(2), v);
     else if (k === "text") el.textContent = v;
     else if (k === "dataset") Object.assign(el.dataset, v);
+    // Styles go through the CSSOM: the Content-Security-Policy refuses
+    // style attributes (style-src-attr), not el.style.
+    else if (k === "style") Object.assign(el.style, v);
     else el.setAttribute(k, v === true ? "" : String(v));
   }
 }
@@ -113,6 +117,6 @@ export function bar(used, total, unit) {
   const pct = total > 0 ? Math.min(100, Math.round((used / total) * 100)) : 0;
   const level = pct >= 90 ? "hot" : pct >= 70 ? "warm" : "ok";
   return h("div", { class: "meter", title: `${used} / ${total} ${unit} (${pct}%)` },
-    h("div", { class: "meter-track" }, h("div", { class: `meter-fill ${level}`, style: `width:${pct}%` })),
+    h("div", { class: "meter-track" }, h("div", { class: `meter-fill ${level}`, style: { width: `${pct}%` } })),
     h("span", { class: "meter-label", text: `${used} / ${total} ${unit}` }));
 }

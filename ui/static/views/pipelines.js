@@ -46,7 +46,7 @@ export function mount(root, params, query) {
 
   function jobBar(p) {
     const segs = JOB_ORDER.filter((s) => p.job_states?.[s]).map((s) =>
-      h("span", { class: `seg st-${s.toLowerCase()}`, style: `flex:${p.job_states[s]}`, title: `${p.job_states[s]} ${s.toLowerCase()}` }));
+      h("span", { class: `seg st-${s.toLowerCase()}`, style: { flex: String(p.job_states[s]) }, title: `${p.job_states[s]} ${s.toLowerCase()}` }));
     const done = p.job_states?.SUCCEEDED || 0;
     return h("div", { class: "jobbar" }, h("div", { class: "jobbar-track" }, segs),
       h("span", { class: "jobbar-label", text: `${done}/${p.jobs}` }));
