@@ -1,26 +1,21 @@
 package fsm
 
 import (
-	"fmt"
-
 	"github.com/ciplat/ciplat/fsm/state"
-	"github.com/ciplat/ciplat/fsm/structs"
 )
 
-// checkRestored holds an operator's snapshot (a StateRestore entry) to what
-// entries must satisfy, for the rows that readers follow pointers in: a
-// node's driver entries, a pipeline's and a job's spec, the scheduler
-// configuration. A snapshot saved by a ciplat server always passes; a
-// hand-made one that would crash the scheduler or Apply later is refused
-// before it is swapped in. It reads only the restored store, so every
-// server decides alike.
+// checkRestored holds an operator's snapshot (a StateRestore entry) to
+// state.CheckRow, row by row, for the rows that readers follow pointers in
+// (nodes, pipelines, jobs, the scheduler configuration), before it is
+// swapped in. The HTTP restore path runs the same check in state.Verify. It
+// reads only the restored store, so every server decides alike.
 func checkRestored(s *state.StateStore) error {
 	nodes, err := s.Nodes(nil)
 	if err != nil {
 		return err
 	}
 	for _, n := range nodes {
-		if err := n.Validate(fmt.Sprintf("nodes[%q]", n.ID)); err != nil {
+		if err := state.CheckRow(state.TableNodes, n); err != nil {
 			return err
 		}
 	}
@@ -29,13 +24,8 @@ func checkRestored(s *state.StateStore) error {
 		return err
 	}
 	for _, p := range pipelines {
-		if p.Spec == nil {
-			return fmt.Errorf("%w: pipelines[%q].spec: missing", structs.ErrInvalidRequest, p.ID)
-		}
-		for i, j := range p.Spec.Jobs {
-			if j == nil {
-				return fmt.Errorf("%w: pipelines[%q].spec.jobs[%d]: null", structs.ErrInvalidRequest, p.ID, i)
-			}
+		if err := state.CheckRow(state.TablePipelines, p); err != nil {
+			return err
 		}
 	}
 	jobs, err := s.Jobs(nil)
@@ -43,18 +33,13 @@ func checkRestored(s *state.StateStore) error {
 		return err
 	}
 	for _, j := range jobs {
-		if j.Spec == nil {
-			return fmt.Errorf("%w: jobs[%q].spec: missing", structs.ErrInvalidRequest, j.ID)
+		if err := state.CheckRow(state.TableJobs, j); err != nil {
+			return err
 		}
 	}
 	c, err := s.SchedulerConfig(nil)
-	if err != nil {
+	if err != nil || c == nil {
 		return err
 	}
-	if c != nil {
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("%w: scheduler_config.%w", structs.ErrInvalidRequest, err)
-		}
-	}
-	return nil
+	return state.CheckRow(state.TableSchedulerConfig, c)
 }

@@ -19,7 +19,8 @@ const verifyBatch = 1024
 // version, every row decoded into its table's type and inserted into a
 // memdb with the real schema, the footer's row count) without building the
 // store: memory stays bounded by verifyBatch rows whatever the stream's
-// size. A stream Verify accepts, Restore accepts; an operator's snapshot
+// size, and CheckRow holds every row to what an entry must satisfy. A
+// stream Verify accepts, Restore accepts; an operator's snapshot
 // is verified before Raft installs it, because a Raft FSM that fails to
 // restore a snapshot it was given cannot go on.
 func Verify(r io.Reader) (rows int, err error) {
@@ -42,6 +43,9 @@ func Verify(r io.Reader) (rows int, err error) {
 			txn, n = db.Txn(true), 0
 		}
 		n++
+		if err := CheckRow(table, row); err != nil {
+			return err
+		}
 		return txn.Insert(table, row)
 	})
 }
