@@ -68,6 +68,9 @@ type Config struct {
 	FailedEvalFollowUp time.Duration
 	// Nodes configures the capacity gossip pool and node liveness.
 	Nodes NodesConfig
+	// Logs bounds the step log store: bytes per job, retention, stream
+	// write deadlines (log_retention.go).
+	Logs LogsConfig
 	// Now is the clock stamped into Raft entries; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the server's logs; nil means slog.Default().
@@ -129,6 +132,7 @@ func (c *Config) setDefaults() {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	c.Logs.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

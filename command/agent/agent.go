@@ -213,6 +213,7 @@ func (a *Agent) startServer(bind string) error {
 		SchedulerWorkers:  cfg.SchedulerWorkers,
 		EvalBroker:        server.BrokerConfig{MaxEvals: cfg.EvalBrokerMax},
 		MaxPendingEvals:   cfg.MaxPendingEvals,
+		Logs:              cfg.Logs.server(),
 		Logger:            a.log,
 		Events:            eventsCfg,
 		Nodes:             nodesCfg,
@@ -318,6 +319,8 @@ func (a *Agent) startClient() error {
 		Logger:   a.log,
 		Reserved: api.Resources{CPU: a.cfg.Nodes.ReserveCPU, MemoryMB: a.cfg.Nodes.ReserveMemory},
 		Gossip:   pool,
+
+		LogBufferBytes: a.cfg.Logs.ClientBufferBytes,
 	})
 	if err != nil {
 		return err

@@ -81,6 +81,8 @@ type Config struct {
 	Exec ExecConfig
 	// Docker configures the docker driver (docker_config.go).
 	Docker DockerConfig
+	// Logs bounds step logs on servers and clients (logs_config.go).
+	Logs LogsConfig
 }
 
 // fileConfig is the JSON of a -config file. Every field is optional;
@@ -89,6 +91,7 @@ type fileConfig struct {
 	nodesFileConfig                     // nodes.go
 	execFileConfig                      // exec_config.go
 	dockerFileConfig                    // docker_config.go
+	logsFileConfig                      // logs_config.go
 	Server            *bool             `json:"server"`
 	Client            *bool             `json:"client"`
 	DataDir           *string           `json:"data_dir"`
@@ -201,6 +204,9 @@ func loadConfigFile(path string, cfg *Config) error {
 	}
 	fc.execFileConfig.apply(&cfg.Exec)     // exec_config.go
 	fc.dockerFileConfig.apply(&cfg.Docker) // docker_config.go
+	if err := fc.logsFileConfig.apply(path, &cfg.Logs); err != nil { // logs_config.go
+		return err
+	}
 	if r := fc.Raft; r != nil {
 		for _, d := range []struct {
 			name string
@@ -330,6 +336,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	registerNodeFlags(fs, &cfg.Nodes)
 	registerExecFlags(fs, &cfg.Exec)
 	registerDockerFlags(fs, &cfg.Docker)
+	registerLogFlags(fs, &cfg.Logs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: ciplat agent [-dev | -server | -client] [flags]\n\n"+
 			"  Runs a ciplat agent. Examples:\n"+
@@ -373,6 +380,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 	if err := cfg.Nodes.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Logs.validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
