@@ -59,7 +59,8 @@ type LogStore struct {
 	dir string
 	max int64
 
-	dropped atomic.Uint64 // entries dropped past a job's cap, in total
+	dropped   atomic.Uint64 // entries dropped past a job's cap, in total
+	followers atomic.Int64  // open subscriptions
 
 	mu     sync.Mutex
 	jobs   map[string]*jobLog
@@ -105,6 +106,9 @@ func (l *LogStore) Close() {
 	l.closed = true
 	l.mu.Unlock()
 }
+
+// Followers is how many subscriptions (log follows) are open.
+func (l *LogStore) Followers() int64 { return l.followers.Load() }
 
 // DroppedLines counts the entries dropped because their job's log was full.
 func (l *LogStore) DroppedLines() uint64 { return l.dropped.Load() }
@@ -448,6 +452,7 @@ type LogSubscription struct {
 // Subscribe starts a subscription to jobIDs; Take's numbers index jobIDs.
 func (l *LogStore) Subscribe(jobIDs []string) (*LogSubscription, error) {
 	s := &LogSubscription{store: l, c: make(chan struct{}, 1), seen: make([]bool, len(jobIDs))}
+	l.followers.Add(1)
 	for i, id := range jobIDs {
 		j, err := l.lockJob(id)
 		if err != nil {
@@ -495,6 +500,11 @@ func (s *LogSubscription) mark(i int) {
 
 // Close ends the subscription.
 func (s *LogSubscription) Close() {
+	if s.store == nil {
+		return
+	}
+	s.store.followers.Add(-1)
+	s.store = nil
 	for _, j := range s.jobs {
 		j.mu.Lock()
 		delete(j.subs, s)
