@@ -35,6 +35,9 @@ func (s *Server) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, err
 	if step != "" && !hasStep(job, step) {
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "job " + job.Name + " has no step " + strconv.Quote(step)}
 	}
+	if after, err = s.tailStart(r, job.ID, after, logMatcher(step, nil)); err != nil {
+		return nil, err
+	}
 	s.streamLogs(r.Context(), w, []string{job.ID}, step, after, follow, func(ws memdb.WatchSet) bool {
 		j, err := s.State().JobByID(ws, job.ID)
 		return err != nil || j == nil || j.State.Terminal()
@@ -56,6 +59,38 @@ func (s *Server) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any
 		return err != nil || cur == nil || cur.State.Terminal()
 	})
 	return streamed{}, nil
+}
+
+// logTailMax bounds ?tail.
+const logTailMax = 100000
+
+// tailStart applies ?tail=N (the last N entries that match; match nil: all)
+// to a read that starts after `after`: it returns where the read starts.
+func (s *Server) tailStart(r *http.Request, jobID string, after uint64, match func(*api.LogEntry) bool) (uint64, error) {
+	v := r.URL.Query().Get("tail")
+	if v == "" {
+		return after, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > logTailMax {
+		return 0, badRequest("invalid tail %q: want a number of log lines from 0 to %d", v, logTailMax)
+	}
+	start, err := s.logs.TailAfter(jobID, n, match)
+	if err != nil {
+		return 0, err
+	}
+	return max(after, start), nil
+}
+
+// logMatcher is the filter of a read of one step (step may be "") and
+// keep (may be nil); nil when it lets every entry through.
+func logMatcher(step string, keep func(*api.LogEntry) bool) func(*api.LogEntry) bool {
+	if step == "" && keep == nil {
+		return nil
+	}
+	return func(e *api.LogEntry) bool {
+		return (step == "" || e.Step == step) && (keep == nil || keep(e))
+	}
 }
 
 func hasStep(j *structs.Job, name string) bool {

@@ -29,6 +29,8 @@ const (
 	// logLineMaxRead bounds one line a read scans (a client cuts lines at
 	// 64 KiB; JSON escaping can grow them several times).
 	logLineMaxRead = 8 << 20
+	// logTailChunk is how much a tail read reads backwards at a time.
+	logTailChunk = 64 * 1024
 )
 
 // logTruncatedPrefix starts the marker line written where a job's log
@@ -324,6 +326,85 @@ func (l *LogStore) ScanAfter(jobID string, after uint64, fn func(e *api.LogEntry
 		return after, err
 	}
 	return seq, nil
+}
+
+// TailAfter returns the Seq after which the last n entries of jobID that
+// match accepts (all when match is nil) begin: resume a read from there to
+// get them. Without match it is arithmetic on the sequence numbers; with
+// match it reads the file backwards in chunks of logTailChunk, decoding
+// line by line, so memory stays bounded (one chunk and one line) however
+// large the log and however far back the n-th match lies.
+func (l *LogStore) TailAfter(jobID string, n int, match func(*api.LogEntry) bool) (uint64, error) {
+	j, err := l.lockJob(jobID)
+	if err != nil {
+		return 0, err
+	}
+	seq, end := j.seq, j.size
+	j.mu.Unlock()
+	if match == nil || n <= 0 {
+		return seq - min(seq, uint64(max(n, 0))), nil
+	}
+	if seq == 0 {
+		return 0, nil
+	}
+	f, err := os.Open(j.path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	buf := make([]byte, logTailChunk)
+	var rest []byte // the end of a line that began in an earlier chunk
+	found := 0
+	var e api.LogEntry
+	// check decodes one line; done when it is the n-th match from the end.
+	check := func(line []byte) (uint64, bool, error) {
+		e = api.LogEntry{}
+		if err := json.Unmarshal(line, &e); err != nil {
+			return 0, false, fmt.Errorf("log file of job %s: %w", jobID, err)
+		}
+		if match(&e) {
+			found++
+			if found == n {
+				return e.Seq - 1, true, nil
+			}
+		}
+		return 0, false, nil
+	}
+	for pos := end; pos > 0; {
+		k := min(int64(len(buf)), pos)
+		pos -= k
+		chunk := buf[:k]
+		if _, err := f.ReadAt(chunk, pos); err != nil {
+			return 0, err
+		}
+		for {
+			i := bytes.LastIndexByte(chunk, '\n')
+			if i < 0 {
+				if len(rest)+len(chunk) > logLineMaxRead {
+					return 0, fmt.Errorf("log file of job %s: a line over %d bytes", jobID, logLineMaxRead)
+				}
+				rest = append(append(make([]byte, 0, len(chunk)+len(rest)), chunk...), rest...)
+				break
+			}
+			line := chunk[i+1:]
+			if len(rest) > 0 {
+				line = append(append(make([]byte, 0, len(line)+len(rest)), line...), rest...)
+				rest = nil
+			}
+			if len(line) > 0 {
+				if after, ok, err := check(line); err != nil || ok {
+					return after, err
+				}
+			}
+			chunk = chunk[:i]
+		}
+	}
+	if len(rest) > 0 {
+		if after, ok, err := check(rest); err != nil || ok {
+			return after, err
+		}
+	}
+	return 0, nil
 }
 
 // openAfter opens jobID's file at the entry after `after`: the byte range

@@ -192,6 +192,18 @@ func TestLogStore_ReadLargeLogBoundedMemory(t *testing.T) {
 		}
 		t.Logf("after %d: %d lines, %d bytes allocated", after, cw.lines, alloc)
 	}
+	// A tail of one step reads backwards from the end, a chunk at a time.
+	var start uint64
+	alloc := allocatedBy(func() {
+		start, err = l.TailAfter("j1", 10, func(e *api.LogEntry) bool { return e.Step == "s" })
+	})
+	if err != nil || start != uint64(n)-10 {
+		t.Fatalf("tail 10: starts after %d (%v), want %d", start, err, n-10)
+	}
+	if alloc > 1<<20 {
+		t.Fatalf("a tail of a %d MiB log allocated %d KiB, want under 1 MiB", size>>20, alloc>>10)
+	}
+	t.Logf("tail 10 of one step: %d bytes allocated", alloc)
 	// A filtered read (one step) decodes entry by entry from the same
 	// position.
 	var lines []uint64
@@ -280,5 +292,48 @@ func TestLogStore_TornLastLine(t *testing.T) {
 	es := fileLines(t, dir, "j1")
 	if strings.Join(linesOf(es), ",") != "one,two" || es[1].Seq != 2 {
 		t.Fatalf("after a torn write: %q", linesOf(es))
+	}
+}
+
+func TestLogStore_TailAfter(t *testing.T) {
+	l, err := NewLogStore(t.TempDir(), LogStoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Steps a and b alternate; every third line is longer than a chunk.
+	var es []*api.LogEntry
+	for i := range 30 {
+		e := logEntry(fmt.Sprintf("l%d", i+1))
+		e.Step = []string{"a", "b"}[i%2]
+		if i%3 == 0 {
+			e.Line += strings.Repeat("-", logTailChunk+100)
+		}
+		es = append(es, e)
+	}
+	if _, err := l.Append("j1", es); err != nil {
+		t.Fatal(err)
+	}
+	stepB := func(e *api.LogEntry) bool { return e.Step == "b" }
+	for _, tc := range []struct {
+		n     int
+		match func(*api.LogEntry) bool
+		want  uint64
+	}{
+		{5, nil, 25},
+		{0, nil, 30},
+		{100, nil, 0},
+		{1, stepB, 29}, // l30 is b
+		{3, stepB, 25}, // l26, l28, l30
+		{15, stepB, 1}, // every b: l2 first
+		{16, stepB, 0}, // fewer than asked
+		{1, func(e *api.LogEntry) bool { return e.Seq == 1 }, 0},
+	} {
+		got, err := l.TailAfter("j1", tc.n, tc.match)
+		if err != nil || got != tc.want {
+			t.Errorf("TailAfter(%d, filtered %v) = %d, %v; want %d", tc.n, tc.match != nil, got, err, tc.want)
+		}
+	}
+	if got, err := l.TailAfter("unknown", 3, stepB); err != nil || got != 0 {
+		t.Fatalf("tail of a job without logs: %d, %v", got, err)
 	}
 }
