@@ -199,3 +199,45 @@ func TestServer_LogRetention(t *testing.T) {
 		t.Fatalf("read after removal: HTTP %d, %q", resp.StatusCode, b.Text())
 	}
 }
+
+func TestServer_JobLogsTail(t *testing.T) {
+	ts := newTestServer(t, "")
+	p, _ := submit(ts, logsJob, nil)
+	jobID := p.JobIDs[0]
+	es := lines(jobID, 5, 3)
+	for i, e := range es {
+		e.Line = fmt.Sprintf("l%d", i+1)
+	}
+	if code, _ := pushLogs(ts, es); code != 200 {
+		t.Fatalf("push: HTTP %d", code)
+	}
+	read := func(query string) (int, []string) {
+		resp := ts.do("GET", "/v1/jobs/"+jobID+"/logs?"+query, nil, nil, nil)
+		var got []string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var e api.LogEntry
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				got = append(got, e.Line)
+			}
+		}
+		return resp.StatusCode, got
+	}
+	for query, want := range map[string]string{
+		"tail=2":                "l4,l5",
+		"tail=2&step=s":         "l4,l5",
+		"tail=9":                "l1,l2,l3,l4,l5",
+		"tail=0":                "",
+		"tail=3&after=4":        "l5",
+		"tail=2&step=s&after=1": "l4,l5",
+	} {
+		if code, got := read(query); code != 200 || strings.Join(got, ",") != want {
+			t.Errorf("?%s: HTTP %d %q, want %q", query, code, got, want)
+		}
+	}
+	for _, bad := range []string{"tail=-1", "tail=x", "tail=100001"} {
+		if code, _ := read(bad); code != 400 {
+			t.Errorf("?%s: HTTP %d, want 400", bad, code)
+		}
+	}
+}
