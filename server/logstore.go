@@ -233,7 +233,6 @@ func (l *LogStore) Append(jobID string, entries []*api.LogEntry) (dropped int, e
 				return 0, err
 			}
 			offsets = append(offsets, size+int64(before))
-			seq++
 			truncated = true
 			dropped = len(entries) - i
 			for _, rest := range entries[i:] {

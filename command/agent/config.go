@@ -204,7 +204,8 @@ func loadConfigFile(path string, cfg *Config) error {
 	}
 	fc.execFileConfig.apply(&cfg.Exec)     // exec_config.go
 	fc.dockerFileConfig.apply(&cfg.Docker) // docker_config.go
-	if err := fc.logsFileConfig.apply(path, &cfg.Logs); err != nil { // logs_config.go
+	// logs_config.go
+	if err := fc.logsFileConfig.apply(path, &cfg.Logs); err != nil {
 		return err
 	}
 	if r := fc.Raft; r != nil {
