@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -102,8 +103,10 @@ func TestServer_ClientLogsCapped(t *testing.T) {
 	if len(got) == 0 || got[len(got)-1] != "[ciplat: log truncated at 4096 bytes]" {
 		t.Fatalf("read back %d lines, last %q: want the marker last", len(got), got[len(got)-1:])
 	}
-	if ts.srv.Logs().DroppedLines() != uint64(out["dropped"].(float64)) {
-		t.Fatalf("DroppedLines = %d, want %v", ts.srv.Logs().DroppedLines(), out["dropped"])
+	resp = ts.do("GET", "/v1/metrics", nil, nil, nil)
+	b, _ := io.ReadAll(resp.Body)
+	if want := fmt.Sprintf("\nciplat_logs_dropped_lines_total %v\n", out["dropped"]); !strings.Contains(string(b), want) {
+		t.Fatalf("metrics lack %q", want)
 	}
 }
 

@@ -82,3 +82,9 @@ func (s *Server) sweepLogs() int {
 	}
 	return n
 }
+
+// writeLogMetrics adds the log store's counters to GET /v1/metrics.
+func (s *Server) writeLogMetrics(p promWriter) {
+	p.one("ciplat_logs_dropped_lines_total", "counter", "Log lines dropped because their job's log reached -log-job-max-bytes.", float64(s.logs.DroppedLines()))
+	p.one("ciplat_logs_followers", "gauge", "Log streams following jobs or pipelines now.", float64(s.logs.Followers()))
+}

@@ -108,6 +108,7 @@ func (s *Server) writeMetrics(w *bufio.Writer) {
 	p := promWriter{w}
 	bm := &s.broker.m
 	m := s.metrics
+	s.writeLogMetrics(p) // log_retention.go
 
 	p.head("ciplat_broker_ready_evals", "gauge", "Evaluations ready to be handed out, per job priority.")
 	total := int64(0)
