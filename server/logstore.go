@@ -29,6 +29,9 @@ const (
 	// logLineMaxRead bounds one line a read scans (a client cuts lines at
 	// 64 KiB; JSON escaping can grow them several times).
 	logLineMaxRead = 8 << 20
+	// logMaxEntryBytes bounds one encoded entry: a push is one request
+	// body of at most 1 MiB (and a little room for the marker).
+	logMaxEntryBytes = 1<<20 + 4096
 	// logTailChunk is how much a tail read reads backwards at a time.
 	logTailChunk = 64 * 1024
 )
@@ -137,7 +140,7 @@ func (l *LogStore) lockJob(jobID string) (*jobLog, error) {
 			j.mu.Unlock()
 			continue
 		}
-		if err := j.load(); err != nil {
+		if err := j.load(l.max); err != nil {
 			j.mu.Unlock()
 			return nil, err
 		}
@@ -147,8 +150,10 @@ func (l *LogStore) lockJob(jobID string) (*jobLog, error) {
 
 // load counts the lines already on disk (after a restart) once. A torn
 // last line (a crash mid-write) is cut off, so later appends start on a
-// line of their own.
-func (j *jobLog) load() error {
+// line of their own. The log is full when its last line is the marker and
+// the file is near the cap max (a step that printed the marker's text
+// early does not end its log).
+func (j *jobLog) load(max int64) error {
 	if j.loaded {
 		return nil
 	}
@@ -183,6 +188,9 @@ func (j *jobLog) load() error {
 			return err
 		}
 		break
+	}
+	if j.truncated && j.size < max-logMaxEntryBytes {
+		j.truncated = false
 	}
 	if read > j.size {
 		if err := os.Truncate(j.path, j.size); err != nil {
