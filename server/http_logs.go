@@ -130,7 +130,7 @@ const logCopyBuffer = 32 * 1024
 //
 // Memory per stream is bounded: files are copied through one buffer
 // (LogStore.CopyAfter, or ScanAfter when entries are filtered), never
-// loaded. Every write and flush has a deadline (LogWriteTimeout), so a
+// loaded. Every write and flush has a deadline (Config.Logs.WriteTimeout), so a
 // reader that stops reading is dropped instead of pinning the stream. A
 // follow subscribes to its jobs and, once caught up, reads only the jobs
 // that got lines (LogSubscription): following a pipeline of thousands of

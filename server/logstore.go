@@ -277,12 +277,6 @@ func (l *LogStore) Append(jobID string, entries []*api.LogEntry) (dropped int, e
 	return dropped, nil
 }
 
-// LogPosition is where a job's log stood when a read looked at it.
-type LogPosition struct {
-	Seq  uint64 // the newest entry's
-	Size int64  // the file's bytes
-}
-
 // CopyAfter streams the raw NDJSON of jobID's entries with Seq > after, as
 // they stood when it was called, to w through buf (its only buffer: memory
 // stays bounded whatever the file's size). It returns the newest Seq it
