@@ -176,7 +176,14 @@ func TestLogShipper_ByteBudget(t *testing.T) {
 			p := &recordingPush{release: make(chan struct{})}
 			c := &Client{cfg: Config{LogBufferBytes: tc.budget}, log: slog.New(slog.DiscardHandler), now: time.Now, after: time.After}
 			s := newLogShipper(c, p.push, &api.Allocation{ID: "a1", JobID: "j1", Attempt: 1}, &api.Job{ID: "j1", Name: "build"})
-			defer s.close(context.Background())
+			var release sync.Once
+			defer func() {
+				// On failure too: let the hung push go, then stop.
+				release.Do(func() { close(p.release) })
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				s.close(ctx)
+			}()
 			sink := s.sink("s")
 			// The servers hang: 15 lines of 1 KB against a budget of about 10.
 			for range 15 {
@@ -188,7 +195,7 @@ func TestLogShipper_ByteBudget(t *testing.T) {
 			if n != tc.kept || held > tc.budget {
 				t.Fatalf("buffer holds %d lines, %d bytes; want %d lines within %d bytes", n, held, tc.kept, tc.budget)
 			}
-			close(p.release)
+			release.Do(func() { close(p.release) })
 			if err := s.flush(context.Background()); err != nil {
 				t.Fatal(err)
 			}
