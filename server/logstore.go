@@ -585,11 +585,20 @@ func (s *LogSubscription) Close() {
 	if s.store == nil {
 		return
 	}
-	s.store.followers.Add(-1)
+	l := s.store
+	l.followers.Add(-1)
 	s.store = nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	for _, j := range s.jobs {
 		j.mu.Lock()
 		delete(j.subs, s)
+		// A followed job that never logged is forgotten with its last
+		// follower, so following does not grow the store.
+		if len(j.subs) == 0 && j.seq == 0 && !j.removed && l.jobs[j.id] == j {
+			j.removed = true
+			delete(l.jobs, j.id)
+		}
 		j.mu.Unlock()
 	}
 	s.jobs = nil

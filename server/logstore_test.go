@@ -274,6 +274,12 @@ func TestLogStore_SubscriptionMarksOnlyChangedJobs(t *testing.T) {
 	if l.Followers() != 0 {
 		t.Fatalf("followers = %d after Close, want 0", l.Followers())
 	}
+	l.mu.Lock()
+	n := len(l.jobs)
+	l.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("the store remembers %d jobs after the follow, want the 2 with logs", n)
+	}
 }
 
 func TestLogStore_TornLastLine(t *testing.T) {
