@@ -18,6 +18,9 @@ type LogOptions struct {
 	Follow bool
 	// After skips entries with Seq <= After (resume a follow).
 	After uint64
+	// Tail, when positive, starts with the last Tail entries (of Step, if
+	// given) of a job's or worker's log.
+	Tail int
 }
 
 // JobLogs streams a job's log entries to fn, in order. With Follow it returns
@@ -43,6 +46,9 @@ func (c *Client) streamLogs(ctx context.Context, path string, o *LogOptions, fn 
 		}
 		if o.After > 0 {
 			q.Params["after"] = strconv.FormatUint(o.After, 10)
+		}
+		if o.Tail > 0 {
+			q.Params["tail"] = strconv.Itoa(o.Tail)
 		}
 	}
 	resp, err := c.do(ctx, http.MethodGet, path, q, nil, nil)

@@ -72,6 +72,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock for timestamps; nil means time.Now.
 	Now func() time.Time
+	// LogBufferBytes bounds the log lines one allocation holds while the
+	// servers are slow or unreachable (-log-buffer-bytes); 0 means
+	// DefaultLogBufferBytes. Past it new lines are dropped and counted
+	// (log_shipper.go).
+	LogBufferBytes int64
 }
 
 // Client is the client agent of one node. Build it with New and start it
@@ -130,6 +135,9 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.LogBufferBytes <= 0 {
+		cfg.LogBufferBytes = DefaultLogBufferBytes
 	}
 	host, err := os.Hostname()
 	if err != nil || host == "" {

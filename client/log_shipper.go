@@ -16,9 +16,14 @@ const (
 	logBatchSize     = 256 // entries per PushLogs call, and the size that triggers a send
 	logFlushInterval = 20 * time.Millisecond
 	logBufferMax     = 16384            // entries held while the servers are slow or unreachable
+	logEntryOverhead = 128              // bytes an entry costs beside its line and step name
 	logLineMax       = 64 * 1024        // bytes per line; longer lines are cut
 	logFlushTimeout  = 30 * time.Second // how long a step end waits for its logs
 )
+
+// DefaultLogBufferBytes is the byte budget of one allocation's log buffer
+// (Config.LogBufferBytes).
+const DefaultLogBufferBytes = 8 << 20
 
 // logShipper ships one allocation's output lines to the servers, in order, in
 // batches: a batch leaves when logBatchSize entries are waiting, when
@@ -32,10 +37,14 @@ const (
 // counts what could not be sent.
 //
 // Concurrency: Emit on any sink is safe from many goroutines and never blocks
-// on the network: it appends to a bounded buffer under a mutex. When the
-// buffer is full (servers unreachable for long), lines are dropped and
-// counted, and a warning line saying how many were lost is inserted where the
-// gap is, once there is room again. flush and close are called by the runner
+// on the network: it appends to a bounded buffer under a mutex. The buffer
+// is bounded twice: logBufferMax entries and maxBytes bytes (each entry
+// costs its line, its step name and logEntryOverhead). When either is
+// reached (servers unreachable for long), new lines are dropped and counted
+// (the oldest are kept: they are what a reader needs first, and a batch in
+// flight holds them), and a warning line saying how many were lost is
+// inserted where the gap is, once there is room again. Emit never blocks:
+// backpressure would stall the step's output pipe and so the build. flush and close are called by the runner
 // goroutine only.
 type logShipper struct {
 	push  func(context.Context, []*api.LogEntry) error
@@ -50,8 +59,11 @@ type logShipper struct {
 	done   chan struct{}
 	wake   chan struct{} // cap 1: a full batch or a flush is waiting
 
+	maxBytes int64 // byte budget of buf
+
 	mu       sync.Mutex
 	buf      []*api.LogEntry // emitted, not yet acknowledged; buf[0] is the oldest
+	bufBytes int64           // entryCost of buf's entries
 	queued   uint64          // entries ever appended to buf
 	shipped  uint64          // entries acknowledged or discarded
 	dropped  int             // lines dropped since the last warning line
@@ -64,6 +76,10 @@ type logShipper struct {
 // newLogShipper starts a shipper that sends with push (api.Client.PushLogs).
 func newLogShipper(c *Client, push func(context.Context, []*api.LogEntry) error, alloc *api.Allocation, job *api.Job) *logShipper {
 	ctx, cancel := context.WithCancel(context.Background())
+	maxBytes := c.cfg.LogBufferBytes
+	if maxBytes <= 0 {
+		maxBytes = DefaultLogBufferBytes
+	}
 	s := &logShipper{
 		push:     push,
 		log:      c.log.With("alloc_id", alloc.ID, "job_id", job.ID),
@@ -71,6 +87,7 @@ func newLogShipper(c *Client, push func(context.Context, []*api.LogEntry) error,
 		alloc:    alloc,
 		now:      c.now,
 		after:    c.after,
+		maxBytes: maxBytes,
 		ctx:      ctx,
 		cancel:   cancel,
 		done:     make(chan struct{}),
@@ -112,7 +129,7 @@ func (s *logShipper) emit(step string, l drivers.LogLine) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.lastStep = step
-	if len(s.buf) >= logBufferMax {
+	if len(s.buf) >= logBufferMax || s.bufBytes+entryCost(step, line) > s.maxBytes {
 		s.dropped++
 		s.lost++
 		return
@@ -126,11 +143,17 @@ func (s *logShipper) emit(step string, l drivers.LogLine) {
 func (s *logShipper) dropWarning() string {
 	n := s.dropped
 	s.dropped = 0
-	return fmt.Sprintf("ciplat: %d log lines were dropped here: the servers were unreachable and the client's log buffer (%d lines) was full", n, logBufferMax)
+	return fmt.Sprintf("ciplat: %d log lines were dropped here: the servers were unreachable and the client's log buffer (%d lines, %d bytes) was full", n, logBufferMax, s.maxBytes)
+}
+
+// entryCost is what one buffered entry counts against the byte budget.
+func entryCost(step, line string) int64 {
+	return int64(len(line) + len(step) + logEntryOverhead)
 }
 
 func (s *logShipper) appendLocked(e *api.LogEntry) {
 	s.buf = append(s.buf, e)
+	s.bufBytes += entryCost(e.Step, e.Line)
 	s.queued++
 	// Wake the loop for the first line (it starts the interval) and for a
 	// full batch (it sends at once).
@@ -240,12 +263,18 @@ func (s *logShipper) loop() {
 		if err != nil {
 			s.lost += len(batch)
 		}
-		s.buf = s.buf[len(batch):]
+		n = len(batch)
+		for _, e := range batch {
+			s.bufBytes -= entryCost(e.Step, e.Line)
+		}
+		// Let the shipped entries go: the backing array outlives them.
+		clear(s.buf[:n])
+		s.buf = s.buf[n:]
 		if len(s.buf) == 0 {
 			s.buf = nil // let the backing array go
 			s.urgent = false
 		}
-		s.shipped += uint64(len(batch))
+		s.shipped += uint64(n)
 		close(s.progress)
 		s.progress = make(chan struct{})
 		s.mu.Unlock()

@@ -160,3 +160,55 @@ func TestLogShipper_RefusedBatchDoesNotHang(t *testing.T) {
 		t.Fatalf("lost %d, want 1", s.lost)
 	}
 }
+
+func TestLogShipper_ByteBudget(t *testing.T) {
+	line := strings.Repeat("z", 1000)
+	cost := entryCost("s", line)
+	for _, tc := range []struct {
+		name   string
+		budget int64
+		kept   int
+	}{
+		{"at the limit", 10 * cost, 10},
+		{"one byte short", 10*cost - 1, 9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &recordingPush{release: make(chan struct{})}
+			c := &Client{cfg: Config{LogBufferBytes: tc.budget}, log: slog.New(slog.DiscardHandler), now: time.Now, after: time.After}
+			s := newLogShipper(c, p.push, &api.Allocation{ID: "a1", JobID: "j1", Attempt: 1}, &api.Job{ID: "j1", Name: "build"})
+			var release sync.Once
+			defer func() {
+				// On failure too: let the hung push go, then stop.
+				release.Do(func() { close(p.release) })
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				s.close(ctx)
+			}()
+			sink := s.sink("s")
+			// The servers hang: 15 lines of 1 KB against a budget of about 10.
+			for range 15 {
+				sink.Emit(drivers.LogLine{Line: line})
+			}
+			s.mu.Lock()
+			held, n := s.bufBytes, len(s.buf)
+			s.mu.Unlock()
+			if n != tc.kept || held > tc.budget {
+				t.Fatalf("buffer holds %d lines, %d bytes; want %d lines within %d bytes", n, held, tc.kept, tc.budget)
+			}
+			release.Do(func() { close(p.release) })
+			if err := s.flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			got := p.lines()
+			want := fmt.Sprintf("%d log lines were dropped", 15-tc.kept)
+			if len(got) != tc.kept+1 || !strings.Contains(got[len(got)-1], want) {
+				t.Fatalf("shipped %d lines, last %q; want %d and a warning %q", len(got), got[len(got)-1], tc.kept, want)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if s.bufBytes != 0 || s.buf != nil {
+				t.Fatalf("after the flush the buffer holds %d bytes", s.bufBytes)
+			}
+		})
+	}
+}

@@ -89,6 +89,9 @@ type Config struct {
 	// /v1/operator/snapshot; larger gets 413); default
 	// DefaultSnapshotMaxBytes (1 GiB).
 	SnapshotMaxBytes int64
+	// Logs bounds the step log store: bytes per job, retention, stream
+	// write deadlines (log_retention.go).
+	Logs LogsConfig
 	// Now is the clock stamped into Raft entries; nil means time.Now.
 	Now func() time.Time
 	// Logger receives the server's logs; nil means slog.Default().
@@ -171,6 +174,7 @@ func (c *Config) setDefaults() {
 	if c.IdempotencySweepInterval <= 0 {
 		c.IdempotencySweepInterval = time.Minute
 	}
+	c.Logs.setDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}

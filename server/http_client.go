@@ -169,11 +169,17 @@ func (s *Server) handleClientLogs(w http.ResponseWriter, r *http.Request) (any, 
 		}
 		byJob[e.JobID] = append(byJob[e.JobID], e)
 	}
+	if err := s.checkLogJobs(order); err != nil {
+		return nil, err
+	}
+	dropped := 0
 	for _, id := range order {
-		if err := s.logs.Append(id, byJob[id]); err != nil {
+		n, err := s.logs.Append(id, byJob[id])
+		if err != nil {
 			return nil, err
 		}
-		s.publishLogs(byJob[id])
+		dropped += n
+		s.publishLogs(byJob[id][:len(byJob[id])-n])
 	}
-	return map[string]int{"accepted": len(entries)}, nil
+	return map[string]int{"accepted": len(entries) - dropped, "dropped": dropped}, nil
 }

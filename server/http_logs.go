@@ -2,7 +2,8 @@ package server
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -34,6 +35,9 @@ func (s *Server) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, err
 	if step != "" && !hasStep(job, step) {
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "job " + job.Name + " has no step " + strconv.Quote(step)}
 	}
+	if after, err = s.tailStart(r, job.ID, after, logMatcher(step, nil)); err != nil {
+		return nil, err
+	}
 	s.streamLogs(r.Context(), w, []string{job.ID}, step, after, follow, func(ws memdb.WatchSet) bool {
 		j, err := s.State().JobByID(ws, job.ID)
 		return err != nil || j == nil || j.State.Terminal()
@@ -55,6 +59,38 @@ func (s *Server) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any
 		return err != nil || cur == nil || cur.State.Terminal()
 	})
 	return streamed{}, nil
+}
+
+// logTailMax bounds ?tail.
+const logTailMax = 100000
+
+// tailStart applies ?tail=N (the last N entries that match; match nil: all)
+// to a read that starts after `after`: it returns where the read starts.
+func (s *Server) tailStart(r *http.Request, jobID string, after uint64, match func(*api.LogEntry) bool) (uint64, error) {
+	v := r.URL.Query().Get("tail")
+	if v == "" {
+		return after, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > logTailMax {
+		return 0, badRequest("invalid tail %q: want a number of log lines from 0 to %d", v, logTailMax)
+	}
+	start, err := s.logs.TailAfter(jobID, n, match)
+	if err != nil {
+		return 0, err
+	}
+	return max(after, start), nil
+}
+
+// logMatcher is the filter of a read of one step (step may be "") and
+// keep (may be nil); nil when it lets every entry through.
+func logMatcher(step string, keep func(*api.LogEntry) bool) func(*api.LogEntry) bool {
+	if step == "" && keep == nil {
+		return nil
+	}
+	return func(e *api.LogEntry) bool {
+		return (step == "" || e.Step == step) && (keep == nil || keep(e))
+	}
 }
 
 func hasStep(j *structs.Job, name string) bool {
@@ -86,16 +122,38 @@ func (s *Server) streamLogs(ctx context.Context, w http.ResponseWriter, jobIDs [
 	s.streamLogsFiltered(ctx, w, jobIDs, step, after, follow, done, nil)
 }
 
+// logCopyBuffer is the one buffer a log stream reads its files through.
+const logCopyBuffer = 32 * 1024
+
 // streamLogsFiltered is streamLogs writing only the entries keep accepts
 // (all when keep is nil).
+//
+// Memory per stream is bounded: files are copied through one buffer
+// (LogStore.CopyAfter, or ScanAfter when entries are filtered), never
+// loaded. Every write and flush has a deadline (Config.Logs.WriteTimeout), so a
+// reader that stops reading is dropped instead of pinning the stream. A
+// follow subscribes to its jobs and, once caught up, reads only the jobs
+// that got lines (LogSubscription): following a pipeline of thousands of
+// jobs costs nothing while they are quiet.
 func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, jobIDs []string, step string, after uint64, follow bool, done func(memdb.WatchSet) bool, keep func(*api.LogEntry) bool) {
+	var sub *LogSubscription
+	if follow {
+		var err error
+		if sub, err = s.logs.Subscribe(jobIDs); err != nil {
+			writeError(w, err)
+			return
+		}
+		defer sub.Close()
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	enc := json.NewEncoder(w)
+	out := newDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
+	buf := make([]byte, logCopyBuffer)
 	last := make([]uint64, len(jobIDs))
+	pending := make([]int, len(jobIDs))
 	for i := range last {
 		last[i] = after
+		pending[i] = i
 	}
 	heartbeat := time.NewTicker(logHeartbeat)
 	defer heartbeat.Stop()
@@ -104,40 +162,101 @@ func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, 
 		// state change are all read in this pass.
 		ws := memdb.NewWatchSet()
 		finished := done(ws)
-		notify := make([]<-chan struct{}, 0, len(jobIDs))
-		for i, id := range jobIDs {
-			entries, seen, ch, err := s.logs.Read(id, step, last[i])
+		for _, i := range pending {
+			seen, err := s.copyLogs(out, buf, jobIDs[i], step, last[i], keep)
 			if err != nil {
-				s.log.Warn("read logs", "job", id, "err", err)
+				if !out.failed {
+					s.log.Warn("read logs", "job", jobIDs[i], "err", err)
+				}
 				return
-			}
-			for _, e := range entries {
-				if keep != nil && !keep(e) {
-					continue
-				}
-				if err := enc.Encode(e); err != nil {
-					return
-				}
 			}
 			last[i] = seen
-			notify = append(notify, ch)
 		}
-		if flusher != nil {
-			flusher.Flush()
+		if out.Flush() != nil {
+			return
 		}
 		if !follow || finished {
+			out.end()
 			return
 		}
-		switch waitAny(ctx, ws, notify, heartbeat.C) {
-		case waitEnded:
-			return
-		case waitHeartbeat:
-			if _, err := w.Write([]byte("\n")); err != nil {
+		for waiting := true; waiting; {
+			switch waitAny(ctx, ws, sub.C(), heartbeat.C) {
+			case waitEnded:
 				return
+			case waitHeartbeat:
+				if _, err := out.Write([]byte("\n")); err != nil || out.Flush() != nil {
+					return
+				}
+			default:
+				waiting = false
 			}
 		}
+		pending = sub.Take()
 	}
 }
+
+// copyLogs writes jobID's entries after `after` (of one step, and those keep
+// accepts) to w and returns the newest Seq it looked at.
+func (s *Server) copyLogs(w io.Writer, buf []byte, jobID, step string, after uint64, keep func(*api.LogEntry) bool) (uint64, error) {
+	if step == "" && keep == nil {
+		return s.logs.CopyAfter(w, buf, jobID, after)
+	}
+	return s.logs.ScanAfter(jobID, after, func(e *api.LogEntry, raw []byte) error {
+		if (step != "" && e.Step != step) || (keep != nil && !keep(e)) {
+			return nil
+		}
+		if _, err := w.Write(raw); err != nil {
+			return err
+		}
+		_, err := w.Write([]byte("\n"))
+		return err
+	})
+}
+
+// deadlineWriter gives every write and flush of a streamed response its own
+// deadline (http.ResponseController.SetWriteDeadline), so a peer that stops
+// reading fails the stream within timeout instead of holding it open.
+type deadlineWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+	failed  bool // a write or flush failed: the peer is gone or too slow
+}
+
+func newDeadlineWriter(w http.ResponseWriter, timeout time.Duration) *deadlineWriter {
+	return &deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
+}
+
+func (d *deadlineWriter) arm() {
+	// ErrNotSupported (a recorder in tests) leaves writes without deadline.
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.arm()
+	n, err := d.w.Write(p)
+	if err != nil {
+		d.failed = true
+	}
+	return n, err
+}
+
+// Flush sends what is buffered.
+func (d *deadlineWriter) Flush() error {
+	d.arm()
+	err := d.rc.Flush()
+	if errors.Is(err, http.ErrNotSupported) {
+		err = nil
+	}
+	if err != nil {
+		d.failed = true
+	}
+	return err
+}
+
+// end clears the deadline after a stream ended well, so a kept-alive
+// connection's next response does not inherit it.
+func (d *deadlineWriter) end() { _ = d.rc.SetWriteDeadline(time.Time{}) }
 
 type waitResult int
 
@@ -147,31 +266,15 @@ const (
 	waitEnded
 )
 
-// waitAny blocks until the watch set fires, a log channel closes, the
-// heartbeat ticks or ctx ends.
-func waitAny(ctx context.Context, ws memdb.WatchSet, chans []<-chan struct{}, tick <-chan time.Time) waitResult {
+// waitAny blocks until the watch set fires, the log subscription is
+// signalled, the heartbeat ticks or ctx ends.
+func waitAny(ctx context.Context, ws memdb.WatchSet, logs <-chan struct{}, tick <-chan time.Time) waitResult {
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fired := make(chan struct{}, 1)
-	signal := func() {
-		select {
-		case fired <- struct{}{}:
-		default:
-		}
-		cancel()
-	}
-	for _, ch := range chans {
-		go func(ch <-chan struct{}) {
-			select {
-			case <-ch:
-				signal()
-			case <-wctx.Done():
-			}
-		}(ch)
-	}
+	fired := make(chan struct{})
 	go func() {
 		if ws.WatchCtx(wctx) == nil {
-			signal()
+			close(fired)
 		}
 	}()
 	select {
@@ -179,7 +282,29 @@ func waitAny(ctx context.Context, ws memdb.WatchSet, chans []<-chan struct{}, ti
 		return waitEnded
 	case <-fired:
 		return waitFired
+	case <-logs:
+		return waitFired
 	case <-tick:
 		return waitHeartbeat
 	}
+}
+
+// checkLogJobs refuses a log push, before anything is written, when one of
+// its jobs is unknown (404) or has ended (409): logs are only taken for a
+// job that a client may still be running.
+func (s *Server) checkLogJobs(jobIDs []string) error {
+	st := s.State()
+	for _, id := range jobIDs {
+		j, err := st.JobByID(nil, id)
+		if err != nil {
+			return err
+		}
+		if j == nil {
+			return &HTTPError{Code: http.StatusNotFound, Msg: "job " + id + " not found: logs are only taken for a job of a pipeline"}
+		}
+		if j.State.Terminal() {
+			return &HTTPError{Code: http.StatusConflict, Msg: "job " + id + " is " + string(j.State) + ": it takes no more logs"}
+		}
+	}
+	return nil
 }

@@ -275,7 +275,7 @@ func (s *Server) handleWorkerStop(w http.ResponseWriter, r *http.Request) (any, 
 }
 
 // handleWorkerLogs is GET /v1/workers/{id}/logs: the log lines of the job
-// attempt the worker ran (?step, ?follow, ?after as for job logs). A follow
+// attempt the worker ran (?step, ?follow, ?after, ?tail as for job logs). A follow
 // ends when the worker's attempt is no longer the job's current one, or the
 // job ended.
 func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -302,6 +302,10 @@ func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, 
 		}
 	}
 	attempt := a.Attempt
+	ofAttempt := func(e *api.LogEntry) bool { return e.Attempt == attempt }
+	if after, err = s.tailStart(r, a.JobID, after, logMatcher(step, ofAttempt)); err != nil {
+		return nil, err
+	}
 	s.streamLogsFiltered(r.Context(), w, []string{a.JobID}, step, after, follow, func(ws memdb.WatchSet) bool {
 		cur, err := s.State().AllocByID(ws, a.ID)
 		if err != nil || cur == nil || !cur.Live() {
@@ -309,6 +313,6 @@ func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, 
 		}
 		j, err := s.State().JobByID(ws, a.JobID)
 		return err != nil || j == nil || j.State.Terminal() || j.AllocID != a.ID
-	}, func(e *api.LogEntry) bool { return e.Attempt == attempt })
+	}, ofAttempt)
 	return streamed{}, nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,11 @@ func TestServer_Workers(t *testing.T) {
 	}
 	if resp.StatusCode != 200 || strings.Join(lines, ",") != "one" {
 		t.Fatalf("worker logs = %v (HTTP %d), want [one]", lines, resp.StatusCode)
+	}
+	// ?tail counts the worker's attempt's lines only: the last is "one".
+	resp = ts.do("GET", "/v1/workers/"+a.ID+"/logs?tail=1", nil, nil, nil)
+	if b, _ := io.ReadAll(resp.Body); resp.StatusCode != 200 || !strings.Contains(string(b), `"line":"one"`) {
+		t.Fatalf("worker logs ?tail=1 = %s (HTTP %d), want the line one", b, resp.StatusCode)
 	}
 	if resp := ts.do("GET", "/v1/workers/"+a.ID+"/logs?step=nope", nil, nil, nil); resp.StatusCode != 404 {
 		t.Fatalf("logs of an unknown step: HTTP %d, want 404", resp.StatusCode)

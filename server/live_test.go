@@ -352,9 +352,15 @@ func TestServer_LogsPublishedToNATS(t *testing.T) {
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	// Logs are taken only for a job that exists and has not ended.
+	p, code := submit(ts, "name: n\njobs:\n  a: { steps: [ { name: unit tests, run: 'true' } ] }\n", nil)
+	if code != 201 || len(p.JobIDs) != 1 {
+		t.Fatalf("submit: HTTP %d, %d jobs", code, len(p.JobIDs))
+	}
+	jobID := p.JobIDs[0]
 	entries := []*api.LogEntry{
-		{JobID: "job-1", Step: "unit tests", Stream: "stdout", Line: "ok 1", Time: time.Now()},
-		{JobID: "job-1", Step: "unit tests", Stream: "stdout", Line: "ok 2", Time: time.Now()},
+		{JobID: jobID, Step: "unit tests", Stream: "stdout", Line: "ok 1", Time: time.Now()},
+		{JobID: jobID, Step: "unit tests", Stream: "stdout", Line: "ok 2", Time: time.Now()},
 	}
 	b, _ := json.Marshal(entries)
 	if r := ts.do("POST", "/v1/client/logs", b, nil, nil); r.StatusCode != 200 {
@@ -366,7 +372,7 @@ func TestServer_LogsPublishedToNATS(t *testing.T) {
 			t.Fatalf("line %d: %v", i, err)
 		}
 		var e api.LogEntry
-		if err := json.Unmarshal(m.Data, &e); err != nil || e.Line != want || m.Subject != "ciplat.logs.job-1.unit_tests" {
+		if err := json.Unmarshal(m.Data, &e); err != nil || e.Line != want || m.Subject != "ciplat.logs."+jobID+".unit_tests" {
 			t.Fatalf("line %d: %s %s (%v)", i, m.Subject, m.Data, err)
 		}
 	}

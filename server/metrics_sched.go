@@ -116,6 +116,7 @@ func (s *Server) writeMetrics(w *bufio.Writer) {
 	s.writeWSMetrics(p) // http_ws.go
 	bm := &s.broker.m
 	m := s.metrics
+	s.writeLogMetrics(p) // log_retention.go
 
 	p.head("ciplat_broker_ready_evals", "gauge", "Evaluations ready to be handed out, per job priority.")
 	total := int64(0)

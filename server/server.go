@@ -104,7 +104,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	logs, err := NewLogStore(filepath.Join(cfg.DataDir, "logs"))
+	logs, err := NewLogStore(filepath.Join(cfg.DataDir, "logs"), LogStoreConfig{MaxBytesPerJob: cfg.Logs.MaxBytesPerJob})
 	if err != nil {
 		return nil, err
 	}
@@ -136,8 +136,9 @@ func New(cfg Config) (*Server, error) {
 	if err := s.startNATSCluster(); err != nil {
 		s.log.Warn("gossip the NATS route address", "err", err)
 	}
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.monitorLeadership()
+	go s.sweepLogsLoop()
 	return s, nil
 }
 

@@ -225,6 +225,7 @@ func (a *Agent) startServer(bind string) error {
 		MaxPendingEvals:   cfg.MaxPendingEvals,
 		IdempotencyTTL:    cfg.IdempotencyTTL,
 		SnapshotMaxBytes:  cfg.SnapshotMaxBytes,
+		Logs:              cfg.Logs.server(),
 		Logger:            a.log,
 		Events:            eventsCfg,
 		Nodes:             nodesCfg,
@@ -334,6 +335,8 @@ func (a *Agent) startClient() error {
 		Logger:   a.log,
 		Reserved: api.Resources{CPU: a.cfg.Nodes.ReserveCPU, MemoryMB: a.cfg.Nodes.ReserveMemory},
 		Gossip:   pool,
+
+		LogBufferBytes: a.cfg.Logs.ClientBufferBytes,
 	})
 	if err != nil {
 		return err

@@ -98,6 +98,8 @@ type Config struct {
 	// HTTP bounds the HTTP listener: timeouts, header size, connection
 	// and WebSocket caps, the forwarding deadline (http_config.go).
 	HTTP HTTPConfig
+	// Logs bounds step logs on servers and clients (logs_config.go).
+	Logs LogsConfig
 }
 
 // fileConfig is the JSON of a -config file. Every field is optional;
@@ -107,6 +109,7 @@ type fileConfig struct {
 	execFileConfig                      // exec_config.go
 	dockerFileConfig                    // docker_config.go
 	httpFileConfig                      // http_config.go
+	logsFileConfig                      // logs_config.go
 	Server            *bool             `json:"server"`
 	Client            *bool             `json:"client"`
 	DataDir           *string           `json:"data_dir"`
@@ -222,6 +225,10 @@ func loadConfigFile(path string, cfg *Config) error {
 
 	if err := fc.httpFileConfig.apply(&cfg.HTTP); err != nil { // http_config.go
 		return fmt.Errorf("-config %s: %w", path, err)
+	}
+	// logs_config.go
+	if err := fc.logsFileConfig.apply(path, &cfg.Logs); err != nil {
+		return err
 	}
 	if r := fc.Raft; r != nil {
 		for _, d := range []struct {
@@ -356,6 +363,7 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 	registerDockerFlags(fs, &cfg.Docker)
 	registerLimitFlags(fs, &cfg.SpecLimits)
 	registerHTTPFlags(fs, &cfg.HTTP)
+	registerLogFlags(fs, &cfg.Logs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: ciplat agent [-dev | -server | -client] [flags]\n\n"+
 			"  Runs a ciplat agent. Examples:\n"+
@@ -412,6 +420,9 @@ func ParseFlags(args []string, stderr io.Writer) (*Config, error) {
 		return nil, err
 	}
 	if err := cfg.HTTP.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Logs.validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
