@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -35,30 +33,6 @@ func (c *settableClock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// newTestServerWith is newTestServer with the config tuned by tune.
-func newTestServerWith(t *testing.T, tune func(*Config)) *testServer {
-	t.Helper()
-	cfg := Config{
-		DataDir:   t.TempDir(),
-		RaftAddr:  "127.0.0.1:0",
-		Bootstrap: true,
-		Dev:       true,
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	tune(&cfg)
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatalf("start server: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := s.WaitForLeader(ctx); err != nil {
-		t.Fatal(err)
-	}
-	ts := &testServer{t: t, srv: s, web: httptest.NewServer(s.HTTPHandler()), dir: cfg.DataDir}
-	t.Cleanup(ts.stop)
-	return ts
-}
 
 // submitErr submits a spec and returns the pipeline (on 200/201), the
 // status and the JSON error message.
@@ -167,7 +141,7 @@ func TestServer_IdempotencyKey_Validation(t *testing.T) {
 // and the key can then be used for another spec.
 func TestServer_IdempotencyKey_Expiry(t *testing.T) {
 	clk := &settableClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	ts := newTestServerWith(t, func(c *Config) {
+	ts := newLiveServer(t, func(c *Config) {
 		c.Now = clk.now
 		c.IdempotencyTTL = time.Hour
 		c.IdempotencySweepInterval = 5 * time.Millisecond
@@ -212,7 +186,7 @@ func TestServer_IdempotencyKey_Expiry(t *testing.T) {
 // removes the key.
 func TestServer_SweepExpiredIdempotencyKeys(t *testing.T) {
 	clk := &settableClock{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
-	ts := newTestServerWith(t, func(c *Config) {
+	ts := newLiveServer(t, func(c *Config) {
 		c.Now = clk.now
 		c.IdempotencyTTL = 10 * time.Minute
 		c.IdempotencySweepInterval = time.Hour
