@@ -33,7 +33,6 @@ func (c *settableClock) advance(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-
 // submitErr submits a spec and returns the pipeline (on 200/201), the
 // status and the JSON error message.
 func submitErr(ts *testServer, spec string, hdr map[string]string) (*api.Pipeline, int, string) {
