@@ -61,6 +61,11 @@ type Config struct {
 	// MaxWSClients caps the WebSocket clients of GET /v1/ws; one more gets
 	// 503 with Retry-After; default 512, negative means no cap.
 	MaxWSClients int
+	// HTTPConns, when set, reports the agent's HTTP listener: open
+	// connections, the -http-max-conns cap (0: none) and connections
+	// refused at it; GET /v1/metrics exposes them. The listener lives in
+	// the agent, which sets this; it is called from any goroutine.
+	HTTPConns func() ConnStats
 	// SchedulerWorkers is how many scheduler goroutines the leader runs; default 2.
 	SchedulerWorkers int
 	// SchedulerAlgorithm is "binpack" (default) or "spread". Both it and
@@ -182,4 +187,11 @@ func (c *Config) setDefaults() {
 		c.Bootstrap = true
 	}
 	c.SpecLimits = c.SpecLimits.WithDefaults()
+}
+
+// ConnStats is what Config.HTTPConns reports of the agent's HTTP listener.
+type ConnStats struct {
+	Open     int64
+	Max      int
+	Rejected uint64
 }

@@ -60,6 +60,8 @@ type streamed struct{}
 type HTTPError struct {
 	Code int
 	Msg  string
+	// RetryAfter adds Retry-After: 1 (a 503 the client may retry).
+	RetryAfter bool
 }
 
 func (e *HTTPError) Error() string { return e.Msg }
@@ -196,6 +198,9 @@ func writeError(w http.ResponseWriter, err error) {
 	switch {
 	case errors.As(err, &he):
 		code = he.Code
+		if he.RetryAfter {
+			w.Header().Set("Retry-After", "1")
+		}
 	case errors.As(err, &mbe):
 		code = http.StatusRequestEntityTooLarge
 		err = fmt.Errorf("request body is larger than %d bytes", mbe.Limit)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -236,8 +237,14 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 	}
 	f := s.raft.Apply(buf, 30*time.Second)
 	if err := f.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
 			return nil, 0, ErrNoLeader
+		case errors.Is(err, raft.ErrAbortedByRestore):
+			// Not applied: an operator's snapshot restore replaced the
+			// state while the write waited. Safe to send again.
+			return nil, 0, &HTTPError{Code: http.StatusServiceUnavailable, RetryAfter: true,
+				Msg: "a snapshot restore replaced the cluster's state while this write waited; it was not applied: send it again"}
 		}
 		return nil, 0, err
 	}

@@ -38,6 +38,7 @@ type Agent struct {
 	server   *server.Server
 	client   *client.Client
 	listener net.Listener
+	conns    *connCapListener // listener with the -http-max-conns cap
 	httpSrv  *http.Server
 
 	clientCancel context.CancelFunc
@@ -103,6 +104,7 @@ func New(cfg *Config, logger *slog.Logger) (_ *Agent, err error) {
 		return nil, fmt.Errorf("HTTP API on %s: %w", httpAddr, err)
 	}
 	a.listener = ln
+	a.conns = newConnCapListener(ln, cfg.HTTP.MaxConns) // http_conncap.go
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 
 	mux := http.NewServeMux()
@@ -117,9 +119,8 @@ func New(cfg *Config, logger *slog.Logger) (_ *Agent, err error) {
 		http.Redirect(w, r, "/ui/", http.StatusFound)
 	})
 	a.httpSrv = cfg.HTTP.httpServer(mux) // http_config.go
-	capped := newConnCapListener(ln, cfg.HTTP.MaxConns)
 	go func() {
-		if err := a.httpSrv.Serve(capped); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := a.httpSrv.Serve(a.conns); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			logger.Error("HTTP server stopped", "err", err)
 		}
 	}()
@@ -220,6 +221,7 @@ func (a *Agent) startServer(bind string) error {
 		DeadServerCleanup: cfg.DeadServerCleanup,
 		ForwardTimeout:    cfg.HTTP.ForwardTimeout,
 		MaxWSClients:      cfg.HTTP.MaxWSClients,
+		HTTPConns:         a.conns.stats,
 		SchedulerWorkers:  cfg.SchedulerWorkers,
 		EvalBroker:        server.BrokerConfig{MaxEvals: cfg.EvalBrokerMax},
 		MaxPendingEvals:   cfg.MaxPendingEvals,

@@ -17,15 +17,24 @@ import (
 // (HTTPConfig.httpServer behind connCapListener) and returns its address.
 func serveHTTP(t *testing.T, c HTTPConfig, h http.Handler) string {
 	t.Helper()
+	addr, _ := serveHTTPCapped(t, c, h)
+	return addr
+}
+
+// serveHTTPCapped is serveHTTP that also returns the capped listener, to
+// read its counts.
+func serveHTTPCapped(t *testing.T, c HTTPConfig, h http.Handler) (string, *connCapListener) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	hc := c.withDefaults()
 	srv := hc.httpServer(h)
-	go func() { _ = srv.Serve(newConnCapListener(ln, c.MaxConns)) }()
+	capped := newConnCapListener(ln, c.MaxConns)
+	go func() { _ = srv.Serve(capped) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
+	return ln.Addr().String(), capped
 }
 
 // rawGet sends one GET on conn and reads the answer.
@@ -49,9 +58,9 @@ var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { 
 // TestConnCapListener: with -http-max-conns 2, two keep-alive connections
 // are served; a third is answered 503 with Retry-After and a JSON error
 // (not left hanging in the accept queue); once one closes, a new one is
-// served.
+// served. The refusal is counted (GET /v1/metrics shows it).
 func TestConnCapListener(t *testing.T) {
-	addr := serveHTTP(t, HTTPConfig{MaxConns: 2}, okHandler)
+	addr, capped := serveHTTPCapped(t, HTTPConfig{MaxConns: 2}, okHandler)
 	var open []net.Conn
 	for i := 0; i < 2; i++ {
 		c, err := net.Dial("tcp", addr)
@@ -73,6 +82,9 @@ func TestConnCapListener(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" ||
 		resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("connection 3 (cap+1): HTTP %d %v; want 503 JSON with Retry-After and the security headers", resp.StatusCode, resp.Header)
+	}
+	if st := capped.stats(); st.Open != 2 || st.Max != 2 || st.Rejected != 1 {
+		t.Fatalf("stats after one refusal = %+v, want 2 open, max 2, 1 rejected", st)
 	}
 
 	open[0].Close()

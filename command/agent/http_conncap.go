@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ciplat/ciplat/server"
 )
 
 // connCapListener caps the open connections of the agent's HTTP listener.
@@ -32,12 +34,15 @@ type connCapListener struct {
 // maxRejecting is how many refused connections are answered at once.
 const maxRejecting = 64
 
-// newConnCapListener wraps ln; max <= 0 means no cap (ln itself).
-func newConnCapListener(ln net.Listener, max int) net.Listener {
-	if max <= 0 {
-		return ln
-	}
+// newConnCapListener wraps ln; max <= 0 means no cap (connections are
+// only counted).
+func newConnCapListener(ln net.Listener, max int) *connCapListener {
 	return &connCapListener{Listener: ln, max: max, rejecting: make(chan struct{}, maxRejecting)}
+}
+
+// stats reports the open and refused connections for GET /v1/metrics.
+func (l *connCapListener) stats() server.ConnStats {
+	return server.ConnStats{Open: l.open.Load(), Max: max(l.max, 0), Rejected: l.rejected.Load()}
 }
 
 func (l *connCapListener) Accept() (net.Conn, error) {
@@ -46,7 +51,7 @@ func (l *connCapListener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		if n := l.open.Add(1); n <= int64(l.max) {
+		if n := l.open.Add(1); l.max <= 0 || n <= int64(l.max) {
 			return &cappedConn{Conn: c, l: l}, nil
 		}
 		l.open.Add(-1)

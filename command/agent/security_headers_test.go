@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,6 +67,18 @@ func TestAgent_SecurityHeaders(t *testing.T) {
 			if got := resp.Header.Values(k); len(got) != 1 || got[0] != v {
 				t.Errorf("%s %s: %s = %q, want [%q]", tc.method, tc.path, k, got, v)
 			}
+		}
+	}
+	// The agent's listener counts go to the server's metrics.
+	resp, err := client.Get(base + "/v1/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{"\nciplat_http_connections ", "\nciplat_http_connections_max 4096\n", "\nciplat_http_connections_rejected_total 0\n"} {
+		if !strings.Contains(string(body), m) {
+			t.Errorf("/v1/metrics lacks %q", strings.TrimSpace(m))
 		}
 	}
 }
