@@ -141,8 +141,11 @@ func (r *allocRunner) run() {
 		name = r.c.defaultDriver(r.job.Spec.Image)
 	}
 	if name == "" {
-		r.failEarly(fmt.Sprintf("job has image %q but no container driver (%s) is healthy on node %s; write driver: exec to run it on the host",
-			r.job.Spec.Image, strings.Join(containerDrivers, ", "), r.c.cfg.Name))
+		// The scheduler placed it here because a container driver was
+		// healthy; it failed since: an infrastructure fault, rescheduled
+		// (not a retry of the build).
+		r.faultEarly(fmt.Sprintf("job has image %q but no container driver (%s) is healthy on node %s; write driver: exec to run it on the host",
+			r.job.Spec.Image, strings.Join(containerDrivers, ", "), r.c.cfg.Name), api.CauseCreateFailed)
 		return
 	}
 	info, ok := r.c.driverHealth(name)

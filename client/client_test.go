@@ -407,6 +407,21 @@ func TestClient_Run_UnknownDriverFails(t *testing.T) {
 	}
 }
 
+// TestClient_Run_ImageWithoutContainerDriver: a job with an image placed on
+// a node whose container driver has gone since is a fault the servers
+// reschedule (cause create-failed), not a failure of the build.
+func TestClient_Run_ImageWithoutContainerDriver(t *testing.T) {
+	srv := newFakeServer(t)
+	h := startClient(t, srv, "", map[string]drivers.Driver{"mock": mock.New(mock.Config{})})
+	a := testAlloc(h.c.NodeID(), "a1", "", api.StepSpec{Name: "s", Run: "echo hi"})
+	a.Job.Spec.Image = "busybox:1"
+	srv.addAlloc(a)
+	final := srv.waitFinal(t, "a1")
+	if !strings.Contains(final.Reason, `job has image "busybox:1" but no container driver`) || final.Cause != api.CauseCreateFailed {
+		t.Fatalf("reason %q cause %q, want the missing container driver as create-failed", final.Reason, final.Cause)
+	}
+}
+
 func TestClient_Run_UnhealthyDriverFails(t *testing.T) {
 	srv := newFakeServer(t)
 	d := mock.New(mock.Config{})
