@@ -108,7 +108,7 @@ func TestCluster_LeaderKilledBuildsSucceed(t *testing.T) {
 			}
 			switch p.State {
 			case api.StateSucceeded:
-			case api.StateFailed, api.StateCancelled:
+			case api.StateFailed, api.StateCancelled, api.StateTerminated:
 				t.Fatalf("pipeline %s ended %s: %s", name, p.State, jobsOf(c, p))
 			default:
 				return false
