@@ -21,9 +21,9 @@ func registerEntryCheck(req *structs.PipelineRegisterRequest, limit int) error {
 	}
 	if len(b) > limit {
 		return &HTTPError{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(
-			"the pipeline's register entry would be %d bytes, more than the %d allowed (16 × the server's -limit-spec-bytes): "+
+			"the pipeline's register entry would be %d bytes, more than the %d allowed (%d × the server's -limit-spec-bytes): "+
 				"%d jobs each carry their spec and the pipeline's env; shorten the pipeline env or split the pipeline",
-			len(b), limit, len(req.Jobs))}
+			len(b), limit, structs.RegisterEntryFactor, len(req.Jobs))}
 	}
 	return nil
 }

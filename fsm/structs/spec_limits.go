@@ -87,16 +87,16 @@ func (l SpecLimits) ExpandedBytes() int {
 }
 
 // RegisterEntryBytes is the largest encoded Raft entry a pipeline or job
-// submit may propose: registerEntryFactor × SpecBytes. The spec is carried
+// submit may propose: RegisterEntryFactor × SpecBytes. The spec is carried
 // twice (the pipeline's and each job's copy) and JSON escapes can grow a
 // string, so an honest spec fits; this is the edge's last guard should the
 // parser's ExpandedBytes budget ever miss a path.
 func (l SpecLimits) RegisterEntryBytes() int {
-	return registerEntryFactor * l.WithDefaults().SpecBytes
+	return RegisterEntryFactor * l.WithDefaults().SpecBytes
 }
 
-// registerEntryFactor: see RegisterEntryBytes.
-const registerEntryFactor = 16
+// RegisterEntryFactor is SpecLimits.RegisterEntryBytes in units of SpecBytes.
+const RegisterEntryFactor = 16
 
 // DefaultSpecLimits returns the limits with every field at its default.
 func DefaultSpecLimits() SpecLimits {
