@@ -106,14 +106,18 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byt
 	}
 	p, jobs := newPipeline(spec, idem.key)
 	now := s.now()
-	resp, _, err := s.apply(structs.PipelineRegisterRequestType, &structs.PipelineRegisterRequest{
+	req := &structs.PipelineRegisterRequest{
 		WriteRequest:         structs.WriteRequest{Timestamp: now},
 		Pipeline:             p,
 		Jobs:                 jobs,
 		IdempotencyKey:       idem.key,
 		BodyHash:             idem.hash,
 		IdempotencyExpiresAt: idem.expiresAt(now),
-	})
+	}
+	if err := registerEntryCheck(req, s.cfg.SpecLimits.RegisterEntryBytes()); err != nil {
+		return nil, err
+	}
+	resp, _, err := s.apply(structs.PipelineRegisterRequestType, req)
 	if err != nil {
 		return nil, err
 	}

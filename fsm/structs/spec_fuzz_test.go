@@ -37,6 +37,7 @@ func FuzzParsePipelineSpec(f *testing.F) {
 	f.Add([]byte(""))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("name: p\njobs: {j: {image: !!binary eA==, driver: dokcer, steps: [!foo x]}}\n"))     // tags, a driver typo
+	f.Add([]byte(specRunBomb(60000, 100, 30)))                                                         // issue 12: 63 KB expanding to 180 MB
 	f.Add([]byte("name: p\nenv: {A: \"\\0\"}\njobs: {j: {steps: [{name: \"a\\u202Eb\", run: x}]}}\n")) // NUL, bidi
 
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -72,6 +72,32 @@ var SpecLimitTable = []SpecLimit{
 	{"limit-field-bytes", 1024, "longest image, driver, and attr or value of a constraint, affinity or spread, in bytes", func(l *SpecLimits) *int { return &l.FieldBytes }},
 }
 
+// specExpandFactor is how many times its body size a spec's values may add
+// up to once YAML aliases are expanded (SpecLimits.ExpandedBytes). A spec
+// without aliases has at most its own size in values, and the parser reads
+// a value at most a few times, so an honest spec of -limit-spec-bytes
+// always fits; a spec that reuses a large anchored value thousands of times
+// does not (issue 12: 63 KB expanding to 180 MB).
+const specExpandFactor = 4
+
+// ExpandedBytes is the most bytes the values of one spec, keys included,
+// may add up to with every YAML alias expanded: specExpandFactor × SpecBytes.
+func (l SpecLimits) ExpandedBytes() int {
+	return specExpandFactor * l.WithDefaults().SpecBytes
+}
+
+// RegisterEntryBytes is the largest encoded Raft entry a pipeline or job
+// submit may propose: RegisterEntryFactor × SpecBytes. The spec is carried
+// twice (the pipeline's and each job's copy) and JSON escapes can grow a
+// string, so an honest spec fits; this is the edge's last guard should the
+// parser's ExpandedBytes budget ever miss a path.
+func (l SpecLimits) RegisterEntryBytes() int {
+	return RegisterEntryFactor * l.WithDefaults().SpecBytes
+}
+
+// RegisterEntryFactor is SpecLimits.RegisterEntryBytes in units of SpecBytes.
+const RegisterEntryFactor = 16
+
 // DefaultSpecLimits returns the limits with every field at its default.
 func DefaultSpecLimits() SpecLimits {
 	var l SpecLimits

@@ -41,8 +41,15 @@ func ParseJobSpec(data []byte) (*PipelineSpec, error) {
 	return specParse(data, true, DefaultSpecLimits())
 }
 
-// specParse parses under lim, whose fields must all be set.
+// specParse parses under lim, whose fields must all be set, with the
+// expansion byte budget of lim (SpecLimits.ExpandedBytes).
 func specParse(data []byte, jobBody bool, lim SpecLimits) (*PipelineSpec, error) {
+	return specParseBudget(data, jobBody, lim, lim.ExpandedBytes())
+}
+
+// specParseBudget is specParse with the budget of scalar bytes the walk may
+// reach, through aliases too, given (tests set it to the byte).
+func specParseBudget(data []byte, jobBody bool, lim SpecLimits, byteBudget int) (*PipelineSpec, error) {
 	if len(data) > lim.SpecBytes {
 		return nil, SpecErrors{{Msg: specOver(&lim, &lim.SpecBytes, len(data), "bytes", "split the pipeline or shorten its commands")}}
 	}
@@ -52,6 +59,7 @@ func specParse(data []byte, jobBody bool, lim SpecLimits) (*PipelineSpec, error)
 		return nil, errs
 	}
 	p := newSpecParser(root, lim)
+	p.bytes = byteBudget
 	var spec *PipelineSpec
 	if jobBody {
 		spec = p.jobBody(root)
@@ -107,7 +115,12 @@ type specParser struct {
 
 	// budget bounds the nodes visited: YAML aliases can make a small document
 	// expand exponentially ("billion laughs").
-	budget  int
+	budget int
+	// bytes bounds the bytes of the scalars visited, keys and values,
+	// each counted every time an alias reaches it: the node budget alone
+	// let a 63 KB spec reuse one 60 KB command 3000 times (180 MB of spec,
+	// twice in its Raft entry) while every field stayed within its limit.
+	bytes   int
 	over    bool
 	overErr *SpecError
 
@@ -213,6 +226,16 @@ func (p *specParser) resolve(n *yaml.Node) *yaml.Node {
 		p.over = true
 		p.overErr = &SpecError{Msg: "the spec expands to too many values through YAML aliases; write it out without so many nested aliases"}
 		return nil
+	}
+	if n != nil && n.Kind == yaml.ScalarNode {
+		p.bytes -= len(n.Value)
+		if p.bytes < 0 {
+			p.over = true
+			p.overErr = &SpecError{Line: n.Line, Column: n.Column, Msg: fmt.Sprintf(
+				"the spec is too large once its YAML aliases are expanded: its values add up to more than the %d bytes allowed (%d × the server's -limit-spec-bytes %d); write the reused values out fewer times, or split the pipeline",
+				p.lim.ExpandedBytes(), specExpandFactor, p.lim.SpecBytes)}
+			return nil
+		}
 	}
 	return n
 }
