@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -69,5 +70,31 @@ func TestRegisterEntryCheck_AtLimit(t *testing.T) {
 	var he *HTTPError
 	if !errors.As(err, &he) || he.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("one byte past the limit: %v, want a 413", err)
+	}
+}
+
+// TestRegisterEntryCheck_WideEnvNotEncoded: an entry whose merged envs alone
+// pass the limit (500 jobs × a 32 KiB pipeline env: ≈ 16 MB) is refused
+// from the envs' sizes, without encoding it: the check allocates far less
+// than the entry it refuses.
+func TestRegisterEntryCheck_WideEnvNotEncoded(t *testing.T) {
+	spec, err := structs.ParsePipelineSpec([]byte(specWideEnv(500, 32<<10)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, jobs := newPipeline(spec, "")
+	req := &structs.PipelineRegisterRequest{Pipeline: p, Jobs: jobs}
+	var err2 error
+	allocs := testing.AllocsPerRun(1, func() { err2 = registerEntryCheck(req, 1<<20) })
+	var he *HTTPError
+	if !errors.As(err2, &he) || he.Code != http.StatusRequestEntityTooLarge || !strings.Contains(he.Msg, "at least") {
+		t.Fatalf("wide env: %v, want a 413 from the envs' sizes", err2)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_ = registerEntryCheck(req, 1<<20)
+	runtime.ReadMemStats(&after)
+	if got := after.TotalAlloc - before.TotalAlloc; got > 1<<20 {
+		t.Fatalf("the check allocated %d bytes (%v allocs) to refuse the entry; want it refused without encoding", got, allocs)
 	}
 }
