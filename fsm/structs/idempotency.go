@@ -41,6 +41,12 @@ type IdempotencyKey struct {
 	ModifyIndex uint64    `json:"modify_index"`
 }
 
+// IdempotencyNeverExpires is the ExpiresAt of a key that never expires: one
+// an entry without Rules (written before keys expired) registered with no
+// expiry. Its time is after every entry's (maxTimestampYear) and its index
+// sorts last, so Expired is false for it and no sweep removes it.
+var IdempotencyNeverExpires = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
 // Expired reports whether the key no longer holds at time t (t is at or
 // after ExpiresAt).
 func (k *IdempotencyKey) Expired(t time.Time) bool { return !t.Before(k.ExpiresAt) }
