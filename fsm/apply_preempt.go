@@ -13,8 +13,9 @@ import (
 // its node (structs.Allocation.Live) and its client kills the worker. The
 // job it ran ends that attempt TERMINATED and goes back to PENDING at once
 // with a new evaluation, after "preempted by <job> (priority P)". The move
-// uses up one of the job's reschedule attempts, never a retry: the job did
-// nothing wrong (rescheduleAfterFault, cause preempted).
+// uses up neither a retry nor a reschedule attempt (as in Nomad): the job
+// did nothing wrong and the eviction was the scheduler's choice
+// (rescheduleAfterFault, cause preempted).
 //
 // The leader's plan applier checked every eviction; the entry still skips
 // one whose allocation is no longer live or whose job does not have a
