@@ -116,13 +116,17 @@ type IdempotencyKeySweepRequest struct {
 	Limit  int       `json:"limit,omitempty"`
 }
 
-// Validate refuses a malformed sweep: no cutoff, or a negative limit.
+// Validate implements RequestValidator: it refuses (ErrInvalidRequest) a
+// malformed sweep: a bad timestamp, no cutoff, or a negative limit.
 func (r *IdempotencyKeySweepRequest) Validate() error {
+	if err := r.WriteRequest.Validate(); err != nil {
+		return err
+	}
 	if r.Cutoff.IsZero() {
-		return fmt.Errorf("idempotency key sweep: cutoff is missing")
+		return invalid("cutoff", "missing; want the leader's time")
 	}
 	if r.Limit < 0 {
-		return fmt.Errorf("idempotency key sweep: limit %d is negative; want 0 (all) or more", r.Limit)
+		return invalid("limit", "%d is negative; want 0 (all) or more", r.Limit)
 	}
 	return nil
 }

@@ -338,4 +338,5 @@ var (
 	_ RequestValidator = (*NodeDrainDeadlineRequest)(nil)
 	_ RequestValidator = (*SchedulerConfigRequest)(nil)
 	_ RequestValidator = (*WorkerStopRequest)(nil)
+	_ RequestValidator = (*IdempotencyKeySweepRequest)(nil)
 )
