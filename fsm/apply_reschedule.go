@@ -99,11 +99,12 @@ func checkClientCause(u *structs.AllocUpdate) error {
 		return nil
 	}
 	if !structs.ValidClientCause(u.Cause) {
-		return fmt.Errorf("allocation %s: cause %q is not one a client may report (%s)",
-			u.AllocID, u.Cause, strings.Join(structs.ClientCauses, ", "))
+		return fmt.Errorf("allocation %s: cause %s is not one a client may report (%s)",
+			structs.ShowKey(u.AllocID), structs.ShowValue(u.Cause), strings.Join(structs.ClientCauses, ", "))
 	}
 	if u.JobState != structs.JobFailed {
-		return fmt.Errorf("allocation %s: cause %q needs job_state FAILED, got %q", u.AllocID, u.Cause, u.JobState)
+		return fmt.Errorf("allocation %s: cause %s needs job_state FAILED, got %s",
+			structs.ShowKey(u.AllocID), structs.ShowValue(u.Cause), structs.ShowValue(string(u.JobState)))
 	}
 	return nil
 }
