@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"io"
 	"testing"
 	"time"
 
@@ -86,6 +87,18 @@ func TestFSM_ApplyRules(t *testing.T) {
 		if a, b := persisted(t, h.f), replayed(t, h); !bytes.Equal(a, b) {
 			t.Errorf("legacy=%v: replaying the log gives other bytes (%d vs %d)", h.legacy, len(a), len(b))
 		}
+	}
+	// A never-expiring key survives a snapshot and restore.
+	snap := persisted(t, old.f)
+	restored, err := New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restored.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatalf("restore a snapshot holding a never-expiring key: %v", err)
+	}
+	if k, _ := restored.State().IdempotencyKey(nil, "", "k"); k == nil || !k.ExpiresAt.Equal(structs.IdempotencyNeverExpires) {
+		t.Errorf("restored key = %+v, want never expiring", k)
 	}
 	if bytes.Equal(persisted(t, old.f), persisted(t, cur.f)) {
 		t.Error("old and new rules gave the same state; the scenario tests nothing")
