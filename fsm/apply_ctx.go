@@ -22,6 +22,9 @@ type applyCtx struct {
 	tx    *state.WriteTxn
 	index uint64
 	ts    time.Time
+	// rules are the entry's WriteRequest.Rules (set by the apply functions
+	// whose meaning depends on them).
+	rules uint8
 	dirty map[string]bool
 	// events are the domain events of the entry, stored by done.
 	events []*structs.Event

@@ -35,14 +35,19 @@ func heldIdempotencyKey(tx *state.WriteTxn, req *structs.PipelineRegisterRequest
 }
 
 // storeIdempotencyKey remembers that key registered pipelineID, until the
-// entry's expiry (or its timestamp plus the default TTL when the entry
-// has none), replacing an expired record of the same key.
+// entry's expiry (or, when the entry has none, its timestamp plus the
+// default TTL; for an entry without Rules, never: IdempotencyNeverExpires),
+// replacing an expired record of the same key.
 func storeIdempotencyKey(tx *state.WriteTxn, req *structs.PipelineRegisterRequest, key, pipelineID string) error {
 	if key == "" {
 		return nil
 	}
 	expires := req.IdempotencyExpiresAt
-	if expires.IsZero() {
+	switch {
+	case !expires.IsZero():
+	case req.Rules < structs.RulesV1:
+		expires = structs.IdempotencyNeverExpires
+	default:
 		expires = req.Timestamp.Add(structs.DefaultIdempotencyTTL)
 	}
 	return tx.UpsertIdempotencyKey(&structs.IdempotencyKey{

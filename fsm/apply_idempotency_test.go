@@ -159,12 +159,18 @@ func TestFSM_IdempotencyKeySweep(t *testing.T) {
 	}
 
 	// Malformed sweeps are refused the same way everywhere.
-	for _, req := range []*structs.IdempotencyKeySweepRequest{
-		{WriteRequest: h.wr()},
-		{WriteRequest: h.wr(), Cutoff: h.now(), Limit: -1},
+	for _, tc := range []struct {
+		req   *structs.IdempotencyKeySweepRequest
+		field string
+	}{
+		{&structs.IdempotencyKeySweepRequest{WriteRequest: h.wr()}, "cutoff"},
+		{&structs.IdempotencyKeySweepRequest{WriteRequest: h.wr(), Cutoff: h.now(), Limit: -1}, "limit"},
+		{&structs.IdempotencyKeySweepRequest{WriteRequest: structs.WriteRequest{Timestamp: time.Date(9500, 1, 1, 0, 0, 0, 0, time.UTC)},
+			Cutoff: h.now()}, "timestamp"},
 	} {
-		if err := errOf(h.apply(structs.IdempotencyKeySweepRequestType, req)); err == nil {
-			t.Fatalf("sweep %+v: want refused", req)
+		err := errOf(h.apply(structs.IdempotencyKeySweepRequestType, tc.req))
+		if !errors.Is(err, structs.ErrInvalidRequest) || !strings.Contains(err.Error(), tc.field+":") {
+			t.Fatalf("sweep %+v: %v; want refused as an invalid request naming %s", tc.req, err, tc.field)
 		}
 	}
 

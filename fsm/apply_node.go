@@ -34,9 +34,12 @@ func applyNodeRegister(tx *state.WriteTxn, req *structs.NodeRegisterRequest) (an
 // applyNodeStatusUpdate marks a node ready or down. When it goes down, its
 // live allocations are lost and their jobs TERMINATED, then rescheduled per
 // their reschedule policy (never their retry policy: the job did nothing
-// wrong) or ended (their dependents skipped).
+// wrong) or ended (their dependents skipped). An entry without Rules keeps
+// the rules it was written with: the jobs are retried per their retry
+// policy.
 func applyNodeStatusUpdate(tx *state.WriteTxn, req *structs.NodeStatusUpdateRequest) (any, error) {
 	ac := newApplyCtx(tx, req.Timestamp)
+	ac.rules = req.Rules
 	if req.Status != structs.NodeStatusReady && req.Status != structs.NodeStatusDown {
 		return nil, fmt.Errorf("node %s: status %q is not %q or %q", req.NodeID, req.Status, structs.NodeStatusReady, structs.NodeStatusDown)
 	}
@@ -93,11 +96,27 @@ func (ac *applyCtx) loseNode(n *structs.Node) error {
 		if j == nil || j.AllocID != a.ID || (j.State != structs.JobScheduled && j.State != structs.JobRunning) {
 			continue
 		}
+		if ac.rules < structs.RulesV1 {
+			if err := ac.loseJobV0(j.Copy(), reason); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := ac.rescheduleAfterFault(j.Copy(), structs.CauseNodeLost, reason); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// loseJobV0 is a lost node's job under an entry without Rules: TERMINATED,
+// then retried per its retry policy (attemptFailed), as before issue 12.
+func (ac *applyCtx) loseJobV0(c *structs.Job, reason string) error {
+	if err := move(c, structs.JobTerminated); err != nil {
+		return err
+	}
+	c.Reason = reason
+	return ac.attemptFailed(c, structs.JobTerminated, reason)
 }
 
 // capacityChanged reports whether a node's record changed in a way the

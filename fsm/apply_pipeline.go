@@ -81,7 +81,7 @@ func newJob(j *structs.Job, pipelineID string, ts time.Time) *structs.Job {
 	c.State = structs.JobPending
 	c.Reason = ""
 	c.Attempt = 1
-	c.Rescheduled = 0
+	c.Rescheduled, c.RescheduleAttempts = 0, 0
 	c.AllocID, c.NodeID, c.EvalID = "", "", ""
 	c.Steps = freshSteps(c.Spec)
 	c.RetryAt, c.StartedAt, c.FinishedAt = time.Time{}, time.Time{}, time.Time{}

@@ -238,3 +238,19 @@ func TestFSM_PipelineCancel_Reason(t *testing.T) {
 		t.Fatalf("job reason %q finished %v; want the request's reason and a finish time", j.Reason, j.FinishedAt)
 	}
 }
+
+// TestFSM_PipelineRegister_ResetsRuntimeCounters: a register entry cannot
+// hand a job reschedule attempts (a negative count would allow unlimited
+// reschedules) or retries: every counter starts afresh.
+func TestFSM_PipelineRegister_ResetsRuntimeCounters(t *testing.T) {
+	h := newHarness(t)
+	p, jobs := newPipeline("p1", jobSpec("build"))
+	jobs[0].RescheduleAttempts = -1000000
+	jobs[0].Rescheduled = -5
+	jobs[0].Attempt = -7
+	h.register(p, jobs)
+	if j := h.job("p1-build"); j.RescheduleAttempts != 0 || j.Rescheduled != 0 || j.Attempt != 1 {
+		t.Fatalf("registered job: reschedule attempts %d, rescheduled %d, attempt %d; want 0, 0, 1",
+			j.RescheduleAttempts, j.Rescheduled, j.Attempt)
+	}
+}

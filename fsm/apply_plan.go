@@ -16,6 +16,7 @@ import (
 // allocations committed (int).
 func applyPlan(tx *state.WriteTxn, req *structs.PlanApplyRequest) (any, error) {
 	ac := newApplyCtx(tx, req.Timestamp)
+	ac.rules = req.Rules
 	committed := 0
 	var placed map[string]*structs.Allocation
 	for _, a := range req.Allocs {

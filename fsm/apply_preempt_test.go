@@ -32,8 +32,8 @@ func TestFSM_PlanApply_Preemption(t *testing.T) {
 		t.Fatalf("victim alloc = %+v; want desired stop, preempted by a-high, not live", victim)
 	}
 	low := h.job("p1-low")
-	if low.State != structs.JobPending || low.Reason != "rescheduled (1 of 3) after: preempted by high (priority 90)" ||
-		low.Attempt != 2 || low.Rescheduled != 1 || low.RescheduleAttempts != 1 || low.AllocID != "" || low.EvalID == "" ||
+	if low.State != structs.JobPending || low.Reason != "rescheduled after: preempted by high (priority 90)" ||
+		low.Attempt != 2 || low.Rescheduled != 1 || low.RescheduleAttempts != 0 || low.AllocID != "" || low.EvalID == "" ||
 		!low.RetryAt.IsZero() {
 		t.Fatalf("low job = %+v; want PENDING, preempted, attempt 2, rescheduled 1, a new evaluation", low)
 	}
@@ -52,6 +52,28 @@ func TestFSM_PlanApply_Preemption(t *testing.T) {
 	}
 	if j := h.job("p1-high"); j.State != structs.JobScheduled || j.AllocID != "a-high" {
 		t.Fatalf("high job = %+v; want SCHEDULED on a-high", j)
+	}
+}
+
+// TestFSM_PlanApply_PreemptionNotCounted: a preemption does not use up
+// the reschedule policy (as in Nomad), so a job whose policy allows no
+// reschedule is still placed again, however often it is preempted.
+func TestFSM_PlanApply_PreemptionNotCounted(t *testing.T) {
+	h := newHarness(t)
+	h.addNode("n1")
+	p, jobs := newPipeline("p1", jobSpec("low", prio(10), retry(0, 0), resched(0, 0, 0)),
+		jobSpec("high1", prio(90)), jobSpec("high2", prio(90)), jobSpec("high3", prio(90)))
+	h.register(p, jobs)
+	for i := range 3 {
+		lowAlloc := h.place("p1-low", "n1")
+		h.report(lowAlloc, structs.AllocClientRunning, structs.JobRunning, "")
+		preemptFault(h, lowAlloc)
+		low := h.job("p1-low")
+		if low.State != structs.JobPending || low.RescheduleAttempts != 0 || low.Rescheduled != i+1 || retriesUsed(low) != 0 ||
+			low.Reason != "rescheduled after: preempted by high (priority 90)" || !low.RetryAt.IsZero() {
+			t.Fatalf("after preemption %d: low = %s, reason %q, reschedule attempts %d, rescheduled %d; want PENDING, none used",
+				i+1, low.State, low.Reason, low.RescheduleAttempts, low.Rescheduled)
+		}
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 // rescheduleAfterFault ends j's current attempt (j is a copy, SCHEDULED,
 // RUNNING or already TERMINATED) TERMINATED because of an infrastructure
 // fault (cause, one of structs.Cause*), and puts the job back to PENDING
-// with an evaluation while its reschedule policy allows. A drain does not
-// use up the policy; every other cause does. Evictions (preempted,
+// with an evaluation while its reschedule policy allows. An eviction (a
+// drain or a preemption: the scheduler's own choice, as Nomad does not
+// count it) does not use up the policy; every other cause does. Evictions (preempted,
 // drained) are placed at once; the nth other reschedule waits
 // ReschedulePolicy.DelayFor(n) from the entry's timestamp (RetryAt and the
 // evaluation's WaitUntil, which the broker honours). With no attempt left
@@ -33,7 +34,7 @@ func (ac *applyCtx) rescheduleAfterFault(j *structs.Job, cause, reason string) e
 		}
 	}
 	policy := j.Spec.ReschedulePolicyOf()
-	counted := cause != structs.CauseDrained
+	counted := cause != structs.CauseDrained && cause != structs.CausePreempted
 	if counted && j.RescheduleAttempts >= policy.Attempts {
 		ac.recordAs(j, structs.JobTerminated, reason, "", cause)
 		return ac.failForGood(j, exhaustedReason(reason, policy.Attempts))
@@ -98,11 +99,12 @@ func checkClientCause(u *structs.AllocUpdate) error {
 		return nil
 	}
 	if !structs.ValidClientCause(u.Cause) {
-		return fmt.Errorf("allocation %s: cause %q is not one a client may report (%s)",
-			u.AllocID, u.Cause, strings.Join(structs.ClientCauses, ", "))
+		return fmt.Errorf("allocation %s: cause %s is not one a client may report (%s)",
+			structs.ShowKey(u.AllocID), structs.ShowValue(u.Cause), strings.Join(structs.ClientCauses, ", "))
 	}
 	if u.JobState != structs.JobFailed {
-		return fmt.Errorf("allocation %s: cause %q needs job_state FAILED, got %q", u.AllocID, u.Cause, u.JobState)
+		return fmt.Errorf("allocation %s: cause %s needs job_state FAILED, got %s",
+			structs.ShowKey(u.AllocID), structs.ShowValue(u.Cause), structs.ShowValue(string(u.JobState)))
 	}
 	return nil
 }

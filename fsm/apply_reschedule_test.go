@@ -26,14 +26,19 @@ var faultCases = []struct {
 	{"client lost the allocation", structs.CauseWorkerLost, "client restarted while the job ran", func(h *harness, allocID string) {
 		h.reportCause(allocID, structs.CauseWorkerLost, "client restarted while the job ran")
 	}, true},
-	{"preempted", structs.CausePreempted, "preempted by high (priority 90)", func(h *harness, allocID string) {
-		high := h.pendingHigh()
-		h.must(structs.PlanApplyRequestType, &structs.PlanApplyRequest{WriteRequest: h.wr(),
-			Allocs: []*structs.Allocation{{ID: "a-high-" + allocID, JobID: high.ID, NodeID: "n1", EvalID: high.EvalID,
-				Resources: high.Spec.Resources}},
-			Preemptions: []*structs.Preemption{{AllocID: allocID, ByAllocID: "a-high-" + allocID, Reason: "preempted by high (priority 90)"}},
-		})
-	}, false},
+}
+
+// preemptFault preempts allocID (on n1) for the next PENDING high job; a
+// preemption does not use up the reschedule policy, so it is not one of
+// faultCases (TestFSM_PlanApply_PreemptionNotCounted).
+func preemptFault(h *harness, allocID string) {
+	h.t.Helper()
+	high := h.pendingHigh()
+	h.must(structs.PlanApplyRequestType, &structs.PlanApplyRequest{WriteRequest: h.wr(),
+		Allocs: []*structs.Allocation{{ID: "a-high-" + allocID, JobID: high.ID, NodeID: "n1", EvalID: high.EvalID,
+			Resources: high.Spec.Resources}},
+		Preemptions: []*structs.Preemption{{AllocID: allocID, ByAllocID: "a-high-" + allocID, Reason: "preempted by high (priority 90)"}},
+	})
 }
 
 // reportCause is a client reporting a FAILED attempt with a fault cause.

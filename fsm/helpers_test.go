@@ -21,6 +21,9 @@ type harness struct {
 	f     *FSM
 	index uint64
 	logs  []*raft.Log
+	// legacy makes wr write entries without Rules, as a server before
+	// issue 12 did.
+	legacy bool
 }
 
 func newHarness(t *testing.T) *harness {
@@ -58,7 +61,14 @@ func (h *harness) must(mt structs.MessageType, req any) any {
 	return resp
 }
 
-func (h *harness) wr() structs.WriteRequest { return structs.WriteRequest{Timestamp: h.now()} }
+// wr is the WriteRequest of an entry this version proposes (CurrentRules),
+// or, for a legacy harness, one an older server wrote (no Rules).
+func (h *harness) wr() structs.WriteRequest {
+	if h.legacy {
+		return structs.WriteRequest{Timestamp: h.now()}
+	}
+	return structs.WriteRequest{Timestamp: h.now(), Rules: structs.CurrentRules}
+}
 
 func (h *harness) register(p *structs.Pipeline, jobs []*structs.Job) *structs.PipelineRegisterResponse {
 	h.t.Helper()

@@ -46,7 +46,7 @@ func (s *Server) handleClientNodeRegister(w http.ResponseWriter, r *http.Request
 		case name == "":
 			return nil, badRequest("drivers: a driver has an empty name")
 		case d == nil:
-			return nil, badRequest("drivers.%s is null: want an object such as {\"detected\": true, \"healthy\": true}", name)
+			return nil, badRequest("drivers.%s is null: want an object such as {\"detected\": true, \"healthy\": true}", structs.ShowKey(name))
 		}
 	}
 	if n.Name == "" {

@@ -40,9 +40,16 @@ func TestHTTP_ClientBodiesRefuseNull(t *testing.T) {
 			}
 		})
 	}
+	// A 100 KB driver name is not echoed back.
+	var out map[string]string
+	huge := strings.Repeat("x", 100<<10)
+	resp := ts.do("POST", "/v1/client/nodes", []byte(`{"id":"n1","resources":{"cpu":1000,"memory":1024},"drivers":{"`+huge+`":null}}`), nil, &out)
+	if resp.StatusCode != http.StatusBadRequest || len(out["error"]) >= 300 || !strings.Contains(out["error"], "(102400 bytes)") {
+		t.Fatalf("null driver with a 100 KB name = %d, error of %d bytes (want 400, < 300 bytes): %.200s", resp.StatusCode, len(out["error"]), out["error"])
+	}
 	// The server still serves: a valid registration commits.
 	var n map[string]any
-	resp := ts.do("POST", "/v1/client/nodes", []byte(`{"id":"n1","resources":{"cpu":1000,"memory":1024},"drivers":{"exec":{"detected":true,"healthy":true}}}`), nil, &n)
+	resp = ts.do("POST", "/v1/client/nodes", []byte(`{"id":"n1","resources":{"cpu":1000,"memory":1024},"drivers":{"exec":{"detected":true,"healthy":true}}}`), nil, &n)
 	if resp.StatusCode != http.StatusOK || n["id"] != "n1" {
 		b, _ := json.Marshal(n)
 		t.Fatalf("valid register = %d %s", resp.StatusCode, b)

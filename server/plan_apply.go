@@ -282,6 +282,7 @@ func (s *Server) proposePlan(req *structs.PlanApplyRequest) (func() (any, error)
 	if s.raft.State() != raft.Leader {
 		return nil, ErrNoLeader
 	}
+	req.StampRules()
 	buf, err := structs.Encode(structs.PlanApplyRequestType, req)
 	if err != nil {
 		return nil, err

@@ -231,6 +231,9 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 			return nil, 0, err
 		}
 	}
+	if r, ok := req.(structs.RulesStamper); ok {
+		r.StampRules() // this version's Apply rules (docs/cluster.md)
+	}
 	buf, err := structs.Encode(t, req)
 	if err != nil {
 		return nil, 0, err

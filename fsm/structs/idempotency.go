@@ -41,6 +41,12 @@ type IdempotencyKey struct {
 	ModifyIndex uint64    `json:"modify_index"`
 }
 
+// IdempotencyNeverExpires is the ExpiresAt of a key that never expires: one
+// an entry without Rules (written before keys expired) registered with no
+// expiry. Its time is after every entry's (maxTimestampYear) and its index
+// sorts last, so Expired is false for it and no sweep removes it.
+var IdempotencyNeverExpires = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
 // Expired reports whether the key no longer holds at time t (t is at or
 // after ExpiresAt).
 func (k *IdempotencyKey) Expired(t time.Time) bool { return !t.Before(k.ExpiresAt) }
@@ -110,13 +116,17 @@ type IdempotencyKeySweepRequest struct {
 	Limit  int       `json:"limit,omitempty"`
 }
 
-// Validate refuses a malformed sweep: no cutoff, or a negative limit.
+// Validate implements RequestValidator: it refuses (ErrInvalidRequest) a
+// malformed sweep: a bad timestamp, no cutoff, or a negative limit.
 func (r *IdempotencyKeySweepRequest) Validate() error {
+	if err := r.WriteRequest.Validate(); err != nil {
+		return err
+	}
 	if r.Cutoff.IsZero() {
-		return fmt.Errorf("idempotency key sweep: cutoff is missing")
+		return invalid("cutoff", "missing; want the leader's time")
 	}
 	if r.Limit < 0 {
-		return fmt.Errorf("idempotency key sweep: limit %d is negative; want 0 (all) or more", r.Limit)
+		return invalid("limit", "%d is negative; want 0 (all) or more", r.Limit)
 	}
 	return nil
 }

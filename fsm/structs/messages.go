@@ -63,10 +63,40 @@ func (t MessageType) String() string {
 }
 
 // WriteRequest carries what every entry needs to apply deterministically: the
-// leader's clock at the time the entry was proposed. Apply never reads a clock.
+// leader's clock at the time the entry was proposed, and the Apply rules it
+// asked for. Apply never reads a clock.
 type WriteRequest struct {
 	Timestamp time.Time `json:"timestamp"`
+	// Rules are the Apply rules the proposing server asked for; an entry
+	// without it is applied with the rules of the version that wrote it.
+	// Raise CurrentRules when an applier changes meaning (see
+	// docs/cluster.md, "Apply rules").
+	Rules uint8 `json:"rules,omitempty"`
 }
+
+// Apply rule versions (WriteRequest.Rules).
+const (
+	// RulesV0 is an entry written before rules existed: a lost node's jobs
+	// are retried (their retry policy), a preempted job is evicted without
+	// touching its reschedule policy, and an Idempotency-Key registered
+	// without an expiry never expires (IdempotencyNeverExpires).
+	RulesV0 uint8 = 0
+	// RulesV1 (issue 12): a lost node's jobs are rescheduled (reschedule
+	// policy, cause node-lost), a preemption is recorded as a reschedule
+	// that does not use up the policy, and a key registered without an
+	// expiry expires DefaultIdempotencyTTL after the entry.
+	RulesV1 uint8 = 1
+	// CurrentRules is what this version's servers stamp on every entry
+	// they propose (WriteRequest.StampRules).
+	CurrentRules = RulesV1
+)
+
+// StampRules sets the entry's Rules to CurrentRules. The server calls it
+// on every entry it proposes, just before encoding it.
+func (w *WriteRequest) StampRules() { w.Rules = CurrentRules }
+
+// RulesStamper is a Raft request that carries a WriteRequest.
+type RulesStamper interface{ StampRules() }
 
 // PipelineRegisterRequest registers a pipeline and its jobs (all PENDING).
 // The FSM creates an evaluation for each job that needs nothing. When

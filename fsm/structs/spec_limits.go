@@ -169,6 +169,20 @@ func specTooLong(l *SpecLimits, f *int, s, what string) string {
 	return fmt.Sprintf("%s is %d bytes, more than the %d allowed (the server's %s): %s", what, len(s), *f, specLimitFlag(l, f), specShow(s))
 }
 
+// ShowValue quotes a client-supplied value for an error message, cut
+// after 40 bytes (specShow), so an error never echoes a huge input.
+func ShowValue(s string) string { return specShow(s) }
+
+// ShowKey is a client-supplied map key as a part of a field path in an
+// error message ("drivers.exec"): as is when short and printable, else
+// quoted and cut like ShowValue.
+func ShowKey(s string) string {
+	if len(s) <= specShowMax && !strings.ContainsFunc(s, func(r rune) bool { return r == '"' || !unicode.IsPrint(r) }) {
+		return s
+	}
+	return specShow(s)
+}
+
 // specShowMax is how much of a value an error message quotes.
 const specShowMax = 40
 
