@@ -111,7 +111,7 @@ func (s *Server) forwardTimeout(r *http.Request, rt route) time.Duration {
 			d += q.wait
 		}
 	}
-	if rt.maxBody > maxBodyBytes {
+	if rt.largeBody {
 		d += largeBodyReadTimeout
 	}
 	return d
