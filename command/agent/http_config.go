@@ -13,8 +13,11 @@ import (
 // request bodies and connection floods cannot pin the agent's memory and
 // file descriptors. There is deliberately no global write timeout: a
 // blocking query waits up to 10 minutes and log follows, the event stream
-// and the WebSocket feed stream for as long as the client reads; each
-// stream bounds its own writes instead.
+// and the WebSocket feed stream for as long as the client reads. Each
+// streamed response bounds its own writes instead: log streams, the event
+// stream, a snapshot download and any response a follower proxies from the
+// leader give every write and flush -log-write-timeout (server's
+// deadlineWriter); the WebSocket feed has its own per-write timeout.
 type HTTPConfig struct {
 	// ReadHeaderTimeout bounds reading a request's headers.
 	ReadHeaderTimeout time.Duration
