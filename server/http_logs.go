@@ -212,7 +212,6 @@ func (s *Server) copyLogs(w io.Writer, buf []byte, jobID, step string, after uin
 	})
 }
 
-
 type waitResult int
 
 const (
