@@ -106,7 +106,7 @@ func registerHTTPFlags(fs *flag.FlagSet, c *HTTPConfig) {
 	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", c.IdleTimeout, "close a keep-alive connection idle this long")
 	fs.IntVar(&c.MaxHeaderBytes, "http-max-header-bytes", c.MaxHeaderBytes, "most bytes of a request's line and headers (+4 KiB slack); more gets 431")
 	fs.IntVar(&c.MaxConns, "http-max-conns", c.MaxConns, "most open HTTP connections (WebSockets included); one more gets 503 (0: no cap)")
-	fs.IntVar(&c.MaxWSClients, "ws-max-clients", c.MaxWSClients, "server: most WebSocket clients of /v1/ws; one more gets 503 (negative: no cap)")
+	fs.IntVar(&c.MaxWSClients, "ws-max-clients", c.MaxWSClients, "server: most WebSocket clients of /v1/ws; one more gets 503 (0: the default 512; negative: no cap)")
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "server: a follower's deadline for the leader's answer to a forwarded request (blocking reads add their wait); past it 504")
 }
 
