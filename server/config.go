@@ -164,7 +164,7 @@ func (c *Config) setDefaults() {
 	if c.ForwardTimeout <= 0 {
 		c.ForwardTimeout = 10 * time.Second
 	}
-	if c.MaxWSClients == 0 {
+	if c.MaxWSClients == 0 { // 0 means the default; negative means no cap
 		c.MaxWSClients = 512
 	}
 	if c.SchedulerWorkers <= 0 {

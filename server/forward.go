@@ -97,7 +97,15 @@ func (f *forwarder) proxy(w http.ResponseWriter, r *http.Request, leaderID, http
 			writeError(w, fmt.Errorf("%w: forwarding to the leader %s at %s failed (%v); retry", ErrNoLeader, leaderID, httpAddr, err))
 		},
 	}
-	rp.ServeHTTP(w, r.WithContext(ctx))
+	// The proxy copies the leader's answer (a log follow, the event stream,
+	// a snapshot download) to the client under a write deadline
+	// (-log-write-timeout): a client that stops reading is dropped, and with
+	// it this goroutine and the connection to the leader.
+	out := newDeadlineWriter(w, f.s.cfg.Logs.WriteTimeout)
+	rp.ServeHTTP(out, r.WithContext(ctx))
+	if !out.failed {
+		out.end()
+	}
 }
 
 // forwardTimeout is how long the leader has to start answering a request
@@ -111,7 +119,7 @@ func (s *Server) forwardTimeout(r *http.Request, rt route) time.Duration {
 			d += q.wait
 		}
 	}
-	if rt.maxBody > maxBodyBytes {
+	if rt.largeBody {
 		d += largeBodyReadTimeout
 	}
 	return d

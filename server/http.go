@@ -26,6 +26,11 @@ type route struct {
 	kind         routeKind
 	// maxBody bounds the request body; 0 means maxBodyBytes.
 	maxBody int64
+	// largeBody marks a route whose upload may take long (only the snapshot
+	// restore): it gets largeBodyReadTimeout to read its body and as much
+	// more to be forwarded. A raised maxBody alone (a spec route under
+	// -limit-spec-bytes) keeps the normal deadlines.
+	largeBody bool
 }
 
 // routeKind says where a request is answered in a cluster.
@@ -73,6 +78,7 @@ func badRequest(format string, args ...any) error {
 func (s *Server) routes() []route {
 	restore := write("PUT", "/v1/operator/snapshot", s.handleSnapshotRestore)
 	restore.maxBody = s.cfg.snapshotMaxBytes()
+	restore.largeBody = true
 	return []route{
 		s.specRoute(write("POST", "/v1/pipelines", s.handlePipelineSubmit)),
 		read("GET", "/v1/pipelines", s.handlePipelineList),
@@ -153,7 +159,7 @@ func (s *Server) HTTPHandler() http.Handler {
 const largeBodyReadTimeout = 10 * time.Minute
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request, rt route) {
-	if rt.maxBody > maxBodyBytes {
+	if rt.largeBody {
 		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(largeBodyReadTimeout))
 	}
 	if rt.kind != kindLocal {

@@ -114,7 +114,7 @@ func parseEventCursor(r *http.Request) (eventCursor, bool, error) {
 // eventWriter writes events as NDJSON or as server-sent events.
 type eventWriter struct {
 	w   io.Writer
-	f   http.Flusher
+	f   interface{ Flush() error } // nil: nothing to flush
 	sse bool
 }
 
@@ -139,8 +139,10 @@ func (ew *eventWriter) heartbeat() error {
 	} else {
 		_, err = io.WriteString(ew.w, "{}\n")
 	}
-	ew.flush()
-	return err
+	if err != nil {
+		return err
+	}
+	return ew.flush()
 }
 
 func (ew *eventWriter) fail(msg string) {
@@ -150,13 +152,14 @@ func (ew *eventWriter) fail(msg string) {
 	} else {
 		_, _ = ew.w.Write(append(b, '\n'))
 	}
-	ew.flush()
+	_ = ew.flush()
 }
 
-func (ew *eventWriter) flush() {
+func (ew *eventWriter) flush() error {
 	if ew.f != nil {
-		ew.f.Flush()
+		return ew.f.Flush()
 	}
+	return nil
 }
 
 // handleEventStream is GET /v1/event/stream: the committed events from the
@@ -186,11 +189,18 @@ func (s *Server) handleEventStream(w http.ResponseWriter, r *http.Request) (any,
 		w.Header().Set(truncatedHeader, strconv.FormatUint(pruned, 10))
 	}
 	setIndex(w, st.Index(state.TableEvents))
-	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
-	ew := &eventWriter{w: w, f: flusher, sse: sse}
-	ew.flush()
+	// Every write and flush has a deadline (-log-write-timeout), so a
+	// reader that stops reading is dropped instead of pinning the stream.
+	out := newDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
+	out.WriteHeader(http.StatusOK)
+	ew := &eventWriter{w: out, f: out, sse: sse}
+	if ew.flush() != nil {
+		return streamed{}, nil
+	}
 	s.streamEvents(r.Context(), ew, f, cur, eventHeartbeat)
+	if !out.failed {
+		out.end()
+	}
 	return streamed{}, nil
 }
 
@@ -237,7 +247,9 @@ func (s *Server) streamEvents(ctx context.Context, ew *eventWriter, f *eventFilt
 			wrote = true
 		}
 		if wrote {
-			ew.flush()
+			if ew.flush() != nil {
+				return
+			}
 			lastWrite = time.Now()
 		} else if time.Since(lastWrite) >= heartbeat {
 			if err := ew.heartbeat(); err != nil {

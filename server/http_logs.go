@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"strconv"
@@ -212,51 +211,6 @@ func (s *Server) copyLogs(w io.Writer, buf []byte, jobID, step string, after uin
 		return err
 	})
 }
-
-// deadlineWriter gives every write and flush of a streamed response its own
-// deadline (http.ResponseController.SetWriteDeadline), so a peer that stops
-// reading fails the stream within timeout instead of holding it open.
-type deadlineWriter struct {
-	w       http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-	failed  bool // a write or flush failed: the peer is gone or too slow
-}
-
-func newDeadlineWriter(w http.ResponseWriter, timeout time.Duration) *deadlineWriter {
-	return &deadlineWriter{w: w, rc: http.NewResponseController(w), timeout: timeout}
-}
-
-func (d *deadlineWriter) arm() {
-	// ErrNotSupported (a recorder in tests) leaves writes without deadline.
-	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
-}
-
-func (d *deadlineWriter) Write(p []byte) (int, error) {
-	d.arm()
-	n, err := d.w.Write(p)
-	if err != nil {
-		d.failed = true
-	}
-	return n, err
-}
-
-// Flush sends what is buffered.
-func (d *deadlineWriter) Flush() error {
-	d.arm()
-	err := d.rc.Flush()
-	if errors.Is(err, http.ErrNotSupported) {
-		err = nil
-	}
-	if err != nil {
-		d.failed = true
-	}
-	return err
-}
-
-// end clears the deadline after a stream ended well, so a kept-alive
-// connection's next response does not inherit it.
-func (d *deadlineWriter) end() { _ = d.rc.SetWriteDeadline(time.Time{}) }
 
 type waitResult int
 

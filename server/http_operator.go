@@ -86,12 +86,21 @@ func (s *Server) handleSnapshotSave(w http.ResponseWriter, r *http.Request) (any
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="ciplat.snap"`)
 	setIndex(w, meta.Index)
-	w.WriteHeader(http.StatusOK)
-	if _, err := w.Write(append(b, '\n')); err != nil {
+	// Every write has a deadline (-log-write-timeout): a reader that stops
+	// reading fails the download instead of pinning a memdb snapshot.
+	out := newDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
+	out.WriteHeader(http.StatusOK)
+	if _, err := out.Write(append(b, '\n')); err != nil {
 		return streamed{}, nil
 	}
-	if err := st.Persist(w); err != nil {
-		s.log.Warn("snapshot save", "err", err)
+	if err := st.Persist(out); err != nil {
+		if !out.failed {
+			s.log.Warn("snapshot save", "err", err)
+		}
+		return streamed{}, nil
+	}
+	if out.Flush() == nil {
+		out.end()
 	}
 	return streamed{}, nil
 }

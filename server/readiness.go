@@ -14,9 +14,15 @@ import (
 //     everything committed before its election, the broker is enabled and
 //     the plan applier and scheduler workers started (leaderLoop);
 //   - a follower is ready when it knows a leader, has heard from it within
-//     twice the Raft heartbeat timeout, and has applied everything it knows
-//     to be committed: its ?stale reads are then current and its forwarded
-//     requests find the leader. A follower cannot see whether the leader's
+//     twice the Raft heartbeat timeout, and Raft's applied index has
+//     reached the commit index it knows. That applied index
+//     (raft.AppliedIndex) counts entries handed to the FSM goroutine, not
+//     entries the FSM finished: the last batch may still be applying when
+//     readiness turns true, so a ?stale read right then can lag by that
+//     batch (milliseconds); its forwarded requests find the leader. The
+//     state's own LatestIndex is not compared instead: Raft's no-op and
+//     configuration entries never reach the state's tables, so it can stay
+//     below the commit index for good. A follower cannot see whether the leader's
 //     own duties started; a request it forwards in that window waits on
 //     the leader up to ForwardWait, as on the leader itself.
 func (s *Server) readiness() (ready bool, role, reason string) {

@@ -13,8 +13,11 @@ import (
 // request bodies and connection floods cannot pin the agent's memory and
 // file descriptors. There is deliberately no global write timeout: a
 // blocking query waits up to 10 minutes and log follows, the event stream
-// and the WebSocket feed stream for as long as the client reads; each
-// stream bounds its own writes instead.
+// and the WebSocket feed stream for as long as the client reads. Each
+// streamed response bounds its own writes instead: log streams, the event
+// stream, a snapshot download and any response a follower proxies from the
+// leader give every write and flush -log-write-timeout (server's
+// deadlineWriter); the WebSocket feed has its own per-write timeout.
 type HTTPConfig struct {
 	// ReadHeaderTimeout bounds reading a request's headers.
 	ReadHeaderTimeout time.Duration
@@ -103,7 +106,7 @@ func registerHTTPFlags(fs *flag.FlagSet, c *HTTPConfig) {
 	fs.DurationVar(&c.IdleTimeout, "http-idle-timeout", c.IdleTimeout, "close a keep-alive connection idle this long")
 	fs.IntVar(&c.MaxHeaderBytes, "http-max-header-bytes", c.MaxHeaderBytes, "most bytes of a request's line and headers (+4 KiB slack); more gets 431")
 	fs.IntVar(&c.MaxConns, "http-max-conns", c.MaxConns, "most open HTTP connections (WebSockets included); one more gets 503 (0: no cap)")
-	fs.IntVar(&c.MaxWSClients, "ws-max-clients", c.MaxWSClients, "server: most WebSocket clients of /v1/ws; one more gets 503 (negative: no cap)")
+	fs.IntVar(&c.MaxWSClients, "ws-max-clients", c.MaxWSClients, "server: most WebSocket clients of /v1/ws; one more gets 503 (0: the default 512; negative: no cap)")
 	fs.DurationVar(&c.ForwardTimeout, "forward-timeout", c.ForwardTimeout, "server: a follower's deadline for the leader's answer to a forwarded request (blocking reads add their wait); past it 504")
 }
 

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"io"
 	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ciplat/ciplat/server"
@@ -112,4 +114,28 @@ func (c *cappedConn) CloseWrite() error {
 		return cw.CloseWrite()
 	}
 	return nil
+}
+
+// ReadFrom hands a copy into the connection to the wrapped conn's
+// ReadFrom: net/http's response writer copies a file (static UI files, a
+// snapshot download) with io.Copy, and only a *net.TCPConn seen through
+// io.ReaderFrom gets sendfile/splice instead of a user-space buffer.
+func (c *cappedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+// writerOnly hides every method but Write, so io.Copy does not come back
+// to ReadFrom.
+type writerOnly struct{ io.Writer }
+
+// SyscallConn exposes the wrapped conn's file descriptor (socket options),
+// as a bare *net.TCPConn does.
+func (c *cappedConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("the wrapped connection has no file descriptor")
 }

@@ -59,7 +59,7 @@ func (fc *logsFileConfig) apply(path string, c *LogsConfig) error {
 func registerLogFlags(fs *flag.FlagSet, c *LogsConfig) {
 	fs.Int64Var(&c.JobMaxBytes, "log-job-max-bytes", c.JobMaxBytes, "server: most bytes of log kept per job; past it one truncation marker line, later lines dropped (default 16 MiB)")
 	fs.DurationVar(&c.Retention, "log-retention", c.Retention, "server: keep a job's log this long after its last line once its pipeline ended (default 168h)")
-	fs.DurationVar(&c.WriteTimeout, "log-write-timeout", c.WriteTimeout, "server: a log stream whose reader takes longer than this to accept a write is closed (default 30s)")
+	fs.DurationVar(&c.WriteTimeout, "log-write-timeout", c.WriteTimeout, "server: a streamed response (log stream, event stream, snapshot download, a response forwarded from the leader) whose reader takes longer than this to accept a write is closed (default 30s)")
 	fs.Int64Var(&c.ClientBufferBytes, "log-buffer-bytes", c.ClientBufferBytes, "client: log bytes buffered per allocation while the servers are unreachable; past it lines are dropped and counted (default 8 MiB)")
 }
 
