@@ -187,9 +187,19 @@ kubeconfig "$K8S_DIR/kubeconfig-kwok" kwok-controller "$KWOK_TOKEN"
 
 # ---- processes ----
 launch() { # NAME ARGS...: start in its own session, record the PID
-  local name="$1"; shift
+  local name="$1" pid i; shift
   setsid "$@" </dev/null >"$K8S_DIR/logs/$name.log" 2>&1 &
-  echo $! >"$K8S_DIR/pids/$name.pid"
+  pid=$!
+  echo "$pid" >"$K8S_DIR/pids/$name.pid"
+  # Until the forked shell has exec'd the program, its cmdline is this
+  # script's, and alive would take it for a dead process (under load a
+  # first readiness check came before the exec: "exited during start"
+  # with an empty log). Wait for the exec, or for the process to end.
+  for i in $(seq 1 100); do
+    grep -q "$name" "/proc/$pid/cmdline" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
 }
 wait_for() { # NAME SECONDS CMD...: poll CMD until it succeeds; fail if NAME died
   local name="$1" secs="$2" i; shift 2
