@@ -331,4 +331,3 @@ func (l *LogStore) Sweep(cutoff time.Time, keep func(jobID string) bool) (int, e
 	return n, nil
 }
 
-// LogSubscription tells one follower which of its jobs got new lines, so a
