@@ -330,4 +330,3 @@ func (l *LogStore) Sweep(cutoff time.Time, keep func(jobID string) bool) (int, e
 	}
 	return n, nil
 }
-
