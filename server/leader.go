@@ -59,9 +59,12 @@ func (d *leaderDuties) stop() {
 // queue from state, so no pending evaluation is lost across a leader change.
 func (s *Server) leaderLoop(ctx context.Context) {
 	for {
-		err := s.raft.Barrier(time.Minute).Error()
+		err := s.waitRaft(s.raft.Barrier(time.Minute))
 		if err == nil {
 			break
+		}
+		if ctx.Err() != nil {
+			return // shutting down or no longer leader
 		}
 		// Still leader (ctx is live): a barrier that timed out on a busy
 		// host is retried rather than leaving a leader without duties.

@@ -289,8 +289,8 @@ func (s *Server) proposePlan(req *structs.PlanApplyRequest) (func() (any, error)
 	}
 	f := s.raft.Apply(buf, 30*time.Second)
 	return func() (any, error) {
-		if err := f.Error(); err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+		if err := s.waitRaft(f); err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
 				return nil, ErrNoLeader
 			}
 			return nil, err

@@ -87,6 +87,9 @@ type Server struct {
 	shutdownCancel context.CancelFunc
 	wg             sync.WaitGroup
 	shutdownOnce   sync.Once
+	// raftDown is closed once Raft has shut down (or never started):
+	// waitRaft (raft_wait.go) stops waiting on futures Raft abandoned.
+	raftDown chan struct{}
 }
 
 // ErrNoLeader is returned for writes while the cluster has no leader.
@@ -124,6 +127,7 @@ func New(cfg Config) (*Server, error) {
 		reconcileCh:    make(chan struct{}, 1),
 		natsRoutesCh:   make(chan struct{}, 1),
 		leaveCh:        make(chan struct{}),
+		raftDown:       make(chan struct{}),
 	}
 	s.forwarder = newForwarder(s)
 	// A part that fails to start stops the ones started before it
@@ -196,6 +200,9 @@ func (s *Server) Shutdown() error {
 				err = e
 			}
 		}
+		// Leader duties and writes stop waiting on futures Raft left
+		// unanswered (raft_wait.go); then the goroutines can end.
+		close(s.raftDown)
 		s.wg.Wait()
 		s.stopLive()
 		s.closeRaft()
@@ -239,7 +246,7 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 		return nil, 0, err
 	}
 	f := s.raft.Apply(buf, 30*time.Second)
-	if err := f.Error(); err != nil {
+	if err := s.waitRaft(f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost):
 			return nil, 0, ErrNoLeader
@@ -248,6 +255,10 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 			// state while the write waited. Safe to send again.
 			return nil, 0, &HTTPError{Code: http.StatusServiceUnavailable, RetryAfter: true,
 				Msg: "a snapshot restore replaced the cluster's state while this write waited; it was not applied: send it again"}
+		case errors.Is(err, raft.ErrRaftShutdown):
+			// Raft stopped while the write waited: it may or may not
+			// have committed (an idempotency key makes a retry safe).
+			return nil, 0, fmt.Errorf("%w: this server shut down while the write waited; it may have been applied", ErrNoLeader)
 		}
 		return nil, 0, err
 	}
