@@ -1,20 +1,11 @@
-package structs
+package jobspec
 
 import (
 	"regexp"
 	"strings"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
-
-// BuiltinDrivers are the drivers compiled into ciplat; a job's driver is one
-// of them or the name of a plugin driver (drivers/plugin), which only the
-// nodes that run the plugin know.
-var BuiltinDrivers = []string{"exec", "docker", "kubernetes", "mock"}
-
-// ContainerDrivers run a job's image. A job with an image that names no
-// driver runs only on a node where one of them is healthy: never on the
-// host by accident (issue 12). `driver: exec` runs it on the host, ignoring
-// the image.
-var ContainerDrivers = []string{"docker", "kubernetes"}
 
 // specDriverName is the syntax of a driver name a spec may use: plugin
 // drivers must be named this way to be usable.
@@ -32,13 +23,13 @@ func (v *specValidator) driver(name, path string) {
 	if !v.field(name, path) {
 		return
 	}
-	known := strings.Join(BuiltinDrivers, ", ")
-	if specContains(BuiltinDrivers, name) {
+	known := strings.Join(structs.BuiltinDrivers, ", ")
+	if specContains(structs.BuiltinDrivers, name) {
 		return
 	}
 	if !specDriverName.MatchString(name) {
-		msg := "invalid driver name " + specShow(name) + ": use one of " + known + ", or a plugin driver's name (lower-case letters, digits, '.', '_' or '-')"
-		if s := specSuggest(strings.ToLower(name), BuiltinDrivers); s != "" || specContains(BuiltinDrivers, strings.ToLower(name)) {
+		msg := "invalid driver name " + structs.ShowValue(name) + ": use one of " + known + ", or a plugin driver's name (lower-case letters, digits, '.', '_' or '-')"
+		if s := specSuggest(strings.ToLower(name), structs.BuiltinDrivers); s != "" || specContains(structs.BuiltinDrivers, strings.ToLower(name)) {
 			if s == "" {
 				s = strings.ToLower(name)
 			}
@@ -47,7 +38,7 @@ func (v *specValidator) driver(name, path string) {
 		v.add(path, "%s", msg)
 		return
 	}
-	if s := specSuggest(name, BuiltinDrivers); s != "" {
-		v.add(path, "unknown driver %s, did you mean %q? (built-in drivers: %s; plugin drivers go by their plugin's name)", specShow(name), s, known)
+	if s := specSuggest(name, structs.BuiltinDrivers); s != "" {
+		v.add(path, "unknown driver %s, did you mean %q? (built-in drivers: %s; plugin drivers go by their plugin's name)", structs.ShowValue(name), s, known)
 	}
 }

@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"fmt"
@@ -6,12 +6,12 @@ import (
 	"strings"
 )
 
-// SpecError is one problem in a submitted pipeline spec, with where it is:
+// Error is one problem in a submitted pipeline spec, with where it is:
 // the 1-based line and column in the submitted text (0 when the problem
 // concerns the whole document, or the spec was built in Go and has no text)
 // and the dotted path of the field ("jobs.build.resources.cpu",
 // "jobs.build.steps[0].run").
-type SpecError struct {
+type Error struct {
 	Line, Column int
 	Field        string
 	Msg          string
@@ -19,7 +19,7 @@ type SpecError struct {
 
 // Error formats the problem as a user reads it:
 // `line 12, jobs.build.resources.cpu: expected a positive integer (millicores), got "abc"`.
-func (e *SpecError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	if e.Line > 0 {
 		fmt.Fprintf(&b, "line %d", e.Line)
@@ -37,13 +37,13 @@ func (e *SpecError) Error() string {
 	return b.String()
 }
 
-// SpecErrors is every problem found in a spec, sorted by line (whole-document
+// Errors is every problem found in a spec, sorted by line (whole-document
 // problems first). Parsing never stops at the first problem, so a user fixes
 // them all in one pass.
-type SpecErrors []*SpecError
+type Errors []*Error
 
 // Error joins the problems with "\n", first line first.
-func (e SpecErrors) Error() string {
+func (e Errors) Error() string {
 	lines := make([]string, len(e))
 	for i, se := range e {
 		lines[i] = se.Error()
@@ -51,8 +51,8 @@ func (e SpecErrors) Error() string {
 	return strings.Join(lines, "\n")
 }
 
-// Unwrap lets errors.As find a single *SpecError in the list.
-func (e SpecErrors) Unwrap() []error {
+// Unwrap lets errors.As find a single *Error in the list.
+func (e Errors) Unwrap() []error {
 	errs := make([]error, len(e))
 	for i, se := range e {
 		errs[i] = se
@@ -62,7 +62,7 @@ func (e SpecErrors) Unwrap() []error {
 
 // sort orders the problems by line, then column; problems on the same spot
 // keep the order they were found in.
-func (e SpecErrors) sort() {
+func (e Errors) sort() {
 	sort.SliceStable(e, func(i, j int) bool {
 		if e[i].Line != e[j].Line {
 			return e[i].Line < e[j].Line

@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"encoding/json"
@@ -47,14 +47,14 @@ func TestParsePipelineSpec_AliasBombRefused(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	spec, err := DefaultSpecLimits().ParsePipeline(data)
+	spec, err := DefaultLimits().ParsePipeline(data)
 	runtime.ReadMemStats(&after)
 	if err == nil {
 		b, _ := json.Marshal(spec)
 		t.Fatalf("a %d-byte spec expanding to %d bytes of JSON was accepted", len(data), len(b))
 	}
 	msg := err.Error()
-	for _, want := range []string{"too large once its YAML aliases are expanded", "-limit-spec-bytes", fmt.Sprint(DefaultSpecLimits().ExpandedBytes())} {
+	for _, want := range []string{"too large once its YAML aliases are expanded", "-limit-spec-bytes", fmt.Sprint(DefaultLimits().ExpandedBytes())} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error %q does not say %q", msg, want)
 		}
@@ -65,7 +65,7 @@ func TestParsePipelineSpec_AliasBombRefused(t *testing.T) {
 }
 
 func TestParsePipelineSpec_HonestMaxSizePasses(t *testing.T) {
-	lim := DefaultSpecLimits()
+	lim := DefaultLimits()
 	data := specHonestMax(lim.SpecBytes)
 	if len(data) != lim.SpecBytes {
 		t.Fatalf("built %d bytes, want %d", len(data), lim.SpecBytes)
@@ -93,7 +93,7 @@ func TestParsePipelineSpec_HonestMaxSizePasses(t *testing.T) {
 func TestParsePipelineSpec_ExpandedBytesAtLimit(t *testing.T) {
 	const runBytes, steps, jobs = 1000, 10, 5
 	data := []byte(specRunBomb(runBytes, steps, jobs))
-	lim := SpecLimits{SpecBytes: 1 << 30}.WithDefaults()
+	lim := Limits{SpecBytes: 1 << 30}.WithDefaults()
 	lo, hi := 0, 1<<24 // refused at lo, accepted at hi
 	if _, err := specParseBudget(data, false, lim, hi); err != nil {
 		t.Fatalf("refused with a large budget: %v", err)
@@ -120,7 +120,7 @@ func TestParsePipelineSpec_ExpandedBytesAtLimit(t *testing.T) {
 	// Through the flag: -limit-spec-bytes S allows 4*S bytes of values.
 	if need%specExpandFactor == 0 {
 		s := need / specExpandFactor
-		if _, err := (SpecLimits{SpecBytes: s}).ParsePipeline(data); len(data) <= s && err != nil {
+		if _, err := (Limits{SpecBytes: s}).ParsePipeline(data); len(data) <= s && err != nil {
 			t.Fatalf("-limit-spec-bytes %d: %v", s, err)
 		}
 	}

@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"sort"
 	"testing"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 // FuzzParsePipelineSpec feeds the parsers arbitrary bytes, seeded with the
@@ -15,7 +17,7 @@ import (
 // panic and must either
 //   - return a spec that validates, and that marshals to JSON which parses
 //     back to the very same spec, or
-//   - return a non-empty SpecErrors whose every entry has a message and a
+//   - return a non-empty Errors whose every entry has a message and a
 //     line (line 0 only for a problem of the whole document), sorted by line.
 //
 // ParseJobSpec is held to the same promises on the same input.
@@ -80,13 +82,13 @@ func FuzzParsePipelineSpec(f *testing.F) {
 	})
 }
 
-func checkSpecResult(t *testing.T, spec *PipelineSpec, err error) {
+func checkSpecResult(t *testing.T, spec *structs.PipelineSpec, err error) {
 	t.Helper()
 	if err == nil {
 		if spec == nil {
 			t.Fatal("no spec and no error")
 		}
-		if verr := spec.Validate(); verr != nil {
+		if verr := Validate(spec); verr != nil {
 			t.Fatalf("a parsed spec does not validate:\n%v\n%s", verr, specMustJSON(spec))
 		}
 		return
@@ -94,12 +96,12 @@ func checkSpecResult(t *testing.T, spec *PipelineSpec, err error) {
 	if spec != nil {
 		t.Fatalf("a spec returned with an error: %v", err)
 	}
-	var errs SpecErrors
+	var errs Errors
 	if !errors.As(err, &errs) {
-		t.Fatalf("error is %T, not SpecErrors: %v", err, err)
+		t.Fatalf("error is %T, not Errors: %v", err, err)
 	}
 	if len(errs) == 0 {
-		t.Fatal("empty SpecErrors")
+		t.Fatal("empty Errors")
 	}
 	for _, e := range errs {
 		if e == nil || e.Msg == "" {

@@ -1,21 +1,22 @@
-package structs
+package jobspec
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
-// SpecLimits bounds what one submitted pipeline spec may hold, so that no
+// Limits bounds what one submitted pipeline spec may hold, so that no
 // single request can fill the state, the broker or a server's memory
 // (issue 12: one 249 KB request made 20,000 jobs). It is the one limits
 // table of the spec: the parser, the validator, the HTTP body cap of the
 // submit routes and the agent's -limit-* flags all read it, and
-// SpecLimitTable lists every field with its flag and default. A zero field
-// means its default (DefaultSpecLimits).
-type SpecLimits struct {
+// LimitTable lists every field with its flag and default. A zero field
+// means its default (DefaultLimits).
+type Limits struct {
 	// SpecBytes is the largest spec body, in bytes (HTTP 413 beyond).
 	SpecBytes int `json:"spec_bytes,omitempty"`
 	// JobsPerPipeline is the most jobs one pipeline may have.
@@ -43,9 +44,9 @@ type SpecLimits struct {
 	FieldBytes int `json:"field_bytes,omitempty"`
 }
 
-// SpecLimit is one row of SpecLimitTable: a field of SpecLimits with the
+// Limit is one row of LimitTable: a field of Limits with the
 // agent flag that sets it and its default.
-type SpecLimit struct {
+type Limit struct {
 	// Flag is the agent flag, without the dash ("limit-jobs-per-pipeline").
 	Flag string
 	// Default is the value a zero field takes.
@@ -53,27 +54,27 @@ type SpecLimit struct {
 	// Doc says what the limit bounds, for --help and docs/pipeline-spec.md.
 	Doc string
 	// Field returns the field of l that this row describes.
-	Field func(l *SpecLimits) *int
+	Field func(l *Limits) *int
 }
 
-// SpecLimitTable is every limit of a spec, in the order the documentation
-// gives them. A new limit is one field of SpecLimits plus one row here: the
+// LimitTable is every limit of a spec, in the order the documentation
+// gives them. A new limit is one field of Limits plus one row here: the
 // agent registers a flag per row and a test holds the docs to the table.
-var SpecLimitTable = []SpecLimit{
-	{"limit-spec-bytes", 1 << 20, "largest pipeline spec body in bytes (POST /v1/pipelines, /v1/jobs, /v1/schedule; 413 beyond)", func(l *SpecLimits) *int { return &l.SpecBytes }},
-	{"limit-jobs-per-pipeline", 500, "most jobs in one pipeline", func(l *SpecLimits) *int { return &l.JobsPerPipeline }},
-	{"limit-steps-per-job", 100, "most steps in one job", func(l *SpecLimits) *int { return &l.StepsPerJob }},
-	{"limit-needs-per-job", 100, "most entries in one job's needs", func(l *SpecLimits) *int { return &l.NeedsPerJob }},
-	{"limit-matches-per-job", 50, "most entries in each of a job's constraints, affinities and spread", func(l *SpecLimits) *int { return &l.MatchesPerJob }},
-	{"limit-name-bytes", 128, "longest pipeline, job or step name and env variable name, in bytes", func(l *SpecLimits) *int { return &l.NameBytes }},
-	{"limit-env-entries", 100, "most variables in one env mapping (pipeline, job or step)", func(l *SpecLimits) *int { return &l.EnvEntries }},
-	{"limit-env-value-bytes", 32 << 10, "longest env value in bytes", func(l *SpecLimits) *int { return &l.EnvValueBytes }},
-	{"limit-run-bytes", 64 << 10, "longest step command (run) in bytes", func(l *SpecLimits) *int { return &l.RunBytes }},
-	{"limit-field-bytes", 1024, "longest image, driver, and attr or value of a constraint, affinity or spread, in bytes", func(l *SpecLimits) *int { return &l.FieldBytes }},
+var LimitTable = []Limit{
+	{"limit-spec-bytes", 1 << 20, "largest pipeline spec body in bytes (POST /v1/pipelines, /v1/jobs, /v1/schedule; 413 beyond)", func(l *Limits) *int { return &l.SpecBytes }},
+	{"limit-jobs-per-pipeline", 500, "most jobs in one pipeline", func(l *Limits) *int { return &l.JobsPerPipeline }},
+	{"limit-steps-per-job", 100, "most steps in one job", func(l *Limits) *int { return &l.StepsPerJob }},
+	{"limit-needs-per-job", 100, "most entries in one job's needs", func(l *Limits) *int { return &l.NeedsPerJob }},
+	{"limit-matches-per-job", 50, "most entries in each of a job's constraints, affinities and spread", func(l *Limits) *int { return &l.MatchesPerJob }},
+	{"limit-name-bytes", 128, "longest pipeline, job or step name and env variable name, in bytes", func(l *Limits) *int { return &l.NameBytes }},
+	{"limit-env-entries", 100, "most variables in one env mapping (pipeline, job or step)", func(l *Limits) *int { return &l.EnvEntries }},
+	{"limit-env-value-bytes", 32 << 10, "longest env value in bytes", func(l *Limits) *int { return &l.EnvValueBytes }},
+	{"limit-run-bytes", 64 << 10, "longest step command (run) in bytes", func(l *Limits) *int { return &l.RunBytes }},
+	{"limit-field-bytes", 1024, "longest image, driver, and attr or value of a constraint, affinity or spread, in bytes", func(l *Limits) *int { return &l.FieldBytes }},
 }
 
 // specExpandFactor is how many times its body size a spec's values may add
-// up to once YAML aliases are expanded (SpecLimits.ExpandedBytes). A spec
+// up to once YAML aliases are expanded (Limits.ExpandedBytes). A spec
 // without aliases has at most its own size in values, and the parser reads
 // a value at most a few times, so an honest spec of -limit-spec-bytes
 // always fits; a spec that reuses a large anchored value thousands of times
@@ -82,7 +83,7 @@ const specExpandFactor = 4
 
 // ExpandedBytes is the most bytes the values of one spec, keys included,
 // may add up to with every YAML alias expanded: specExpandFactor × SpecBytes.
-func (l SpecLimits) ExpandedBytes() int {
+func (l Limits) ExpandedBytes() int {
 	return specExpandFactor * l.WithDefaults().SpecBytes
 }
 
@@ -91,22 +92,22 @@ func (l SpecLimits) ExpandedBytes() int {
 // twice (the pipeline's and each job's copy) and JSON escapes can grow a
 // string, so an honest spec fits; this is the edge's last guard should the
 // parser's ExpandedBytes budget ever miss a path.
-func (l SpecLimits) RegisterEntryBytes() int {
+func (l Limits) RegisterEntryBytes() int {
 	return RegisterEntryFactor * l.WithDefaults().SpecBytes
 }
 
-// RegisterEntryFactor is SpecLimits.RegisterEntryBytes in units of SpecBytes.
+// RegisterEntryFactor is Limits.RegisterEntryBytes in units of SpecBytes.
 const RegisterEntryFactor = 16
 
-// DefaultSpecLimits returns the limits with every field at its default.
-func DefaultSpecLimits() SpecLimits {
-	var l SpecLimits
+// DefaultLimits returns the limits with every field at its default.
+func DefaultLimits() Limits {
+	var l Limits
 	return l.WithDefaults()
 }
 
 // WithDefaults returns l with every zero field set to its default.
-func (l SpecLimits) WithDefaults() SpecLimits {
-	for _, row := range SpecLimitTable {
+func (l Limits) WithDefaults() Limits {
+	for _, row := range LimitTable {
 		if f := row.Field(&l); *f == 0 {
 			*f = row.Default
 		}
@@ -115,8 +116,8 @@ func (l SpecLimits) WithDefaults() SpecLimits {
 }
 
 // Check reports a negative limit, naming its flag.
-func (l SpecLimits) Check() error {
-	for _, row := range SpecLimitTable {
+func (l Limits) Check() error {
+	for _, row := range LimitTable {
 		if v := *row.Field(&l); v < 0 {
 			return fmt.Errorf("invalid -%s %d: want a positive number (0: the default, %d)", row.Flag, v, row.Default)
 		}
@@ -125,8 +126,8 @@ func (l SpecLimits) Check() error {
 }
 
 // specLimitFlag returns the flag of the field f of l, for error messages.
-func specLimitFlag(l *SpecLimits, f *int) string {
-	for _, row := range SpecLimitTable {
+func specLimitFlag(l *Limits, f *int) string {
+	for _, row := range LimitTable {
 		if row.Field(l) == f {
 			return "-" + row.Flag
 		}
@@ -135,17 +136,17 @@ func specLimitFlag(l *SpecLimits, f *int) string {
 }
 
 // ParsePipeline is ParsePipelineSpec under the limits l.
-func (l SpecLimits) ParsePipeline(data []byte) (*PipelineSpec, error) {
+func (l Limits) ParsePipeline(data []byte) (*structs.PipelineSpec, error) {
 	return specParse(data, false, l.WithDefaults())
 }
 
 // ParseJob is ParseJobSpec under the limits l.
-func (l SpecLimits) ParseJob(data []byte) (*PipelineSpec, error) {
+func (l Limits) ParseJob(data []byte) (*structs.PipelineSpec, error) {
 	return specParse(data, true, l.WithDefaults())
 }
 
-// Validate is PipelineSpec.Validate under the limits l.
-func (l SpecLimits) Validate(s *PipelineSpec) error {
+// Validate is the package's Validate under the limits l.
+func (l Limits) Validate(s *structs.PipelineSpec) error {
 	errs := specValidate(s, false, l.WithDefaults())
 	if len(errs) == 0 {
 		return nil
@@ -156,7 +157,7 @@ func (l SpecLimits) Validate(s *PipelineSpec) error {
 
 // specOver is the message of a count beyond its limit:
 // "20000 jobs, more than the 500 allowed (the server's -limit-jobs-per-pipeline)".
-func specOver(l *SpecLimits, f *int, n int, what, hint string) string {
+func specOver(l *Limits, f *int, n int, what, hint string) string {
 	msg := fmt.Sprintf("%d %s, more than the %d allowed (the server's %s)", n, what, *f, specLimitFlag(l, f))
 	if hint != "" {
 		msg += "; " + hint
@@ -165,38 +166,8 @@ func specOver(l *SpecLimits, f *int, n int, what, hint string) string {
 }
 
 // specTooLong is the message of a string beyond its limit.
-func specTooLong(l *SpecLimits, f *int, s, what string) string {
-	return fmt.Sprintf("%s is %d bytes, more than the %d allowed (the server's %s): %s", what, len(s), *f, specLimitFlag(l, f), specShow(s))
-}
-
-// ShowValue quotes a client-supplied value for an error message, cut
-// after 40 bytes (specShow), so an error never echoes a huge input.
-func ShowValue(s string) string { return specShow(s) }
-
-// ShowKey is a client-supplied map key as a part of a field path in an
-// error message ("drivers.exec"): as is when short and printable, else
-// quoted and cut like ShowValue.
-func ShowKey(s string) string {
-	if len(s) <= specShowMax && !strings.ContainsFunc(s, func(r rune) bool { return r == '"' || !unicode.IsPrint(r) }) {
-		return s
-	}
-	return specShow(s)
-}
-
-// specShowMax is how much of a value an error message quotes.
-const specShowMax = 40
-
-// specShow quotes s for an error message, cut after specShowMax bytes (at a
-// rune boundary) so a huge value never makes a huge message.
-func specShow(s string) string {
-	if len(s) <= specShowMax {
-		return strconv.Quote(s)
-	}
-	cut := specShowMax
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + fmt.Sprintf("… (%d bytes)", len(s))
+func specTooLong(l *Limits, f *int, s, what string) string {
+	return fmt.Sprintf("%s is %d bytes, more than the %d allowed (the server's %s): %s", what, len(s), *f, specLimitFlag(l, f), structs.ShowValue(s))
 }
 
 // specBadRune returns a description of the first character of s a name may
@@ -248,12 +219,12 @@ const specMaxErrors = 100
 
 // capped returns e cut to specMaxErrors problems, the last one saying how
 // many more there are. e must be sorted.
-func (e SpecErrors) capped() SpecErrors {
+func (e Errors) capped() Errors {
 	if len(e) <= specMaxErrors {
 		return e
 	}
 	next := e[specMaxErrors-1]
-	out := append(SpecErrors(nil), e[:specMaxErrors-1]...)
-	return append(out, &SpecError{Line: next.Line, Column: next.Column,
+	out := append(Errors(nil), e[:specMaxErrors-1]...)
+	return append(out, &Error{Line: next.Line, Column: next.Column,
 		Msg: fmt.Sprintf("… and %d more problems from here on; fix the ones above first", len(e)-(specMaxErrors-1))})
 }

@@ -1,10 +1,12 @@
-package structs
+package jobspec
 
 import (
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 // specLimitCase builds a spec holding n of what one limit bounds, and says
@@ -15,7 +17,7 @@ type specLimitCase struct {
 	line  int
 }
 
-// specLimitCases has one case per row of SpecLimitTable (the test fails
+// specLimitCases has one case per row of LimitTable (the test fails
 // when a row has none).
 var specLimitCases = map[string]specLimitCase{
 	"limit-spec-bytes": {spec: func(n int) string {
@@ -69,11 +71,11 @@ var specLimitCases = map[string]specLimitCase{
 	}, field: "jobs.j.image", line: 4},
 }
 
-// TestSpecLimits_AtLimitAndBeyond: every limit of SpecLimitTable, at its
+// TestLimits_AtLimitAndBeyond: every limit of LimitTable, at its
 // default and at a value set as its flag would, accepts a spec at the limit
 // and refuses one past it with the field, the line and the flag to change.
-func TestSpecLimits_AtLimitAndBeyond(t *testing.T) {
-	for _, row := range SpecLimitTable {
+func TestLimits_AtLimitAndBeyond(t *testing.T) {
+	for _, row := range LimitTable {
 		c, ok := specLimitCases[row.Flag]
 		if !ok {
 			t.Errorf("no test case for %s", row.Flag)
@@ -81,15 +83,15 @@ func TestSpecLimits_AtLimitAndBeyond(t *testing.T) {
 		}
 		for _, limit := range []int{row.Default, row.Default / 2} {
 			t.Run(fmt.Sprintf("%s=%d", row.Flag, limit), func(t *testing.T) {
-				var lim SpecLimits
+				var lim Limits
 				*row.Field(&lim) = limit
 				if _, err := lim.ParsePipeline([]byte(c.spec(limit))); err != nil {
 					t.Fatalf("at the limit: %v", specHead(err))
 				}
 				_, err := lim.ParsePipeline([]byte(c.spec(limit + 1)))
-				var errs SpecErrors
+				var errs Errors
 				if !errors.As(err, &errs) {
-					t.Fatalf("past the limit: got %v, want SpecErrors", err)
+					t.Fatalf("past the limit: got %v, want Errors", err)
 				}
 				e := errs[0]
 				if len(errs) != 1 || e.Field != c.field || e.Line != c.line ||
@@ -113,16 +115,16 @@ func specHead(err error) string {
 	return s
 }
 
-// TestSpecLimits_Validate: a spec built in Go (not parsed) is held to the
+// TestLimits_Validate: a spec built in Go (not parsed) is held to the
 // same limits by Validate, at the limit and past it.
-func TestSpecLimits_Validate(t *testing.T) {
-	lim := DefaultSpecLimits()
-	spec := func(jobs, steps int, name string) *PipelineSpec {
-		s := &PipelineSpec{Name: "p"}
+func TestLimits_Validate(t *testing.T) {
+	lim := DefaultLimits()
+	spec := func(jobs, steps int, name string) *structs.PipelineSpec {
+		s := &structs.PipelineSpec{Name: "p"}
 		for i := 0; i < jobs; i++ {
 			j := specDefaultJob(fmt.Sprintf("j%d", i))
 			for k := 0; k < steps; k++ {
-				j.Steps = append(j.Steps, StepSpec{Name: fmt.Sprintf("%s%d", name, k), Run: "x"})
+				j.Steps = append(j.Steps, structs.StepSpec{Name: fmt.Sprintf("%s%d", name, k), Run: "x"})
 			}
 			s.Jobs = append(s.Jobs, j)
 		}
@@ -221,7 +223,7 @@ func TestParsePipelineSpec_ErrorCap(t *testing.T) {
 		fmt.Fprintf(&b, "  j%d: {priority: 0, steps: [x]}\n", i)
 	}
 	_, err := ParsePipelineSpec([]byte(b.String()))
-	var errs SpecErrors
+	var errs Errors
 	if !errors.As(err, &errs) {
 		t.Fatalf("got %v", err)
 	}
@@ -230,13 +232,13 @@ func TestParsePipelineSpec_ErrorCap(t *testing.T) {
 	}
 }
 
-// TestSpecLimits_Check: a negative limit is refused naming its flag; zero
+// TestLimits_Check: a negative limit is refused naming its flag; zero
 // takes the default.
-func TestSpecLimits_Check(t *testing.T) {
-	if err := (SpecLimits{StepsPerJob: -1}).Check(); err == nil || !strings.Contains(err.Error(), "-limit-steps-per-job -1") {
+func TestLimits_Check(t *testing.T) {
+	if err := (Limits{StepsPerJob: -1}).Check(); err == nil || !strings.Contains(err.Error(), "-limit-steps-per-job -1") {
 		t.Errorf("Check = %v", err)
 	}
-	if got := (SpecLimits{}).WithDefaults(); got.JobsPerPipeline != 500 || got.SpecBytes != 1<<20 || got.NameBytes != 128 {
+	if got := (Limits{}).WithDefaults(); got.JobsPerPipeline != 500 || got.SpecBytes != 1<<20 || got.NameBytes != 128 {
 		t.Errorf("defaults %+v", got)
 	}
 }

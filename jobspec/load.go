@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"bytes"
@@ -17,9 +17,9 @@ import (
 // specLoad turns the submitted bytes into one document node. Valid JSON is
 // read with encoding/json (exact JSON semantics: escapes such as \/ and
 // surrogate pairs, which YAML lacks); anything else with yaml.v3.
-func specLoad(data []byte) (*yaml.Node, SpecErrors) {
+func specLoad(data []byte) (*yaml.Node, Errors) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
-	empty := SpecErrors{{Msg: "the spec is empty: expected a YAML or JSON document with name and jobs"}}
+	empty := Errors{{Msg: "the spec is empty: expected a YAML or JSON document with name and jobs"}}
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, empty
 	}
@@ -34,7 +34,7 @@ func specLoad(data []byte) (*yaml.Node, SpecErrors) {
 		if errors.Is(err, io.EOF) {
 			return nil, empty
 		}
-		return nil, SpecErrors{specYAMLError(err, data)}
+		return nil, Errors{specYAMLError(err, data)}
 	}
 	if specEmptyDoc(&doc) {
 		return nil, empty
@@ -46,12 +46,12 @@ func specLoad(data []byte) (*yaml.Node, SpecErrors) {
 			break
 		}
 		if err != nil {
-			return nil, SpecErrors{specYAMLError(err, data)}
+			return nil, Errors{specYAMLError(err, data)}
 		}
 		if specEmptyDoc(&next) {
 			continue // a trailing "---"
 		}
-		return nil, SpecErrors{{Line: next.Line, Column: next.Column,
+		return nil, Errors{{Line: next.Line, Column: next.Column,
 			Msg: "found a second YAML document (after ---): a spec holds exactly one pipeline"}}
 	}
 	return doc.Content[0], nil
@@ -98,11 +98,11 @@ var specYAMLParserErrors = []string{
 }
 
 // specYAMLError turns "yaml: line 3: mapping values are not allowed in this
-// context" into a SpecError at line 3, finding the line itself for the
+// context" into a Error at line 3, finding the line itself for the
 // errors yaml.v3 gives none.
-func specYAMLError(err error, data []byte) *SpecError {
+func specYAMLError(err error, data []byte) *Error {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	e := &SpecError{}
+	e := &Error{}
 	if m := specYAMLLine.FindStringSubmatch(msg); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		msg = msg[len(m[0]):]

@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"strconv"
@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 // The pipeline dialect, as users write it (see DESIGN.md, "Pipeline YAML"):
@@ -23,33 +25,33 @@ import (
 
 // ParsePipelineSpec parses a pipeline written as YAML or as the same structure
 // in JSON, fills the defaults (priority 50, cpu 100, memory 128, retry backoff
-// 1s, step names step-1, step-2…) and validates it. On failure the error is a
-// SpecErrors listing every problem found, each with its line and field path.
-// The limits are DefaultSpecLimits; SpecLimits.ParsePipeline takes others.
-func ParsePipelineSpec(data []byte) (*PipelineSpec, error) {
-	return specParse(data, false, DefaultSpecLimits())
+// 1s, step names step-1, step-2…) and validates it. On failure the error is an
+// Errors listing every problem found, each with its line and field path.
+// The limits are DefaultLimits; Limits.ParsePipeline takes others.
+func ParsePipelineSpec(data []byte) (*structs.PipelineSpec, error) {
+	return specParse(data, false, DefaultLimits())
 }
 
 // ParseJobSpec parses a single job, the body of POST /v1/jobs: the job's
 // fields plus `name` (required) and an optional `env`, which becomes the
 // pipeline's env. It returns a one-job PipelineSpec named after the job.
 // Field paths in its errors are relative to the body ("resources.cpu").
-// The limits are DefaultSpecLimits; SpecLimits.ParseJob takes others.
-func ParseJobSpec(data []byte) (*PipelineSpec, error) {
-	return specParse(data, true, DefaultSpecLimits())
+// The limits are DefaultLimits; Limits.ParseJob takes others.
+func ParseJobSpec(data []byte) (*structs.PipelineSpec, error) {
+	return specParse(data, true, DefaultLimits())
 }
 
 // specParse parses under lim, whose fields must all be set, with the
-// expansion byte budget of lim (SpecLimits.ExpandedBytes).
-func specParse(data []byte, jobBody bool, lim SpecLimits) (*PipelineSpec, error) {
+// expansion byte budget of lim (Limits.ExpandedBytes).
+func specParse(data []byte, jobBody bool, lim Limits) (*structs.PipelineSpec, error) {
 	return specParseBudget(data, jobBody, lim, lim.ExpandedBytes())
 }
 
 // specParseBudget is specParse with the budget of scalar bytes the walk may
 // reach, through aliases too, given (tests set it to the byte).
-func specParseBudget(data []byte, jobBody bool, lim SpecLimits, byteBudget int) (*PipelineSpec, error) {
+func specParseBudget(data []byte, jobBody bool, lim Limits, byteBudget int) (*structs.PipelineSpec, error) {
 	if len(data) > lim.SpecBytes {
-		return nil, SpecErrors{{Msg: specOver(&lim, &lim.SpecBytes, len(data), "bytes", "split the pipeline or shorten its commands")}}
+		return nil, Errors{{Msg: specOver(&lim, &lim.SpecBytes, len(data), "bytes", "split the pipeline or shorten its commands")}}
 	}
 	root, errs := specLoad(data)
 	if len(errs) > 0 {
@@ -58,14 +60,14 @@ func specParseBudget(data []byte, jobBody bool, lim SpecLimits, byteBudget int) 
 	}
 	p := newSpecParser(root, lim)
 	p.bytes = byteBudget
-	var spec *PipelineSpec
+	var spec *structs.PipelineSpec
 	if jobBody {
 		spec = p.jobBody(root)
 	} else {
 		spec = p.pipeline(root)
 	}
 	if p.over {
-		return nil, SpecErrors{p.overErr}
+		return nil, Errors{p.overErr}
 	}
 	p.strayTags()
 	for _, e := range specValidate(spec, jobBody, lim) {
@@ -134,18 +136,18 @@ func specGot(n *yaml.Node) string {
 func (p *specParser) unknownField(k *yaml.Node, path string, known []string) {
 	field := specPath(path, k.Value)
 	if msg, ok := specForeignKeys[k.Value]; ok && (msg.field == "" || specContains(known, msg.field)) {
-		p.note(k, field, "unknown field %s: %s", specShow(k.Value), msg.text)
+		p.note(k, field, "unknown field %s: %s", structs.ShowValue(k.Value), msg.text)
 		return
 	}
 	if s := specSuggest(k.Value, known); s != "" {
-		p.note(k, field, "unknown field %s, did you mean %q?", specShow(k.Value), s)
+		p.note(k, field, "unknown field %s, did you mean %q?", structs.ShowValue(k.Value), s)
 		return
 	}
 	extra := ""
 	if path == "" && len(known) == len(specTopFields) {
 		extra = "; top-level fields starting with x- are ignored, a place for YAML anchors"
 	}
-	p.note(k, field, "unknown field %s (known fields: %s)%s", specShow(k.Value), strings.Join(known, ", "), extra)
+	p.note(k, field, "unknown field %s (known fields: %s)%s", structs.ShowValue(k.Value), strings.Join(known, ", "), extra)
 }
 
 // specForeignKeys are keys users bring from GitHub Actions, Woodpecker,
@@ -183,8 +185,8 @@ var (
 	specStepFields       = []string{"name", "run", "env", "timeout"}
 )
 
-func (p *specParser) pipeline(root *yaml.Node) *PipelineSpec {
-	spec := &PipelineSpec{}
+func (p *specParser) pipeline(root *yaml.Node) *structs.PipelineSpec {
+	spec := &structs.PipelineSpec{}
 	n := p.resolve(root)
 	if n == nil {
 		return spec
@@ -224,8 +226,8 @@ func (p *specParser) pipeline(root *yaml.Node) *PipelineSpec {
 }
 
 // jobBody parses the body of POST /v1/jobs.
-func (p *specParser) jobBody(root *yaml.Node) *PipelineSpec {
-	spec := &PipelineSpec{}
+func (p *specParser) jobBody(root *yaml.Node) *structs.PipelineSpec {
+	spec := &structs.PipelineSpec{}
 	n := p.resolve(root)
 	if n == nil {
 		return spec
@@ -246,7 +248,7 @@ func (p *specParser) jobBody(root *yaml.Node) *PipelineSpec {
 	path := specJobPath(0, spec.Name)
 	p.at(path, n)
 	j := specDefaultJob(spec.Name)
-	spec.Jobs = []*JobSpec{j}
+	spec.Jobs = []*structs.JobSpec{j}
 	p.job(kvs, j, path, specJobBody, spec)
 	p.fillReschedule(spec)
 	return spec
@@ -254,8 +256,8 @@ func (p *specParser) jobBody(root *yaml.Node) *PipelineSpec {
 
 // jobs parses the jobs of a pipeline: a mapping of name → job (the dialect),
 // or a list of jobs with a name each (PipelineSpec's JSON form).
-func (p *specParser) jobs(n *yaml.Node, path string) []*JobSpec {
-	var jobs []*JobSpec
+func (p *specParser) jobs(n *yaml.Node, path string) []*structs.JobSpec {
+	var jobs []*structs.JobSpec
 	switch n.Kind {
 	case yaml.MappingNode:
 		kvs := p.fields(n, path, "job")
@@ -335,12 +337,12 @@ func specJobPath(i int, name string) string {
 	return specPath("jobs", name)
 }
 
-func specDefaultJob(name string) *JobSpec {
-	return &JobSpec{
+func specDefaultJob(name string) *structs.JobSpec {
+	return &structs.JobSpec{
 		Name:      name,
-		Priority:  DefaultPriority,
-		Resources: Resources{CPU: DefaultCPU, MemoryMB: DefaultMemoryMB},
-		Retry:     RetryPolicy{Backoff: Duration(time.Second)},
+		Priority:  structs.DefaultPriority,
+		Resources: structs.Resources{CPU: structs.DefaultCPU, MemoryMB: structs.DefaultMemoryMB},
+		Retry:     structs.RetryPolicy{Backoff: structs.Duration(time.Second)},
 	}
 }
 
@@ -351,7 +353,7 @@ const (
 	specJobBody          // POST /v1/jobs: name and env are the pipeline's
 )
 
-func (p *specParser) job(kvs []specKV, j *JobSpec, path string, mode int, spec *PipelineSpec) {
+func (p *specParser) job(kvs []specKV, j *structs.JobSpec, path string, mode int, spec *structs.PipelineSpec) {
 	known := specJobFields
 	if mode != specJobInMap {
 		known = specJobBodyFields

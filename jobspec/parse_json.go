@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"encoding/json"
@@ -10,32 +10,34 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 // designExample is the spec DESIGN.md's example parses to.
-func designExample() *PipelineSpec {
-	return &PipelineSpec{
+func designExample() *structs.PipelineSpec {
+	return &structs.PipelineSpec{
 		Name: "hello",
 		Env:  map[string]string{"GREETING": "hello"},
-		Jobs: []*JobSpec{
+		Jobs: []*structs.JobSpec{
 			{
 				Name:        "build",
 				Image:       "busybox:latest",
-				Priority:    DefaultPriority,
-				Resources:   Resources{CPU: 250, MemoryMB: 64},
-				Constraints: []Constraint{{Attr: "label.arch", Op: "=", Value: "amd64"}},
-				Affinities:  []Affinity{{Attr: "label.zone", Op: "=", Value: "a", Weight: 50}},
-				Retry:       RetryPolicy{Attempts: 2, Backoff: Duration(2 * time.Second)},
-				Timeout:     Duration(10 * time.Minute),
-				Steps:       []StepSpec{{Name: "greet", Run: `echo "$GREETING from build"`}},
+				Priority:    structs.DefaultPriority,
+				Resources:   structs.Resources{CPU: 250, MemoryMB: 64},
+				Constraints: []structs.Constraint{{Attr: "label.arch", Op: "=", Value: "amd64"}},
+				Affinities:  []structs.Affinity{{Attr: "label.zone", Op: "=", Value: "a", Weight: 50}},
+				Retry:       structs.RetryPolicy{Attempts: 2, Backoff: structs.Duration(2 * time.Second)},
+				Timeout:     structs.Duration(10 * time.Minute),
+				Steps:       []structs.StepSpec{{Name: "greet", Run: `echo "$GREETING from build"`}},
 			},
 			{
 				Name:      "test",
 				Needs:     []string{"build"},
-				Priority:  DefaultPriority,
-				Resources: Resources{CPU: DefaultCPU, MemoryMB: DefaultMemoryMB},
-				Retry:     RetryPolicy{Backoff: Duration(time.Second)},
-				Steps:     []StepSpec{{Name: "step-1", Run: "echo testing"}},
+				Priority:  structs.DefaultPriority,
+				Resources: structs.Resources{CPU: structs.DefaultCPU, MemoryMB: structs.DefaultMemoryMB},
+				Retry:     structs.RetryPolicy{Backoff: structs.Duration(time.Second)},
+				Steps:     []structs.StepSpec{{Name: "step-1", Run: "echo testing"}},
 			},
 		},
 	}
@@ -50,7 +52,7 @@ func readTestdata(t *testing.T, name string) []byte {
 	return b
 }
 
-func mustParse(t *testing.T, data []byte) *PipelineSpec {
+func mustParse(t *testing.T, data []byte) *structs.PipelineSpec {
 	t.Helper()
 	spec, err := ParsePipelineSpec(data)
 	if err != nil {
@@ -100,42 +102,42 @@ func TestParsePipelineSpec_RoundTripThroughJSON(t *testing.T) {
 
 func TestParsePipelineSpec_Full(t *testing.T) {
 	got := mustParse(t, readTestdata(t, "full.yml"))
-	defaults := func(j *JobSpec) *JobSpec {
+	defaults := func(j *structs.JobSpec) *structs.JobSpec {
 		j.Image, j.Driver = "golang:1.26", "docker"
 		return j
 	}
-	want := &PipelineSpec{
+	want := &structs.PipelineSpec{
 		Name: "full.pipeline_1",
 		Env:  map[string]string{"PORT": "8080", "DEBUG": "yes", "RATIO": "0.5", "EMPTY": ""},
-		Jobs: []*JobSpec{
-			defaults(&JobSpec{
+		Jobs: []*structs.JobSpec{
+			defaults(&structs.JobSpec{
 				Name:      "lint",
 				Priority:  70,
-				Resources: Resources{CPU: 500, MemoryMB: 1024},
-				Retry:     RetryPolicy{Attempts: 2, Backoff: Duration(time.Second)},
+				Resources: structs.Resources{CPU: 500, MemoryMB: 1024},
+				Retry:     structs.RetryPolicy{Attempts: 2, Backoff: structs.Duration(time.Second)},
 				Env:       map[string]string{"GOFLAGS": "-mod=mod"},
-				Steps: []StepSpec{
+				Steps: []structs.StepSpec{
 					{Name: "step-1", Run: "go vet ./..."},
-					{Name: "staticcheck", Run: "staticcheck ./...\n", Timeout: Duration(5 * time.Minute)},
+					{Name: "staticcheck", Run: "staticcheck ./...\n", Timeout: structs.Duration(5 * time.Minute)},
 				},
 			}),
-			defaults(&JobSpec{
+			defaults(&structs.JobSpec{
 				Name:      "test",
 				Needs:     []string{"lint"},
-				Priority:  DefaultPriority,
-				Resources: Resources{CPU: 1500, MemoryMB: 256},
-				Constraints: []Constraint{
+				Priority:  structs.DefaultPriority,
+				Resources: structs.Resources{CPU: 1500, MemoryMB: 256},
+				Constraints: []structs.Constraint{
 					{Attr: "os", Op: "=", Value: "linux"},
 					{Attr: "label.zone", Op: "regexp", Value: "^eu-"},
 					{Attr: "driver.docker", Op: "is_set"},
 				},
-				Affinities: []Affinity{
+				Affinities: []structs.Affinity{
 					{Attr: "label.ssd", Op: "=", Value: "true", Weight: 30},
 					{Attr: "label.spot", Op: "=", Value: "true", Weight: -60},
 				},
-				Retry:   RetryPolicy{Attempts: 3, Backoff: Duration(500 * time.Millisecond)},
-				Timeout: Duration(90 * time.Minute),
-				Steps: []StepSpec{
+				Retry:   structs.RetryPolicy{Attempts: 3, Backoff: structs.Duration(500 * time.Millisecond)},
+				Timeout: structs.Duration(90 * time.Minute),
+				Steps: []structs.StepSpec{
 					{Name: "step-1", Run: "go test ./..."},
 					{Name: "race", Run: "go test -race ./...", Env: map[string]string{"CGO_ENABLED": "1"}},
 					{Name: "step-3", Run: "42"},
@@ -144,10 +146,10 @@ func TestParsePipelineSpec_Full(t *testing.T) {
 			{
 				Name:      "deploy",
 				Needs:     []string{"lint", "test"},
-				Priority:  DefaultPriority,
-				Resources: Resources{CPU: DefaultCPU, MemoryMB: DefaultMemoryMB},
-				Retry:     RetryPolicy{Backoff: Duration(time.Second)},
-				Steps:     []StepSpec{{Name: "step-1", Run: "./deploy.sh"}},
+				Priority:  structs.DefaultPriority,
+				Resources: structs.Resources{CPU: structs.DefaultCPU, MemoryMB: structs.DefaultMemoryMB},
+				Retry:     structs.RetryPolicy{Backoff: structs.Duration(time.Second)},
+				Steps:     []structs.StepSpec{{Name: "step-1", Run: "./deploy.sh"}},
 			},
 		},
 	}
@@ -176,13 +178,13 @@ func TestParsePipelineSpec_JobsAsList(t *testing.T) {
 // Each case is a small valid spec and the job it must produce; the spec
 // around it is "name: p" and one job "j" unless the input says otherwise.
 func TestParsePipelineSpec_Valid(t *testing.T) {
-	base := func(mod func(j *JobSpec)) *JobSpec {
-		j := &JobSpec{
+	base := func(mod func(j *structs.JobSpec)) *structs.JobSpec {
+		j := &structs.JobSpec{
 			Name:      "j",
-			Priority:  DefaultPriority,
-			Resources: Resources{CPU: DefaultCPU, MemoryMB: DefaultMemoryMB},
-			Retry:     RetryPolicy{Backoff: Duration(time.Second)},
-			Steps:     []StepSpec{{Name: "step-1", Run: "make"}},
+			Priority:  structs.DefaultPriority,
+			Resources: structs.Resources{CPU: structs.DefaultCPU, MemoryMB: structs.DefaultMemoryMB},
+			Retry:     structs.RetryPolicy{Backoff: structs.Duration(time.Second)},
+			Steps:     []structs.StepSpec{{Name: "step-1", Run: "make"}},
 		}
 		mod(j)
 		return j
@@ -190,45 +192,45 @@ func TestParsePipelineSpec_Valid(t *testing.T) {
 	cases := []struct {
 		name string
 		job  string // the body of job j, indented under "  j:"
-		want *JobSpec
+		want *structs.JobSpec
 	}{
-		{"defaults", "steps: [make]", base(func(j *JobSpec) {})},
-		{"bare string step", "steps:\n  - make", base(func(j *JobSpec) {})},
-		{"numeric run is kept as written", "steps: [0x1F]", base(func(j *JobSpec) { j.Steps[0].Run = "0x1F" })},
-		{"cpu millicores suffix", "resources: {cpu: 500m}\nsteps: [make]", base(func(j *JobSpec) { j.Resources.CPU = 500 })},
-		{"cpu cores", `resources: {cpu: "0.5"}` + "\nsteps: [make]", base(func(j *JobSpec) { j.Resources.CPU = 500 })},
-		{"cpu cores as YAML float", "resources: {cpu: 1.25}\nsteps: [make]", base(func(j *JobSpec) { j.Resources.CPU = 1250 })},
-		{"cpu integer string", `resources: {cpu: "750"}` + "\nsteps: [make]", base(func(j *JobSpec) { j.Resources.CPU = 750 })},
-		{"memory Mi", "resources: {memory: 512Mi}\nsteps: [make]", base(func(j *JobSpec) { j.Resources.MemoryMB = 512 })},
-		{"memory Gi", "resources: {memory: 1Gi}\nsteps: [make]", base(func(j *JobSpec) { j.Resources.MemoryMB = 1024 })},
-		{"memory MB means MiB", "resources: {memory: 256MB}\nsteps: [make]", base(func(j *JobSpec) { j.Resources.MemoryMB = 256 })},
-		{"memory fractional G", "resources: {memory: 1.5G}\nsteps: [make]", base(func(j *JobSpec) { j.Resources.MemoryMB = 1536 })},
-		{"retry as a number", "retry: 3\nsteps: [make]", base(func(j *JobSpec) { j.Retry.Attempts = 3 })},
-		{"retry backoff zero", "retry: {attempts: 1, backoff: 0}\nsteps: [make]", base(func(j *JobSpec) { j.Retry = RetryPolicy{Attempts: 1} })},
-		{"priority as a string", `priority: "80"` + "\nsteps: [make]", base(func(j *JobSpec) { j.Priority = 80 })},
-		{"null fields are left out", "image: ~\nresources:\nsteps: [make]", base(func(j *JobSpec) {})},
+		{"defaults", "steps: [make]", base(func(j *structs.JobSpec) {})},
+		{"bare string step", "steps:\n  - make", base(func(j *structs.JobSpec) {})},
+		{"numeric run is kept as written", "steps: [0x1F]", base(func(j *structs.JobSpec) { j.Steps[0].Run = "0x1F" })},
+		{"cpu millicores suffix", "resources: {cpu: 500m}\nsteps: [make]", base(func(j *structs.JobSpec) { j.Resources.CPU = 500 })},
+		{"cpu cores", `resources: {cpu: "0.5"}` + "\nsteps: [make]", base(func(j *structs.JobSpec) { j.Resources.CPU = 500 })},
+		{"cpu cores as YAML float", "resources: {cpu: 1.25}\nsteps: [make]", base(func(j *structs.JobSpec) { j.Resources.CPU = 1250 })},
+		{"cpu integer string", `resources: {cpu: "750"}` + "\nsteps: [make]", base(func(j *structs.JobSpec) { j.Resources.CPU = 750 })},
+		{"memory Mi", "resources: {memory: 512Mi}\nsteps: [make]", base(func(j *structs.JobSpec) { j.Resources.MemoryMB = 512 })},
+		{"memory Gi", "resources: {memory: 1Gi}\nsteps: [make]", base(func(j *structs.JobSpec) { j.Resources.MemoryMB = 1024 })},
+		{"memory MB means MiB", "resources: {memory: 256MB}\nsteps: [make]", base(func(j *structs.JobSpec) { j.Resources.MemoryMB = 256 })},
+		{"memory fractional G", "resources: {memory: 1.5G}\nsteps: [make]", base(func(j *structs.JobSpec) { j.Resources.MemoryMB = 1536 })},
+		{"retry as a number", "retry: 3\nsteps: [make]", base(func(j *structs.JobSpec) { j.Retry.Attempts = 3 })},
+		{"retry backoff zero", "retry: {attempts: 1, backoff: 0}\nsteps: [make]", base(func(j *structs.JobSpec) { j.Retry = structs.RetryPolicy{Attempts: 1} })},
+		{"priority as a string", `priority: "80"` + "\nsteps: [make]", base(func(j *structs.JobSpec) { j.Priority = 80 })},
+		{"null fields are left out", "image: ~\nresources:\nsteps: [make]", base(func(j *structs.JobSpec) {})},
 		{"negative affinity", "affinities: [{attr: label.spot, value: \"true\", weight: -100}]\nsteps: [make]",
-			base(func(j *JobSpec) {
-				j.Affinities = []Affinity{{Attr: "label.spot", Op: "=", Value: "true", Weight: -100}}
+			base(func(j *structs.JobSpec) {
+				j.Affinities = []structs.Affinity{{Attr: "label.spot", Op: "=", Value: "true", Weight: -100}}
 			})},
 		{"spread and anti-affinity", "spread: [{attr: label.zone, weight: 30}, {attr: label.rack}]\nanti_affinity: true\nsteps: [make]",
-			base(func(j *JobSpec) {
-				j.Spread = []Spread{{Attr: "label.zone", Weight: 30}, {Attr: "label.rack", Weight: DefaultSpreadWeight}}
+			base(func(j *structs.JobSpec) {
+				j.Spread = []structs.Spread{{Attr: "label.zone", Weight: 30}, {Attr: "label.rack", Weight: structs.DefaultSpreadWeight}}
 				j.AntiAffinity = true
 			})},
-		{"anti-affinity false", "anti_affinity: false\nsteps: [make]", base(func(j *JobSpec) {})},
+		{"anti-affinity false", "anti_affinity: false\nsteps: [make]", base(func(j *structs.JobSpec) {})},
 		{"is_not_set takes no value", "constraints: [{attr: label.gpu, op: is_not_set}]\nsteps: [make]",
-			base(func(j *JobSpec) { j.Constraints = []Constraint{{Attr: "label.gpu", Op: "is_not_set"}} })},
+			base(func(j *structs.JobSpec) { j.Constraints = []structs.Constraint{{Attr: "label.gpu", Op: "is_not_set"}} })},
 		{"step env stringified", "steps: [{run: make, env: {N: 3, ON: true, F: 1.50}}]",
-			base(func(j *JobSpec) { j.Steps[0].Env = map[string]string{"N": "3", "ON": "true", "F": "1.50"} })},
-		{"empty lists and maps are nil", "needs: []\nconstraints: []\nenv: {}\nsteps: [make]", base(func(j *JobSpec) {})},
-		{"literal block run", "steps:\n  - run: |\n      make\n      make test", base(func(j *JobSpec) { j.Steps[0].Run = "make\nmake test\n" })},
+			base(func(j *structs.JobSpec) { j.Steps[0].Env = map[string]string{"N": "3", "ON": "true", "F": "1.50"} })},
+		{"empty lists and maps are nil", "needs: []\nconstraints: []\nenv: {}\nsteps: [make]", base(func(j *structs.JobSpec) {})},
+		{"literal block run", "steps:\n  - run: |\n      make\n      make test", base(func(j *structs.JobSpec) { j.Steps[0].Run = "make\nmake test\n" })},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := "name: p\njobs:\n  j:\n    " + strings.ReplaceAll(tc.job, "\n", "\n    ") + "\n"
 			got := mustParse(t, []byte(in))
-			want := &PipelineSpec{Name: "p", Jobs: []*JobSpec{tc.want}}
+			want := &structs.PipelineSpec{Name: "p", Jobs: []*structs.JobSpec{tc.want}}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("input:\n%s\ngot\n%s\nwant\n%s", in, specJSON(t, got), specJSON(t, want))
 			}
@@ -255,15 +257,15 @@ func TestParsePipelineSpec_Documents(t *testing.T) {
 	}
 }
 
-// specErrorLines returns the lines of a SpecErrors, failing when err is not one.
+// specErrorLines returns the lines of an Errors, failing when err is not one.
 func specErrorLines(t *testing.T, err error) []string {
 	t.Helper()
 	if err == nil {
 		t.Fatal("expected an error, got none")
 	}
-	var errs SpecErrors
+	var errs Errors
 	if !errors.As(err, &errs) {
-		t.Fatalf("expected SpecErrors, got %T: %v", err, err)
+		t.Fatalf("expected Errors, got %T: %v", err, err)
 	}
 	lines := strings.Split(err.Error(), "\n")
 	if len(lines) != len(errs) {
@@ -547,16 +549,16 @@ steps:
 	if err != nil {
 		t.Fatalf("ParseJobSpec: %v", err)
 	}
-	want := &PipelineSpec{
+	want := &structs.PipelineSpec{
 		Name: "build",
 		Env:  map[string]string{"GOFLAGS": "-mod=mod"},
-		Jobs: []*JobSpec{{
+		Jobs: []*structs.JobSpec{{
 			Name:      "build",
 			Image:     "golang:1.26",
-			Priority:  DefaultPriority,
-			Resources: Resources{CPU: 2, MemoryMB: 1024},
-			Retry:     RetryPolicy{Backoff: Duration(time.Second)},
-			Steps:     []StepSpec{{Name: "step-1", Run: "go build ./..."}},
+			Priority:  structs.DefaultPriority,
+			Resources: structs.Resources{CPU: 2, MemoryMB: 1024},
+			Retry:     structs.RetryPolicy{Backoff: structs.Duration(time.Second)},
+			Steps:     []structs.StepSpec{{Name: "step-1", Run: "go build ./..."}},
 		}},
 	}
 	if !reflect.DeepEqual(got, want) {
@@ -579,18 +581,18 @@ func TestParseJobSpec_Testdata(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseJobSpec: %v", err)
 	}
-	want := &PipelineSpec{
+	want := &structs.PipelineSpec{
 		Name: "nightly-backup",
 		Env:  map[string]string{"TARGET": "s3://backups"},
-		Jobs: []*JobSpec{{
+		Jobs: []*structs.JobSpec{{
 			Name:      "nightly-backup",
 			Image:     "alpine:3",
 			Driver:    "docker",
 			Priority:  20,
-			Resources: Resources{CPU: 250, MemoryMB: 64},
-			Retry:     RetryPolicy{Attempts: 3, Backoff: Duration(30 * time.Second)},
-			Timeout:   Duration(2 * time.Hour),
-			Steps: []StepSpec{
+			Resources: structs.Resources{CPU: 250, MemoryMB: 64},
+			Retry:     structs.RetryPolicy{Attempts: 3, Backoff: structs.Duration(30 * time.Second)},
+			Timeout:   structs.Duration(2 * time.Hour),
+			Steps: []structs.StepSpec{
 				{Name: "dump", Run: "pg_dump > /tmp/db.sql"},
 				{Name: "step-2", Run: `aws s3 cp /tmp/db.sql "$TARGET"`},
 			},
@@ -636,37 +638,37 @@ func TestParseJobSpec_Errors(t *testing.T) {
 	}
 }
 
-func TestSpecError_Error(t *testing.T) {
+func TestError_Error(t *testing.T) {
 	cases := []struct {
-		err  SpecError
+		err  Error
 		want string
 	}{
-		{SpecError{Line: 12, Column: 7, Field: "jobs.build.resources.cpu", Msg: `expected a positive integer (millicores), got "abc"`},
+		{Error{Line: 12, Column: 7, Field: "jobs.build.resources.cpu", Msg: `expected a positive integer (millicores), got "abc"`},
 			`line 12, jobs.build.resources.cpu: expected a positive integer (millicores), got "abc"`},
-		{SpecError{Line: 3, Msg: "invalid YAML: x"}, "line 3: invalid YAML: x"},
-		{SpecError{Field: "name", Msg: "is required"}, "name: is required"},
-		{SpecError{Msg: "the spec is empty"}, "the spec is empty"},
+		{Error{Line: 3, Msg: "invalid YAML: x"}, "line 3: invalid YAML: x"},
+		{Error{Field: "name", Msg: "is required"}, "name: is required"},
+		{Error{Msg: "the spec is empty"}, "the spec is empty"},
 	}
 	for _, tc := range cases {
 		if got := tc.err.Error(); got != tc.want {
 			t.Errorf("got %q, want %q", got, tc.want)
 		}
 	}
-	var one *SpecError
-	if err := error(SpecErrors{{Line: 1, Msg: "a"}}); !errors.As(err, &one) || one.Msg != "a" {
-		t.Errorf("errors.As(SpecErrors, *SpecError) did not find the error")
+	var one *Error
+	if err := error(Errors{{Line: 1, Msg: "a"}}); !errors.As(err, &one) || one.Msg != "a" {
+		t.Errorf("errors.As(Errors, *Error) did not find the error")
 	}
 }
 
-func TestPipelineSpec_Validate(t *testing.T) {
+func TestValidate(t *testing.T) {
 	spec := designExample()
-	if err := spec.Validate(); err != nil {
+	if err := Validate(spec); err != nil {
 		t.Fatalf("design example: %v", err)
 	}
 	spec.Jobs[0].Resources.CPU = 0
 	spec.Jobs[1].Needs = []string{"test"}
 	spec.Jobs = append(spec.Jobs, nil)
-	got := specErrorLines(t, spec.Validate())
+	got := specErrorLines(t, Validate(spec))
 	want := []string{
 		`jobs[2]: the job is missing (nil)`,
 		`jobs.build.resources.cpu: expected a positive integer (millicores), got 0`,

@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"fmt"
@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 func (p *specParser) str(n *yaml.Node, path string) (string, bool) {
@@ -53,7 +55,7 @@ var specDurationNumber = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?$`)
 
 // duration reads a Go duration ("30s", "10m", "1h30m"); positive asks for
 // > 0 (timeouts), otherwise ≥ 0 (backoff).
-func (p *specParser) duration(n *yaml.Node, path string, positive bool) (Duration, bool) {
+func (p *specParser) duration(n *yaml.Node, path string, positive bool) (structs.Duration, bool) {
 	if n.Kind != yaml.ScalarNode {
 		p.fail(n, path, "expected a duration such as \"30s\" or \"10m\", got %s", specGot(n))
 		return 0, false
@@ -76,7 +78,7 @@ func (p *specParser) duration(n *yaml.Node, path string, positive bool) (Duratio
 		p.fail(n, path, "expected a duration of 0 or more such as \"2s\", got %s", specGot(n))
 		return 0, false
 	}
-	return Duration(d), true
+	return structs.Duration(d), true
 }
 
 // env reads a mapping of variable names to scalars, kept as written
@@ -144,7 +146,7 @@ func (p *specParser) needs(n *yaml.Node, path string) []string {
 	return nil
 }
 
-func (p *specParser) resources(n *yaml.Node, path string, r *Resources) {
+func (p *specParser) resources(n *yaml.Node, path string, r *structs.Resources) {
 	p.object(n, path, "a mapping {cpu, memory}", specResourceFields, func(key string, v *yaml.Node, fp string) {
 		switch key {
 		case "cpu":
@@ -270,10 +272,10 @@ func (p *specParser) items(n *yaml.Node, path, what string, each func(item *yaml
 	return true
 }
 
-func (p *specParser) constraints(n *yaml.Node, path string) []Constraint {
-	var out []Constraint
+func (p *specParser) constraints(n *yaml.Node, path string) []structs.Constraint {
+	var out []structs.Constraint
 	if !p.items(n, path, "constraints {attr, op, value}", func(item *yaml.Node, ip string) {
-		c := Constraint{Op: "="}
+		c := structs.Constraint{Op: "="}
 		p.object(item, ip, "a constraint {attr, op, value}", specConstraintFields, func(key string, v *yaml.Node, fp string) {
 			switch key {
 			case "attr":
@@ -291,10 +293,10 @@ func (p *specParser) constraints(n *yaml.Node, path string) []Constraint {
 	return out
 }
 
-func (p *specParser) affinities(n *yaml.Node, path string) []Affinity {
-	var out []Affinity
+func (p *specParser) affinities(n *yaml.Node, path string) []structs.Affinity {
+	var out []structs.Affinity
 	if !p.items(n, path, "affinities {attr, op, value, weight}", func(item *yaml.Node, ip string) {
-		a := Affinity{Op: "="}
+		a := structs.Affinity{Op: "="}
 		weighed := false
 		ok := p.object(item, ip, "an affinity {attr, op, value, weight}", specAffinityFields, func(key string, v *yaml.Node, fp string) {
 			switch key {
@@ -321,10 +323,10 @@ func (p *specParser) affinities(n *yaml.Node, path string) []Affinity {
 }
 
 // spread reads a list of {attr, weight}; weight defaults to 50.
-func (p *specParser) spread(n *yaml.Node, path string) []Spread {
-	var out []Spread
+func (p *specParser) spread(n *yaml.Node, path string) []structs.Spread {
+	var out []structs.Spread
 	if !p.items(n, path, "spreads {attr, weight}", func(item *yaml.Node, ip string) {
-		s := Spread{Weight: DefaultSpreadWeight}
+		s := structs.Spread{Weight: structs.DefaultSpreadWeight}
 		p.object(item, ip, "a spread {attr, weight}", specSpreadFields, func(key string, v *yaml.Node, fp string) {
 			switch key {
 			case "attr":
@@ -355,7 +357,7 @@ func (p *specParser) bool(n *yaml.Node, path string) (bool, bool) {
 }
 
 // retry reads {attempts, backoff}, or a bare number of attempts.
-func (p *specParser) retry(n *yaml.Node, path string, r *RetryPolicy) {
+func (p *specParser) retry(n *yaml.Node, path string, r *structs.RetryPolicy) {
 	if n.Kind == yaml.ScalarNode {
 		r.Attempts, _ = p.int(n, path, "an integer from 0 to 10 (retries after the first failure), or a mapping {attempts, backoff}")
 		return
@@ -375,7 +377,7 @@ func (p *specParser) retry(n *yaml.Node, path string, r *RetryPolicy) {
 // steps reads the list of steps; a step is a command string or a mapping
 // {name, run, env, timeout}. Unnamed steps are called step-1, step-2… after
 // their position.
-func (p *specParser) steps(n *yaml.Node, path string) []StepSpec {
+func (p *specParser) steps(n *yaml.Node, path string) []structs.StepSpec {
 	if n.Kind != yaml.SequenceNode {
 		hint := ""
 		if n.Kind == yaml.ScalarNode {
@@ -388,7 +390,7 @@ func (p *specParser) steps(n *yaml.Node, path string) []StepSpec {
 		p.fail(n, path, "%s", specOver(&p.lim, &p.lim.StepsPerJob, len(n.Content), "steps", "join commands into one step, or split the job"))
 		return nil
 	}
-	var out []StepSpec
+	var out []structs.StepSpec
 	for i, item := range n.Content {
 		item = p.resolve(item)
 		if item == nil {
@@ -396,7 +398,7 @@ func (p *specParser) steps(n *yaml.Node, path string) []StepSpec {
 		}
 		ip := specIndex(path, i)
 		p.at(ip, item)
-		s := StepSpec{}
+		s := structs.StepSpec{}
 		named := false
 		switch {
 		case specIsNull(item):
@@ -431,8 +433,8 @@ var specPlainKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // specPath appends a key to a field path: jobs.build, or env["A B"] for keys
 // that are not plain words.
 func specPath(parent, key string) string {
-	if len(key) > specShowMax {
-		return parent + "[" + specShow(key) + "]" // no path as long as a huge key
+	if len(key) > structs.ShowMax {
+		return parent + "[" + structs.ShowValue(key) + "]" // no path as long as a huge key
 	}
 	if !specPlainKey.MatchString(key) {
 		return parent + "[" + strconv.Quote(key) + "]"

@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"fmt"
@@ -6,14 +6,16 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 // specParser walks a yaml.Node tree into a PipelineSpec, collecting every
 // problem with its position, and remembers where each field was written so
 // that problems found later, on the struct, can point at the right line.
 type specParser struct {
-	lim  SpecLimits
-	errs SpecErrors
+	lim  Limits
+	errs Errors
 	pos  map[string]specPos // field path → where its value (or key) was written
 	bad  map[string]bool    // field paths that already have a parse error
 
@@ -26,11 +28,11 @@ type specParser struct {
 	// twice in its Raft entry) while every field stayed within its limit.
 	bytes   int
 	over    bool
-	overErr *SpecError
+	overErr *Error
 
 	// reschedBase is the pipeline's reschedule block, the base of each
 	// job's (spec_reschedule.go).
-	reschedBase *ReschedulePolicy
+	reschedBase *structs.ReschedulePolicy
 	// tagged are the nodes written with a tag ciplat does not read
 	// (!!binary, !custom); each is reported once, at its field path when
 	// a walker reaches it (at), else at the end by line (strayTags).
@@ -39,7 +41,7 @@ type specParser struct {
 
 type specPos struct{ line, col int }
 
-func newSpecParser(root *yaml.Node, lim SpecLimits) *specParser {
+func newSpecParser(root *yaml.Node, lim Limits) *specParser {
 	count, tagged := specCountNodes(root)
 	return &specParser{
 		lim:    lim,
@@ -89,7 +91,7 @@ func (p *specParser) tagError(n *yaml.Node, path string) {
 	if path == "" {
 		report = p.note // "" is the whole document: hide nothing else
 	}
-	report(n, path, "unknown YAML tag %s: a spec takes plain values (the tags %s are accepted); remove the tag", specShow(n.Tag), strings.Join(specPlainTags, ", "))
+	report(n, path, "unknown YAML tag %s: a spec takes plain values (the tags %s are accepted); remove the tag", structs.ShowValue(n.Tag), strings.Join(specPlainTags, ", "))
 }
 
 // strayTags reports the tagged nodes no walker reached (keys, ignored x-
@@ -128,14 +130,14 @@ func (p *specParser) resolve(n *yaml.Node) *yaml.Node {
 	p.budget--
 	if p.budget < 0 {
 		p.over = true
-		p.overErr = &SpecError{Msg: "the spec expands to too many values through YAML aliases; write it out without so many nested aliases"}
+		p.overErr = &Error{Msg: "the spec expands to too many values through YAML aliases; write it out without so many nested aliases"}
 		return nil
 	}
 	if n != nil && n.Kind == yaml.ScalarNode {
 		p.bytes -= len(n.Value)
 		if p.bytes < 0 {
 			p.over = true
-			p.overErr = &SpecError{Line: n.Line, Column: n.Column, Msg: fmt.Sprintf(
+			p.overErr = &Error{Line: n.Line, Column: n.Column, Msg: fmt.Sprintf(
 				"the spec is too large once its YAML aliases are expanded: its values add up to more than the %d bytes allowed (%d × the server's -limit-spec-bytes %d); write the reused values out fewer times, or split the pipeline",
 				p.lim.ExpandedBytes(), specExpandFactor, p.lim.SpecBytes)}
 			return nil
@@ -153,7 +155,7 @@ func (p *specParser) fail(n *yaml.Node, path, format string, args ...any) {
 
 // note records a problem without hiding later ones under the same path.
 func (p *specParser) note(n *yaml.Node, path, format string, args ...any) {
-	e := &SpecError{Field: path, Msg: fmt.Sprintf(format, args...)}
+	e := &Error{Field: path, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		e.Line, e.Column = n.Line, n.Column
 	} else {
@@ -224,7 +226,7 @@ func (p *specParser) flatten(n *yaml.Node, path, noun string, depth int, report 
 		}
 		if first, dup := explicit[k.Value]; dup {
 			if report {
-				p.note(k, specPath(path, k.Value), "duplicate %s %s (first at line %d)", noun, specShow(k.Value), first.Line)
+				p.note(k, specPath(path, k.Value), "duplicate %s %s (first at line %d)", noun, structs.ShowValue(k.Value), first.Line)
 			}
 			continue
 		}

@@ -1,9 +1,11 @@
-package structs
+package jobspec
 
 import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 // The reschedule block, at the top of a pipeline (the default of its jobs)
@@ -28,7 +30,7 @@ const (
 
 // specTopReschedule parses the pipeline's reschedule block, if any, before
 // its jobs (whose blocks start from it), and remembers it as their base.
-func (p *specParser) specTopReschedule(kvs []specKV) *ReschedulePolicy {
+func (p *specParser) specTopReschedule(kvs []specKV) *structs.ReschedulePolicy {
 	for _, kv := range kvs {
 		if kv.key.Value != "reschedule" {
 			continue
@@ -38,7 +40,7 @@ func (p *specParser) specTopReschedule(kvs []specKV) *ReschedulePolicy {
 			return nil
 		}
 		p.at("reschedule", v)
-		r := p.reschedule(v, "reschedule", DefaultReschedulePolicy())
+		r := p.reschedule(v, "reschedule", structs.DefaultReschedulePolicy())
 		if rescheduleValid(&r) {
 			p.reschedBase = &r // a broken block is reported once, not again in every job
 		}
@@ -48,8 +50,8 @@ func (p *specParser) specTopReschedule(kvs []specKV) *ReschedulePolicy {
 }
 
 // jobReschedule parses a job's reschedule block over the pipeline's.
-func (p *specParser) jobReschedule(n *yaml.Node, path string) *ReschedulePolicy {
-	base := DefaultReschedulePolicy()
+func (p *specParser) jobReschedule(n *yaml.Node, path string) *structs.ReschedulePolicy {
+	base := structs.DefaultReschedulePolicy()
 	if p.reschedBase != nil {
 		base = *p.reschedBase
 	}
@@ -59,7 +61,7 @@ func (p *specParser) jobReschedule(n *yaml.Node, path string) *ReschedulePolicy 
 
 // reschedule reads {attempts, delay, max_delay}, or a bare number of
 // attempts, over base.
-func (p *specParser) reschedule(n *yaml.Node, path string, base ReschedulePolicy) ReschedulePolicy {
+func (p *specParser) reschedule(n *yaml.Node, path string, base structs.ReschedulePolicy) structs.ReschedulePolicy {
 	r := base
 	if n.Kind == yaml.ScalarNode {
 		if a, ok := p.int(n, path, "an integer from 0 to 10 (placements again after infrastructure faults), or a mapping {attempts, delay, max_delay}"); ok {
@@ -88,7 +90,7 @@ func (p *specParser) reschedule(n *yaml.Node, path string, base ReschedulePolicy
 
 // fillReschedule gives every job without its own block the pipeline's, if
 // it has one.
-func (p *specParser) fillReschedule(spec *PipelineSpec) {
+func (p *specParser) fillReschedule(spec *structs.PipelineSpec) {
 	if p.reschedBase == nil {
 		return
 	}
@@ -101,14 +103,14 @@ func (p *specParser) fillReschedule(spec *PipelineSpec) {
 }
 
 // rescheduleValid reports whether a block breaks no rule.
-func rescheduleValid(r *ReschedulePolicy) bool {
+func rescheduleValid(r *structs.ReschedulePolicy) bool {
 	v := &specValidator{}
 	v.reschedule(r, "")
 	return len(v.errs) == 0
 }
 
 // reschedule checks a reschedule block (nil: the defaults, fine).
-func (v *specValidator) reschedule(r *ReschedulePolicy, path string) {
+func (v *specValidator) reschedule(r *structs.ReschedulePolicy, path string) {
 	if r == nil {
 		return
 	}

@@ -1,34 +1,36 @@
-package structs
+package jobspec
 
 import (
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 func TestParsePipelineSpec_Reschedule(t *testing.T) {
-	pol := func(a int, d, m time.Duration) *ReschedulePolicy {
-		return &ReschedulePolicy{Attempts: a, Delay: Duration(d), MaxDelay: Duration(m)}
+	pol := func(a int, d, m time.Duration) *structs.ReschedulePolicy {
+		return &structs.ReschedulePolicy{Attempts: a, Delay: structs.Duration(d), MaxDelay: structs.Duration(m)}
 	}
 	cases := []struct {
 		name string
 		in   string
-		want map[string]*ReschedulePolicy // job name → its policy (nil: the defaults, unset)
+		want map[string]*structs.ReschedulePolicy // job name → its policy (nil: the defaults, unset)
 	}{
 		{"none: unset, the defaults apply", "name: p\njobs:\n  a: {steps: [x]}\n",
-			map[string]*ReschedulePolicy{"a": nil}},
+			map[string]*structs.ReschedulePolicy{"a": nil}},
 		{"job block, fields left out take the defaults", "name: p\njobs:\n  a:\n    reschedule: { attempts: 5, delay: 2s }\n    steps: [x]\n",
-			map[string]*ReschedulePolicy{"a": pol(5, 2*time.Second, time.Minute)}},
+			map[string]*structs.ReschedulePolicy{"a": pol(5, 2*time.Second, time.Minute)}},
 		{"bare number is attempts", "name: p\njobs:\n  a: {reschedule: 0, steps: [x]}\n",
-			map[string]*ReschedulePolicy{"a": pol(0, 5*time.Second, time.Minute)}},
+			map[string]*structs.ReschedulePolicy{"a": pol(0, 5*time.Second, time.Minute)}},
 		{"pipeline default, job overrides field by field",
 			"name: p\njobs:\n  a: {steps: [x]}\n  b:\n    reschedule: { delay: 1s }\n    steps: [x]\nreschedule: { attempts: 7, max_delay: 30s }\n",
-			map[string]*ReschedulePolicy{"a": pol(7, 5*time.Second, 30*time.Second), "b": pol(7, time.Second, 30*time.Second)}},
+			map[string]*structs.ReschedulePolicy{"a": pol(7, 5*time.Second, 30*time.Second), "b": pol(7, time.Second, 30*time.Second)}},
 		{"at the limits", "name: p\njobs:\n  a:\n    reschedule: { attempts: 10, delay: 24h, max_delay: 24h }\n    steps: [x]\n",
-			map[string]*ReschedulePolicy{"a": pol(10, 24*time.Hour, 24*time.Hour)}},
+			map[string]*structs.ReschedulePolicy{"a": pol(10, 24*time.Hour, 24*time.Hour)}},
 		{"JSON", `{"name": "p", "reschedule": {"attempts": 1}, "jobs": {"a": {"steps": ["x"], "reschedule": {"max_delay": "2m"}}}}`,
-			map[string]*ReschedulePolicy{"a": pol(1, 5*time.Second, 2*time.Minute)}},
+			map[string]*structs.ReschedulePolicy{"a": pol(1, 5*time.Second, 2*time.Minute)}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -83,9 +85,9 @@ func TestParsePipelineSpec_RescheduleErrors(t *testing.T) {
 		})
 	}
 	// Validate (specs built in Go or decoded from JSON) checks the block too.
-	s := &PipelineSpec{Name: "p", Jobs: []*JobSpec{{Name: "a", Priority: 50, Resources: Resources{CPU: 1, MemoryMB: 1},
-		Steps: []StepSpec{{Name: "s", Run: "x"}}, Reschedule: &ReschedulePolicy{Attempts: 99}}}}
-	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "jobs.a.reschedule.attempts") {
+	s := &structs.PipelineSpec{Name: "p", Jobs: []*structs.JobSpec{{Name: "a", Priority: 50, Resources: structs.Resources{CPU: 1, MemoryMB: 1},
+		Steps: []structs.StepSpec{{Name: "s", Run: "x"}}, Reschedule: &structs.ReschedulePolicy{Attempts: 99}}}}
+	if err := Validate(s); err == nil || !strings.Contains(err.Error(), "jobs.a.reschedule.attempts") {
 		t.Fatalf("Validate = %v, want the attempts named", err)
 	}
 }

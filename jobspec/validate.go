@@ -1,4 +1,4 @@
-package structs
+package jobspec
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/ciplat/ciplat/fsm/structs"
 )
 
 var (
@@ -30,25 +32,25 @@ const (
 // applies. It expects defaults to be filled in, as the parser does: a zero
 // priority or cpu is an error. Problems carry field paths but no lines.
 //
-// The limits are DefaultSpecLimits; SpecLimits.Validate takes others.
-func (s *PipelineSpec) Validate() error {
-	return DefaultSpecLimits().Validate(s)
+// The limits are DefaultLimits; Limits.Validate takes others.
+func Validate(s *structs.PipelineSpec) error {
+	return DefaultLimits().Validate(s)
 }
 
 // specValidate returns every rule a parsed spec breaks, with field paths and
 // no positions. jobBody relaxes the rules for ParseJobSpec's one-job spec,
 // whose pipeline is named after its job.
 //
-// lim must have every field set (SpecLimits.WithDefaults).
-func specValidate(s *PipelineSpec, jobBody bool, lim SpecLimits) SpecErrors {
+// lim must have every field set (Limits.WithDefaults).
+func specValidate(s *structs.PipelineSpec, jobBody bool, lim Limits) Errors {
 	v := &specValidator{jobBody: jobBody, suggestions: 100000, lim: lim}
 	v.pipeline(s)
 	return v.errs
 }
 
 type specValidator struct {
-	lim     SpecLimits
-	errs    SpecErrors
+	lim     Limits
+	errs    Errors
 	jobBody bool
 	regexps map[string]error // compiled once each: aliases can repeat a value many times
 	// suggestions bounds the names compared for "did you mean": a spec
@@ -57,10 +59,10 @@ type specValidator struct {
 }
 
 func (v *specValidator) add(field, format string, args ...any) {
-	v.errs = append(v.errs, &SpecError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, &Error{Field: field, Msg: fmt.Sprintf(format, args...)})
 }
 
-func (v *specValidator) pipeline(s *PipelineSpec) {
+func (v *specValidator) pipeline(s *structs.PipelineSpec) {
 	if s == nil {
 		v.add("", "the spec is empty")
 		return
@@ -73,9 +75,9 @@ func (v *specValidator) pipeline(s *PipelineSpec) {
 	case len(s.Name) > v.lim.NameBytes:
 		v.add("name", "%s", specTooLong(&v.lim, &v.lim.NameBytes, s.Name, "the name"))
 	case v.jobBody && !specJobBodyName.MatchString(s.Name):
-		v.add("name", "invalid job name %s: use up to 63 letters, digits, '_' or '-', starting with a letter or digit", specShow(s.Name))
+		v.add("name", "invalid job name %s: use up to 63 letters, digits, '_' or '-', starting with a letter or digit", structs.ShowValue(s.Name))
 	case !v.jobBody && !specPipelineName.MatchString(s.Name):
-		v.add("name", "invalid pipeline name %s: use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", specShow(s.Name))
+		v.add("name", "invalid pipeline name %s: use up to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", structs.ShowValue(s.Name))
 	}
 	v.env(s.Env, "env")
 	v.reschedule(s.Reschedule, "reschedule")
@@ -96,7 +98,7 @@ func (v *specValidator) pipeline(s *PipelineSpec) {
 			continue
 		}
 		if _, dup := index[j.Name]; dup {
-			v.add(paths[i], "duplicate job name %s: job names must be unique", specShow(j.Name))
+			v.add(paths[i], "duplicate job name %s: job names must be unique", structs.ShowValue(j.Name))
 			continue
 		}
 		index[j.Name] = i
@@ -112,7 +114,7 @@ func (v *specValidator) pipeline(s *PipelineSpec) {
 
 // specJobPaths returns the field path of each job: jobs.build; jobs[2] for a
 // job without a name, or for the second job of a name.
-func specJobPaths(jobs []*JobSpec) []string {
+func specJobPaths(jobs []*structs.JobSpec) []string {
 	paths := make([]string, len(jobs))
 	seen := map[string]bool{}
 	for i, j := range jobs {
@@ -146,7 +148,7 @@ func (v *specValidator) env(env map[string]string, path string) {
 		case len(k) > v.lim.NameBytes:
 			v.add(kp, "%s", specTooLong(&v.lim, &v.lim.NameBytes, k, "the variable name"))
 		case !specEnvName.MatchString(k):
-			v.add(kp, "invalid variable name %s: use letters, digits and '_', not starting with a digit", specShow(k))
+			v.add(kp, "invalid variable name %s: use letters, digits and '_', not starting with a digit", structs.ShowValue(k))
 		}
 		val := env[k]
 		switch {
@@ -166,7 +168,7 @@ func (v *specValidator) field(s, path string) bool {
 		return false
 	}
 	if bad := specBadRune(s); bad != "" {
-		v.add(path, "%s holds %s: use printable characters", specShow(s), bad)
+		v.add(path, "%s holds %s: use printable characters", structs.ShowValue(s), bad)
 		return false
 	}
 	return true
@@ -181,7 +183,7 @@ func (v *specValidator) count(n int, f *int, path, what, hint string) bool {
 	return true
 }
 
-func (v *specValidator) job(j *JobSpec, path string, index map[string]int, names []string) {
+func (v *specValidator) job(j *structs.JobSpec, path string, index map[string]int, names []string) {
 	if !v.jobBody {
 		switch {
 		case j.Name == "":
@@ -189,7 +191,7 @@ func (v *specValidator) job(j *JobSpec, path string, index map[string]int, names
 		case len(j.Name) > v.lim.NameBytes:
 			v.add(path, "%s", specTooLong(&v.lim, &v.lim.NameBytes, j.Name, "the job name"))
 		case !specJobName.MatchString(j.Name):
-			v.add(path, "invalid job name %s: use up to 63 letters, digits, '_' or '-'", specShow(j.Name))
+			v.add(path, "invalid job name %s: use up to 63 letters, digits, '_' or '-'", structs.ShowValue(j.Name))
 		}
 	}
 	if j.Image != "" {
@@ -247,7 +249,7 @@ func (v *specValidator) job(j *JobSpec, path string, index map[string]int, names
 	v.needs(j, path+".needs", index, names)
 }
 
-func (v *specValidator) resources(r Resources, path string) {
+func (v *specValidator) resources(r structs.Resources, path string) {
 	switch {
 	case r.CPU <= 0:
 		v.add(path+".cpu", "expected a positive integer (millicores), got %d", r.CPU)
@@ -273,9 +275,9 @@ func (v *specValidator) match(attr, op, value, path string) {
 		v.field(value, path+".value")
 		return
 	}
-	if !specContains(ConstraintOps, op) {
-		msg := fmt.Sprintf("unknown operator %q: use one of %s", op, strings.Join(ConstraintOps, " "))
-		if s := specSuggest(op, ConstraintOps); s != "" {
+	if !specContains(structs.ConstraintOps, op) {
+		msg := fmt.Sprintf("unknown operator %q: use one of %s", op, strings.Join(structs.ConstraintOps, " "))
+		if s := specSuggest(op, structs.ConstraintOps); s != "" {
 			msg += fmt.Sprintf("; did you mean %q?", s)
 		}
 		v.add(path+".op", "%s", msg)
@@ -307,7 +309,7 @@ func (v *specValidator) match(attr, op, value, path string) {
 	}
 }
 
-func (v *specValidator) steps(steps []StepSpec, path string) {
+func (v *specValidator) steps(steps []structs.StepSpec, path string) {
 	if len(steps) == 0 {
 		v.add(path, "a job needs at least one step, e.g. steps: [\"make test\"]")
 		return
@@ -321,9 +323,9 @@ func (v *specValidator) steps(steps []StepSpec, path string) {
 		case len(s.Name) > v.lim.NameBytes:
 			v.add(sp+".name", "%s", specTooLong(&v.lim, &v.lim.NameBytes, s.Name, "the step name"))
 		case specBadRune(s.Name) != "":
-			v.add(sp+".name", "step name %s holds %s: use printable characters", specShow(s.Name), specBadRune(s.Name))
+			v.add(sp+".name", "step name %s holds %s: use printable characters", structs.ShowValue(s.Name), specBadRune(s.Name))
 		case first[s.Name] > 0:
-			v.add(sp+".name", "duplicate step name %s (also the name of %s; unnamed steps are called step-N after their position)", specShow(s.Name), specIndex(path, first[s.Name]-1))
+			v.add(sp+".name", "duplicate step name %s (also the name of %s; unnamed steps are called step-N after their position)", structs.ShowValue(s.Name), specIndex(path, first[s.Name]-1))
 		default:
 			first[s.Name] = i + 1
 		}
@@ -342,7 +344,7 @@ func (v *specValidator) steps(steps []StepSpec, path string) {
 	}
 }
 
-func (v *specValidator) needs(j *JobSpec, path string, index map[string]int, names []string) {
+func (v *specValidator) needs(j *structs.JobSpec, path string, index map[string]int, names []string) {
 	listed := map[string]bool{}
 	for i, dep := range j.Needs {
 		np := specIndex(path, i)
@@ -350,14 +352,14 @@ func (v *specValidator) needs(j *JobSpec, path string, index map[string]int, nam
 		case dep == "":
 			v.add(np, "expected a job name, got \"\"")
 		case dep == j.Name:
-			v.add(np, "job %s needs itself", specShow(dep))
+			v.add(np, "job %s needs itself", structs.ShowValue(dep))
 		case listed[dep]:
-			v.add(np, "%s is listed twice", specShow(dep))
+			v.add(np, "%s is listed twice", structs.ShowValue(dep))
 		default:
 			if _, ok := index[dep]; ok {
 				break
 			}
-			msg := fmt.Sprintf("unknown job %s", specShow(dep))
+			msg := fmt.Sprintf("unknown job %s", structs.ShowValue(dep))
 			if v.jobBody {
 				msg += ": a job submitted alone cannot need other jobs; submit a pipeline instead"
 			} else if s := v.suggest(dep, names); s != "" {
@@ -380,7 +382,7 @@ func (v *specValidator) suggest(word string, candidates []string) string {
 
 // cycles reports each group of jobs that need each other in a circle, once,
 // as the shortest cycle through its first job: "build → test → build".
-func (v *specValidator) cycles(jobs []*JobSpec, paths []string, index map[string]int) {
+func (v *specValidator) cycles(jobs []*structs.JobSpec, paths []string, index map[string]int) {
 	edges := make([][]int, len(jobs))
 	for i, j := range jobs {
 		if j == nil || index[j.Name] != i {

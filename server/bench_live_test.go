@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 	"github.com/ciplat/ciplat/server/events"
 )
 
@@ -62,7 +63,7 @@ func livePct(ds []time.Duration, p float64) float64 {
 
 func registerPipeline(b *testing.B, s *Server, id string) {
 	b.Helper()
-	spec, err := structs.ParsePipelineSpec([]byte(strings.Replace(twoJobs, "name: two", "name: "+id, 1)))
+	spec, err := jobspec.ParsePipelineSpec([]byte(strings.Replace(twoJobs, "name: two", "name: "+id, 1)))
 	if err != nil {
 		b.Fatal(err)
 	}

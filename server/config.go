@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 	"github.com/ciplat/ciplat/server/events"
 )
 
@@ -108,8 +109,8 @@ type Config struct {
 	Events *events.Config
 	// SpecLimits bounds what a submitted pipeline spec may hold, its body
 	// size included (the -limit-* agent flags); zero fields take the
-	// defaults of structs.DefaultSpecLimits.
-	SpecLimits structs.SpecLimits
+	// defaults of jobspec.DefaultLimits.
+	SpecLimits jobspec.Limits
 
 	// beforeLeaderReady, when set (tests only), runs on a new leader after
 	// its barrier and before its duties start, so a test can hold the

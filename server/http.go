@@ -10,6 +10,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 )
 
 // maxBodyBytes bounds request bodies; larger ones get 413.
@@ -200,7 +201,7 @@ func writeError(w http.ResponseWriter, err error) {
 	var he *HTTPError
 	var mbe *http.MaxBytesError
 	var ite *structs.ErrIllegalTransition
-	var se structs.SpecErrors
+	var se jobspec.Errors
 	switch {
 	case errors.As(err, &he):
 		code = he.Code

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 	"github.com/ciplat/ciplat/scheduler"
 )
 
@@ -91,7 +92,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byt
 	}
 	spec, err := parse(body)
 	if err != nil {
-		var se structs.SpecErrors
+		var se jobspec.Errors
 		if errors.As(err, &se) {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 	"github.com/ciplat/ciplat/scheduler"
 )
 
@@ -72,7 +73,7 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, er
 	}
 	spec, err := s.cfg.SpecLimits.ParseJob(body)
 	if err != nil {
-		var se structs.SpecErrors
+		var se jobspec.Errors
 		if errors.As(err, &se) {
 			return nil, err
 		}

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 )
 
 // specWithJobs is a pipeline of n one-step jobs, padded with a comment to
@@ -30,7 +30,7 @@ func specWithJobs(n, size int) string {
 // Raft for a refused spec.
 func TestServer_SpecLimits(t *testing.T) {
 	ts := newSchedServer(t, "", func(c *Config) {
-		c.SpecLimits = structs.SpecLimits{JobsPerPipeline: 3, StepsPerJob: 2, SpecBytes: 2000}
+		c.SpecLimits = jobspec.Limits{JobsPerPipeline: 3, StepsPerJob: 2, SpecBytes: 2000}
 	})
 	cases := []struct {
 		name, path, body string

@@ -6,11 +6,12 @@ import (
 	"net/http"
 
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 )
 
 // registerEntryCheck refuses, with 413, a pipeline register request whose
 // encoded Raft entry would be larger than limit bytes
-// (SpecLimits.RegisterEntryBytes). It is the edge's last guard after the
+// (jobspec.Limits.RegisterEntryBytes). It is the edge's last guard after the
 // parser's limits: the entry carries the spec twice (the pipeline's and each
 // job's copy) plus the pipeline env copied into every job, so a spec within
 // every per-field limit could still propose hundreds of MB to every server.
@@ -46,5 +47,5 @@ func entryTooLarge(size, limit, jobs int, atLeast string) error {
 	return &HTTPError{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(
 		"the pipeline's register entry would be %s%d bytes, more than the %d allowed (%d × the server's -limit-spec-bytes): "+
 			"%d jobs each carry their spec and the pipeline's env; shorten the pipeline env or split the pipeline",
-		atLeast, size, limit, structs.RegisterEntryFactor, jobs)}
+		atLeast, size, limit, jobspec.RegisterEntryFactor, jobs)}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 )
 
 // specWideEnv is a pipeline of jobs one-step jobs under a pipeline env of
@@ -29,7 +30,7 @@ func specWideEnv(jobs, envBytes int) string {
 // a spec of the full size limit still passes.
 func TestServer_RegisterEntryCap(t *testing.T) {
 	ts := newSchedServer(t, "", func(c *Config) {
-		c.SpecLimits = structs.SpecLimits{SpecBytes: 2000}
+		c.SpecLimits = jobspec.Limits{SpecBytes: 2000}
 	})
 	body := specWideEnv(36, 1000)
 	if len(body) > 2000 {
@@ -53,7 +54,7 @@ func TestServer_RegisterEntryCap(t *testing.T) {
 // TestRegisterEntryCheck_AtLimit: an entry of exactly the cap passes, one
 // byte more is refused with 413.
 func TestRegisterEntryCheck_AtLimit(t *testing.T) {
-	spec, err := structs.ParsePipelineSpec([]byte(specWideEnv(5, 100)))
+	spec, err := jobspec.ParsePipelineSpec([]byte(specWideEnv(5, 100)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func TestRegisterEntryCheck_AtLimit(t *testing.T) {
 // from the envs' sizes, without encoding it: the check allocates far less
 // than the entry it refuses.
 func TestRegisterEntryCheck_WideEnvNotEncoded(t *testing.T) {
-	spec, err := structs.ParsePipelineSpec([]byte(specWideEnv(500, 32<<10)))
+	spec, err := jobspec.ParsePipelineSpec([]byte(specWideEnv(500, 32<<10)))
 	if err != nil {
 		t.Fatal(err)
 	}

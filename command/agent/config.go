@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 )
 
 // Config is an agent's configuration: defaults, then the -config file,
@@ -91,7 +92,7 @@ type Config struct {
 	// Docker configures the docker driver (docker_config.go).
 	Docker DockerConfig
 	// SpecLimits bounds submitted pipeline specs (-limit-*, limits_config.go).
-	SpecLimits structs.SpecLimits
+	SpecLimits jobspec.Limits
 	// DetectDocker enables the docker driver when an engine answers at
 	// start: set by -dev without -driver (dev_docker.go).
 	DetectDocker bool

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/jobspec"
 )
 
 // TestParseFlags_Limits: every row of the spec limits table is a flag with
@@ -17,8 +17,8 @@ func TestParseFlags_Limits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.SpecLimits != structs.DefaultSpecLimits() {
-		t.Errorf("defaults %+v, want %+v", cfg.SpecLimits, structs.DefaultSpecLimits())
+	if cfg.SpecLimits != jobspec.DefaultLimits() {
+		t.Errorf("defaults %+v, want %+v", cfg.SpecLimits, jobspec.DefaultLimits())
 	}
 	cfg, err = ParseFlags([]string{"-dev", "-limit-jobs-per-pipeline", "7", "-limit-spec-bytes", "4096"}, io.Discard)
 	if err != nil {
@@ -39,7 +39,7 @@ func TestSpecLimits_Documented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, row := range structs.SpecLimitTable {
+	for _, row := range jobspec.LimitTable {
 		if !strings.Contains(string(doc), "`-"+row.Flag+"`") {
 			t.Errorf("docs/pipeline-spec.md does not document -%s", row.Flag)
 		}

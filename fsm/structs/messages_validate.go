@@ -119,7 +119,7 @@ func validateEval(f string, e *Evaluation) error {
 	switch e.Status {
 	case EvalPending, EvalBlocked, EvalComplete, EvalFailed, EvalCancelled:
 	default:
-		return invalid(f+".status", "%s is not one of pending, blocked, complete, failed, cancelled", specShow(e.Status))
+		return invalid(f+".status", "%s is not one of pending, blocked, complete, failed, cancelled", ShowValue(e.Status))
 	}
 	return nil
 }
@@ -149,19 +149,19 @@ func (u *AllocUpdate) Validate(field string) error {
 	switch u.ClientStatus {
 	case "", AllocClientPending, AllocClientRunning, AllocClientComplete, AllocClientFailed, AllocClientLost:
 	default:
-		return invalid(field+".client_status", "%s is not one of pending, running, complete, failed, lost", specShow(u.ClientStatus))
+		return invalid(field+".client_status", "%s is not one of pending, running, complete, failed, lost", ShowValue(u.ClientStatus))
 	}
 	switch u.JobState {
 	case "", JobRunning, JobSucceeded, JobFailed:
 	default:
-		return invalid(field+".job_state", "%s is not one a client may report (RUNNING, SUCCEEDED or FAILED)", specShow(string(u.JobState)))
+		return invalid(field+".job_state", "%s is not one a client may report (RUNNING, SUCCEEDED or FAILED)", ShowValue(string(u.JobState)))
 	}
 	for i, s := range u.Steps {
 		switch s.State {
 		case StepPending, StepRunning, StepSucceeded, StepFailed, StepSkipped:
 		default:
 			return invalid(fmt.Sprintf("%s.steps[%d].state", field, i),
-				"%s is not one of PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED", specShow(string(s.State)))
+				"%s is not one of PENDING, RUNNING, SUCCEEDED, FAILED, SKIPPED", ShowValue(string(s.State)))
 		}
 	}
 	return nil
@@ -318,7 +318,7 @@ func (n *Node) Validate(field string) error {
 
 func validateNodeStatus(field, s string) error {
 	if s != NodeStatusReady && s != NodeStatusDown {
-		return invalid(field, "%s is not %q or %q", specShow(s), NodeStatusReady, NodeStatusDown)
+		return invalid(field, "%s is not %q or %q", ShowValue(s), NodeStatusReady, NodeStatusDown)
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ type PipelineSpec struct {
 	Name string            `json:"name"`
 	Env  map[string]string `json:"env,omitempty"`
 	// Reschedule is the pipeline's default for jobs without their own
-	// block (the parser copies it into them); nil: the defaults.
+	// block (the parser, jobspec, copies it into them); nil: the defaults.
 	Reschedule *ReschedulePolicy `json:"reschedule,omitempty"`
 	Jobs       []*JobSpec        `json:"jobs"`
 }
@@ -108,7 +108,7 @@ type RetryPolicy struct {
 	Backoff  Duration `json:"backoff"`
 }
 
-// Spec defaults applied by the parser when a field is left out.
+// Spec defaults the parser (jobspec) applies when a field is left out.
 const (
 	DefaultCPU      = 100 // millicores
 	DefaultMemoryMB = 128
