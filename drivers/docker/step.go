@@ -1,8 +1,6 @@
 package docker
 
 import (
-	"github.com/ciplat/ciplat/drivers/internal/linewriter"
-
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/linewriter"
 )
 
 // killOthers is a POSIX sh function that sends signal $1 to every process
@@ -101,7 +100,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 		return fmt.Errorf("docker: step %q: worker %s %s: %w", step.Name, h.ID, why, drivers.ErrWorkerNotFound)
 	}
 	var execID string
-	err = d.eng.call(ctx, "create exec", false, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "create exec", false, func(ctx context.Context) error {
 		resp, err := d.eng.api.ContainerExecCreate(ctx, name, container.ExecOptions{
 			Cmd:          []string{"sh", "-c", stepWrapper, "ciplat-step", step.Run},
 			Env:          env,
@@ -130,7 +129,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	}
 
 	var att types.HijackedResponse
-	err = d.eng.call(ctx, "start exec", false, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "start exec", false, func(ctx context.Context) error {
 		var err error
 		att, err = d.eng.api.ContainerExecAttach(ctx, execID, container.ExecAttachOptions{})
 		return err
@@ -212,7 +211,7 @@ func (d *Driver) execExitCode(ctx context.Context, execID string) (int, error) {
 	pause := 2 * time.Millisecond
 	for waited := time.Duration(0); ; waited += pause {
 		var ins container.ExecInspect
-		err := d.eng.call(ctx, "inspect exec", true, func(ctx context.Context) error {
+		err := d.eng.Call(ctx, "inspect exec", true, func(ctx context.Context) error {
 			var err error
 			ins, err = d.eng.api.ContainerExecInspect(ctx, execID)
 			return err
@@ -281,7 +280,7 @@ func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse,
 		return destroyed
 	}
 	d.log.Warn("step output still open after SIGKILL; killing its container", "worker", id)
-	_ = d.eng.call(ctx, "kill container", true, func(ctx context.Context) error {
+	_ = d.eng.Call(ctx, "kill container", true, func(ctx context.Context) error {
 		return d.eng.api.ContainerKill(ctx, containerName(id), "KILL")
 	})
 	att.Close()
@@ -295,7 +294,7 @@ func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse,
 func (d *Driver) signalStep(ctx context.Context, id, sig string) {
 	name := containerName(id)
 	var execID string
-	err := d.eng.call(ctx, "create exec", false, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "create exec", false, func(ctx context.Context) error {
 		resp, err := d.eng.api.ContainerExecCreate(ctx, name, container.ExecOptions{
 			Cmd:          []string{"sh", "-c", stepKiller, "ciplat-kill", sig},
 			AttachStdout: true,
@@ -306,7 +305,7 @@ func (d *Driver) signalStep(ctx context.Context, id, sig string) {
 	})
 	if err == nil {
 		var att types.HijackedResponse
-		err = d.eng.call(ctx, "start exec", false, func(ctx context.Context) error {
+		err = d.eng.Call(ctx, "start exec", false, func(ctx context.Context) error {
 			var err error
 			att, err = d.eng.api.ContainerExecAttach(ctx, execID, container.ExecAttachOptions{})
 			return err

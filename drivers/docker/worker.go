@@ -183,7 +183,7 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 	}
 	// Not retried: a create that reached the engine but lost its answer
 	// would be retried into a conflict.
-	err = d.eng.call(ctx, "create container", false, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "create container", false, func(ctx context.Context) error {
 		_, err := d.eng.api.ContainerCreate(ctx, ccfg, hcfg, &network.NetworkingConfig{}, nil, name)
 		return err
 	})
@@ -193,7 +193,7 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 	case err != nil:
 		return nil, fmt.Errorf("docker: worker %s: create container %s from image %q: %w", cfg.ID, name, cfg.Image, err)
 	}
-	err = d.eng.call(ctx, "start container", true, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "start container", true, func(ctx context.Context) error {
 		return d.eng.api.ContainerStart(ctx, name, container.StartOptions{})
 	})
 	if err != nil {
@@ -286,7 +286,7 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 // there is no container under the worker's name (gone, or retired by an
 // earlier agent).
 func (d *Driver) retire(ctx context.Context, id string) (bool, error) {
-	err := d.eng.call(ctx, "rename container", false, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "rename container", false, func(ctx context.Context) error {
 		return d.eng.api.ContainerRename(ctx, containerName(id), retiredName(id))
 	})
 	switch {
@@ -337,7 +337,7 @@ func (d *Driver) forget(id string, w *worker) {
 // fine.
 func (d *Driver) remove(ctx context.Context, id string) error {
 	for _, name := range []string{containerName(id), retiredName(id)} {
-		err := d.eng.call(ctx, "remove container", true, func(ctx context.Context) error {
+		err := d.eng.Call(ctx, "remove container", true, func(ctx context.Context) error {
 			err := d.eng.api.ContainerRemove(ctx, name, container.RemoveOptions{Force: true, RemoveVolumes: true})
 			if cerrdefs.IsNotFound(err) {
 				return nil
@@ -349,7 +349,7 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 		}
 	}
 	vol := volumeName(id)
-	err := d.eng.call(ctx, "remove volume", true, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "remove volume", true, func(ctx context.Context) error {
 		err := d.eng.api.VolumeRemove(ctx, vol, true)
 		if cerrdefs.IsNotFound(err) {
 			return nil
@@ -376,7 +376,7 @@ func (d *Driver) RecoverWorker(ctx context.Context, h *drivers.WorkerHandle) err
 	}
 	name := containerName(h.ID)
 	var info container.InspectResponse
-	err := d.eng.call(ctx, "inspect container", true, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "inspect container", true, func(ctx context.Context) error {
 		var err error
 		info, err = d.eng.api.ContainerInspect(ctx, name)
 		return err
@@ -408,7 +408,7 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 		f.Add("label", labelNodeID+"="+d.cfg.NodeID)
 	}
 	var cs []container.Summary
-	err := d.eng.call(ctx, "list containers", true, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "list containers", true, func(ctx context.Context) error {
 		var err error
 		cs, err = d.eng.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		return err
@@ -417,7 +417,7 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 		return nil, fmt.Errorf("docker: list workers: %w", err)
 	}
 	var vs volume.ListResponse
-	err = d.eng.call(ctx, "list volumes", true, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "list volumes", true, func(ctx context.Context) error {
 		var err error
 		vs, err = d.eng.api.VolumeList(ctx, volume.ListOptions{Filters: f})
 		return err

@@ -51,6 +51,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
 )
 
 // Defaults of Config's zero values.
@@ -147,7 +148,7 @@ type Driver struct {
 	log  *slog.Logger
 	cs   kubernetes.Interface
 	rest *rest.Config
-	api  *apiClient
+	api  *breaker.Caller // every short call to the API server
 	pods *podWatch
 	seen atomic.Bool // the API server has answered at least once
 
@@ -262,12 +263,14 @@ func newDriver(cfg Config, cs kubernetes.Interface, rc *rest.Config) *Driver {
 		log:  log,
 		cs:   cs,
 		rest: rc,
-		api: &apiClient{
-			br:          newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown, cfg.Now),
-			retries:     cfg.Retries,
-			backoff:     cfg.RetryBackoff,
-			callTimeout: cfg.CallTimeout,
-			log:         log,
+		api: &breaker.Caller{
+			Breaker:   breaker.New(cfg.BreakerThreshold, cfg.BreakerCooldown, cfg.Now, ErrAPIUnavailable),
+			Transient: transient,
+			Retries:   cfg.Retries,
+			Backoff:   cfg.RetryBackoff,
+			Timeout:   cfg.CallTimeout,
+			Peer:      "API server",
+			Log:       log,
 		},
 		workers: make(map[string]*worker),
 	}

@@ -1,10 +1,6 @@
 package kubernetes
 
 import (
-	"github.com/ciplat/ciplat/drivers/internal/linewriter"
-
-	"github.com/ciplat/ciplat/drivers/internal/breaker"
-
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +18,8 @@ import (
 	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
+	"github.com/ciplat/ciplat/drivers/internal/linewriter"
 )
 
 // killGroup is a POSIX sh function: killgroup SIG PGID sends SIG to the
@@ -198,7 +196,7 @@ wait:
 			default:
 			}
 			err := fmt.Errorf("exec in pod %s did not start within %v", podName, d.cfg.CallTimeout)
-			d.api.br.Done(failed, err)
+			d.api.Breaker.Done(breaker.Failed, err)
 			closeStream()
 			_ = streamEnd(result) // closed on purpose; the caller says why
 			return drivers.StepResult{ExitCode: -1, Duration: time.Since(start)},
@@ -309,7 +307,7 @@ func (d *Driver) exec(ctx context.Context, name string, argv []string, out, errw
 	// An exec is long: it must not become the breaker's half-open probe
 	// (every other call would wait for it). It only runs while the circuit
 	// is closed, and reports how it went.
-	if st, why := d.api.br.Status(); st != breaker.Closed {
+	if st, why := d.api.Breaker.Status(); st != breaker.Closed {
 		return fmt.Errorf("exec: %w: %s", ErrAPIUnavailable, why)
 	}
 	req := d.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(d.cfg.Namespace).Name(name).SubResource("exec").
@@ -321,9 +319,9 @@ func (d *Driver) exec(ctx context.Context, name string, argv []string, out, errw
 	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: out, Stderr: errw})
 	var exitErr utilexec.ExitError
 	if errors.As(err, &exitErr) {
-		d.api.report(ctx, nil) // the server answered
+		d.api.Report(ctx, nil) // the server answered
 	} else {
-		d.api.report(ctx, err)
+		d.api.Report(ctx, err)
 	}
 	return err
 }

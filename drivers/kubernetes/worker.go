@@ -68,7 +68,7 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 	spec := d.podSpec(cfg)
 	var pod *corev1.Pod
 	// Not retried: with generateName a retried create makes a second Pod.
-	err = d.api.call(ctx, "create pod", false, func(ctx context.Context) error {
+	err = d.api.Call(ctx, "create pod", false, func(ctx context.Context) error {
 		var err error
 		pod, err = d.cs.CoreV1().Pods(d.cfg.Namespace).Create(ctx, spec, metav1.CreateOptions{})
 		return err
@@ -240,7 +240,7 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 // deletePod deletes Pod name with the grace period; gone already is fine.
 func (d *Driver) deletePod(ctx context.Context, name string) error {
 	grace := int64(d.cfg.DeleteGrace.Seconds())
-	err := d.api.call(ctx, "delete pod", true, func(ctx context.Context) error {
+	err := d.api.Call(ctx, "delete pod", true, func(ctx context.Context) error {
 		err := d.cs.CoreV1().Pods(d.cfg.Namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -258,7 +258,7 @@ func (d *Driver) deletePod(ctx context.Context, name string) error {
 // out those being deleted.
 func (d *Driver) listPods(ctx context.Context, id string) ([]*corev1.Pod, error) {
 	var list *corev1.PodList
-	err := d.api.call(ctx, "list pods", true, func(ctx context.Context) error {
+	err := d.api.Call(ctx, "list pods", true, func(ctx context.Context) error {
 		var err error
 		list, err = d.cs.CoreV1().Pods(d.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: allocSelector(id)})
 		return err
@@ -305,7 +305,7 @@ func (d *Driver) RecoverWorker(ctx context.Context, h *drivers.WorkerHandle) err
 // destroyed.
 func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, error) {
 	var list *corev1.PodList
-	err := d.api.call(ctx, "list pods", true, func(ctx context.Context) error {
+	err := d.api.Call(ctx, "list pods", true, func(ctx context.Context) error {
 		var err error
 		list, err = d.cs.CoreV1().Pods(d.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: managedSelector(d.cfg.NodeID).String()})
 		return err
