@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/linewriter"
 )
 
 // drainTimeout is how long RunStep waits for the step's output pipes to
@@ -129,9 +130,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	for i, stream := range []drivers.Stream{drivers.Stdout, drivers.Stderr} {
 		r := out[i]
 		readers.Go(func() {
-			err := readLines(r, maxLineBytes, func(line string) {
-				sink.Emit(drivers.LogLine{Time: time.Now(), Stream: stream, Line: line})
-			})
+			err := linewriter.New(stream, sink).CopyFrom(r)
 			if err != nil && !errors.Is(err, os.ErrClosed) { // ErrClosed: drainPipes gave up
 				log.Warn("reading step output failed", "stream", stream, "err", err)
 			}
