@@ -34,6 +34,7 @@ import (
 
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/internal/breaker"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // Defaults of Config's zero values.
@@ -123,9 +124,9 @@ type Driver struct {
 	seen   atomic.Bool  // the engine has answered at least once
 	auth   registryAuth // from Config.AuthFile; read-only
 
+	workers  workerset.Set[struct{}] // steps in flight, by worker ID
 	mu       sync.Mutex
-	workers  map[string]*worker // steps in flight, by worker ID
-	removing map[string]bool    // workers DestroyWorker removes in the background
+	removing map[string]bool // workers DestroyWorker removes in the background
 
 	background sync.WaitGroup // background removals; Close waits for them
 
@@ -216,7 +217,6 @@ func newDriver(cfg Config, api client.APIClient, closer interface{ Close() error
 			},
 		},
 		closer:   closer,
-		workers:  make(map[string]*worker),
 		removing: make(map[string]bool),
 		pulls:    make(map[string]*pull),
 	}

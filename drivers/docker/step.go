@@ -16,6 +16,7 @@ import (
 
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/internal/linewriter"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // killOthers is a POSIX sh function that sends signal $1 to every process
@@ -93,7 +94,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	if err != nil {
 		return failedRes, err
 	}
-	defer d.finishStep(h.ID, s)
+	defer s.Finish()
 
 	name := containerName(h.ID)
 	gone := func(why string) error {
@@ -123,7 +124,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 		return failedRes, fmt.Errorf("docker: step %q: create exec in %s: %w", step.Name, name, err)
 	}
 	select {
-	case <-s.kill:
+	case <-s.Killed():
 		return failedRes, gone("was destroyed")
 	default:
 	}
@@ -163,7 +164,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	var stopErr error
 	select {
 	case <-read:
-	case <-s.kill:
+	case <-s.Killed():
 		stopErr = gone("was destroyed while the step ran")
 		att.Close()
 		<-read
@@ -176,7 +177,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	res := drivers.StepResult{ExitCode: -1, Duration: time.Since(start)}
 	if stopErr == nil {
 		select {
-		case <-s.kill: // the container went while the output closed
+		case <-s.Killed(): // the container went while the output closed
 			stopErr = gone("was destroyed while the step ran")
 		default:
 		}
@@ -240,7 +241,7 @@ func (d *Driver) execExitCode(ctx context.Context, execID string) (int, error) {
 // SIGKILL after KillGrace, and after killWait more the container itself.
 // It returns when the step's output has closed, which read tells. It
 // reports true when DestroyWorker interrupted it meanwhile.
-func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse, read <-chan struct{}, log *slog.Logger) (destroyed bool) {
+func (d *Driver) stopStep(id string, s *workerset.Step, att types.HijackedResponse, read <-chan struct{}, log *slog.Logger) (destroyed bool) {
 	// The step's ctx is over; the signals go out under their own.
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CallTimeout)
 	defer cancel()
@@ -261,7 +262,7 @@ func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse,
 		select {
 		case <-read:
 			return true
-		case <-s.kill:
+		case <-s.Killed():
 			destroyed = true
 			att.Close()
 			<-read

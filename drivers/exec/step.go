@@ -60,7 +60,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	if err != nil {
 		return failed, err
 	}
-	defer d.finishStep(h.ID, running)
+	defer running.Finish()
 	if err := d.checkWorkspace(h.ID); err != nil {
 		return failed, err
 	}
@@ -143,7 +143,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	destroyed := fmt.Errorf("exec: step %q interrupted: worker %s destroyed: %w", step.Name, h.ID, drivers.ErrWorkerNotFound)
 	select {
 	case waitErr = <-waited:
-	case <-running.kill:
+	case <-running.Killed():
 		stopErr = destroyed
 		killGroup(cmd.Process)
 		waitErr = <-waited
@@ -152,7 +152,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 		terminateGroup(cmd.Process)
 		select {
 		case waitErr = <-waited:
-		case <-running.kill: // DestroyWorker does not wait for the grace
+		case <-running.Killed(): // DestroyWorker does not wait for the grace
 			killGroup(cmd.Process)
 			waitErr = <-waited
 		case <-time.After(d.killGrace):

@@ -42,7 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -52,6 +51,7 @@ import (
 
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/internal/breaker"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // Defaults of Config's zero values.
@@ -152,8 +152,7 @@ type Driver struct {
 	pods *podWatch
 	seen atomic.Bool // the API server has answered at least once
 
-	mu      sync.Mutex
-	workers map[string]*worker // steps in flight, by worker ID
+	workers workerset.Set[struct{}] // steps in flight, by worker ID
 }
 
 var _ drivers.Driver = (*Driver)(nil)
@@ -272,7 +271,6 @@ func newDriver(cfg Config, cs kubernetes.Interface, rc *rest.Config) *Driver {
 			Peer:      "API server",
 			Log:       log,
 		},
-		workers: make(map[string]*worker),
 	}
 	d.pods = newPodWatch(cs, cfg.Namespace, managedSelector(cfg.NodeID), log)
 	return d

@@ -20,6 +20,7 @@ import (
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/internal/breaker"
 	"github.com/ciplat/ciplat/drivers/internal/linewriter"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // killGroup is a POSIX sh function: killgroup SIG PGID sends SIG to the
@@ -116,7 +117,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	if err != nil {
 		return failedRes, err
 	}
-	defer d.finishStep(h.ID, s)
+	defer s.Finish()
 
 	gone := func(why string) error {
 		return fmt.Errorf("kubernetes: step %q: worker %s %s: %w", step.Name, h.ID, why, drivers.ErrWorkerNotFound)
@@ -176,7 +177,7 @@ wait:
 		select {
 		case streamErr = <-result:
 			break wait
-		case <-s.kill:
+		case <-s.Killed():
 			stopErr = gone("was destroyed while the step ran")
 			closeStream()
 			_ = streamEnd(result) // stopErr says why it was closed
@@ -212,7 +213,7 @@ wait:
 	res := drivers.StepResult{ExitCode: -1, Duration: time.Since(start)}
 	if stopErr == nil {
 		select {
-		case <-s.kill: // the worker went while the output closed
+		case <-s.Killed(): // the worker went while the output closed
 			stopErr = gone("was destroyed while the step ran")
 		default:
 		}
@@ -347,7 +348,7 @@ func (d *Driver) executor(u *url.URL) (remotecommand.Executor, error) {
 // gives up. It returns when the step's exec has ended, and every signal
 // exec too (a late one would hit the worker's next step). It returns why
 // the worker went, when DestroyWorker or the Pod's end interrupted it.
-func (d *Driver) stopStep(pod, id string, s *runningStep, changes <-chan struct{}, result <-chan error, closeStream func(), log *slog.Logger) (gone string) {
+func (d *Driver) stopStep(pod, id string, s *workerset.Step, changes <-chan struct{}, result <-chan error, closeStream func(), log *slog.Logger) (gone string) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CallTimeout)
 	defer cancel()
 	var sigs sync.WaitGroup
@@ -363,7 +364,7 @@ func (d *Driver) stopStep(pod, id string, s *runningStep, changes <-chan struct{
 			case err := <-result:
 				log.Debug("the step's stream ended while stopping", "err", err)
 				return true
-			case <-s.kill:
+			case <-s.Killed():
 				gone = "was destroyed while the step stopped"
 				closeStream()
 				_ = streamEnd(result) // closed on purpose; the caller says why

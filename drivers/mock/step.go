@@ -45,29 +45,27 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	if sink == nil {
 		sink = drivers.LogSinkFunc(func(drivers.LogLine) {})
 	}
-	stepCtx, cancel := context.WithCancelCause(ctx)
-	s := &runningStep{cancel: cancel, done: make(chan struct{})}
-	d.host.mu.Lock()
-	w := d.host.workers[h.ID]
-	if w == nil {
-		d.host.mu.Unlock()
-		cancel(nil)
+	w, s, ok := d.host.workers.Start(h.ID)
+	if !ok {
 		return failed, fmt.Errorf("mock: worker %s: %w", h.ID, drivers.ErrWorkerNotFound)
 	}
-	w.steps[s] = struct{}{}
+	stepCtx, cancel := context.WithCancelCause(ctx)
+	go func() { // DestroyWorker stops the step through its context
+		select {
+		case <-s.Killed():
+			cancel(errDestroyed)
+		case <-stepCtx.Done():
+		}
+	}()
 	env := stepEnv(w.cfg, step)
-	d.host.mu.Unlock()
 	d.running.Add(1)
 	defer func() {
-		d.host.mu.Lock()
-		delete(w.steps, s)
-		d.host.mu.Unlock()
 		cancel(nil)
-		// Counters first: DestroyWorker returns once done is closed, and a
-		// test may read Stats right after.
+		// Counters first: DestroyWorker returns once the step is finished,
+		// and a test may read Stats right after.
 		d.running.Add(-1)
 		d.steps.Add(1)
-		close(s.done)
+		s.Finish()
 	}()
 
 	start := d.now()
@@ -177,13 +175,13 @@ func (r *interp) command(n int, verb, arg string) (code int, done bool) {
 		if name == "" {
 			return r.syntax(n, "write: want a file name and text")
 		}
-		r.d.host.mu.Lock()
+		r.w.mu.Lock()
 		r.w.files[name] = strings.TrimSpace(text)
-		r.d.host.mu.Unlock()
+		r.w.mu.Unlock()
 	case "cat":
-		r.d.host.mu.Lock()
+		r.w.mu.Lock()
 		text, ok := r.w.files[arg]
-		r.d.host.mu.Unlock()
+		r.w.mu.Unlock()
 		if !ok {
 			r.emit(drivers.Stderr, fmt.Sprintf("cat: %s: No such file or directory", arg))
 			return 1, true
