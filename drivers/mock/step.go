@@ -82,19 +82,10 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	return res, nil
 }
 
-// stepEnv merges a step's environment: ciplat's variables, then the
-// worker's env, then the step's.
+// stepEnv merges a step's environment: drivers.WorkerEnv (ciplat's
+// variables, then the worker's env), then the step's.
 func stepEnv(cfg drivers.WorkerConfig, step drivers.StepConfig) map[string]string {
-	env := map[string]string{
-		"CI":                 "true",
-		"CIPLAT_JOB_ID":      cfg.JobID,
-		"CIPLAT_JOB_NAME":    cfg.JobName,
-		"CIPLAT_PIPELINE_ID": cfg.PipelineID,
-		"CIPLAT_WORKSPACE":   workspacePath(cfg.ID),
-	}
-	for k, v := range cfg.Env {
-		env[k] = v
-	}
+	env := drivers.WorkerEnv(cfg, workspacePath(cfg.ID))
 	for k, v := range step.Env {
 		env[k] = v
 	}
@@ -157,7 +148,7 @@ func (r *interp) command(n int, verb, arg string) (code int, done bool) {
 			return r.syntax(n, "fail-until-attempt: want an integer attempt, got %q", arg)
 		}
 		attempt := 1
-		if a, err := strconv.Atoi(r.env["CIPLAT_ATTEMPT"]); err == nil {
+		if a, err := strconv.Atoi(r.env[drivers.EnvAttempt]); err == nil {
 			attempt = a
 		}
 		if attempt < want {
