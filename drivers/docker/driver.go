@@ -125,8 +125,8 @@ type Driver struct {
 	auth   registryAuth // from Config.AuthFile; read-only
 
 	workers  workerset.Set[struct{}] // steps in flight, by worker ID
-	mu       sync.Mutex
-	removing map[string]bool // workers DestroyWorker removes in the background
+	mu       sync.Mutex              // guards removing
+	removing map[string]bool         // workers DestroyWorker removes in the background; guarded by mu
 
 	background sync.WaitGroup // background removals; Close waits for them
 
