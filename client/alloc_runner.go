@@ -472,32 +472,24 @@ func (r *allocRunner) skipFrom(i int) {
 	}
 }
 
-// workerConfig describes the worker for this attempt.
+// workerConfig describes the worker for this attempt; its Env is the job's
+// with ciplat's attempt variables over it (drivers.AttemptEnv).
 func (r *allocRunner) workerConfig(driver string) drivers.WorkerConfig {
-	env := maps.Clone(r.job.Env)
-	if env == nil {
-		env = maps.Clone(r.job.Spec.Env)
+	jobEnv := r.job.Env
+	if jobEnv == nil {
+		jobEnv = r.job.Spec.Env
 	}
-	if env == nil {
-		env = map[string]string{}
-	}
-	env["CIPLAT_ATTEMPT"] = strconv.Itoa(r.alloc.Attempt)
-	env["CIPLAT_ALLOC_ID"] = r.alloc.ID
-	env["CIPLAT_JOB_ID"] = r.job.ID
-	env["CIPLAT_JOB_NAME"] = r.job.Name
-	env["CIPLAT_PIPELINE_ID"] = r.alloc.PipelineID
 	res := r.alloc.Resources
 	if res == (api.Resources{}) {
 		res = r.job.Spec.Resources
 	}
-	return drivers.WorkerConfig{
+	cfg := drivers.WorkerConfig{
 		ID:         r.alloc.ID,
 		JobID:      r.job.ID,
 		JobName:    r.job.Name,
 		PipelineID: r.alloc.PipelineID,
 		NodeID:     r.c.nodeID,
 		Image:      r.job.Spec.Image,
-		Env:        env,
 		CPU:        res.CPU,
 		MemoryMB:   res.MemoryMB,
 		Labels: map[string]string{
@@ -509,6 +501,8 @@ func (r *allocRunner) workerConfig(driver string) drivers.WorkerConfig {
 			"ciplat.attempt":     strconv.Itoa(r.alloc.Attempt),
 		},
 	}
+	cfg.Env = drivers.AttemptEnv(cfg, r.alloc.Attempt, jobEnv)
+	return cfg
 }
 
 // boundedCtx is for waits that must end: at most d, and at most

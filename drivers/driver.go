@@ -1,8 +1,13 @@
 // Package drivers defines how a client runs a job: a Driver creates one
-// ephemeral worker per job, runs the job's steps in it in order, and destroys
-// it. Implementations live in sub-packages (exec, mock; docker, kubernetes and
-// external plugins later). This package imports nothing of the project, so a
-// plugin author needs only it.
+// ephemeral worker per job attempt, runs the job's steps in it in order, and
+// destroys it. Implementations live in sub-packages: exec (local
+// processes), docker (a container per job), kubernetes (a Pod per job), mock
+// (tests, simulation) and plugin (external drivers over hashicorp/go-plugin);
+// drivertest is the conformance suite they all pass, and drivers/internal
+// holds what they share (worker bookkeeping, the API breaker, the output
+// line splitter). It also builds the CI and CIPLAT_* variables every step
+// gets (WorkerEnv, AttemptEnv). This package imports nothing of the
+// project, so a plugin author needs only it.
 package drivers
 
 import (
@@ -13,28 +18,31 @@ import (
 
 // Driver runs jobs in ephemeral workers.
 //
-// Lifecycle, per job: Fingerprint (any time) → CreateWorker → RunStep for
-// each step, in order → DestroyWorker. After a client restart, RecoverWorker
-// re-attaches to a handle the client persisted, and ListWorkers finds workers
-// the client no longer knows (orphans to destroy).
+// Lifecycle, per job attempt: Fingerprint (any time) → CreateWorker →
+// RunStep for each step, in order → DestroyWorker. After a client restart,
+// RecoverWorker checks a handle the client persisted (steps that were
+// running are not re-attached: the old agent was their only reader), and
+// ListWorkers finds workers the client no longer knows (orphans to
+// destroy).
 //
 // Concurrency: one Driver value serves many jobs at once; every method must be
 // safe for concurrent use on different workers. For one worker the client
 // calls methods one at a time, except DestroyWorker, which may be called while
-// RunStep is in flight (cancel) and must make that RunStep return promptly.
-// DestroyWorker is idempotent. Cancelling ctx of RunStep kills the step (the
-// whole process tree) and returns ctx's error; the worker stays usable.
+// RunStep is in flight (cancel) and must make that RunStep return promptly
+// with an error wrapping ErrWorkerNotFound. DestroyWorker is idempotent.
+// Cancelling ctx of RunStep kills the step (the whole process tree) and
+// returns ctx's error; the worker stays usable.
 //
 // Every implementation asserts `var _ drivers.Driver = (*Driver)(nil)` and
 // passes the conformance suite in drivers/drivertest, which checks these
-// rules against the real thing.
+// rules against the real thing (an external driver through its plugin).
 type Driver interface {
 	// Name is the driver's name as jobs and nodes know it ("exec", "docker").
 	Name() string
 	// Fingerprint reports whether the driver can run work on this host now.
 	Fingerprint(ctx context.Context) Fingerprint
 	// CreateWorker makes the worker for one job attempt: its workspace and,
-	// for container drivers, its container.
+	// for container drivers, its container or Pod.
 	CreateWorker(ctx context.Context, cfg WorkerConfig) (*WorkerHandle, error)
 	// RunStep runs one step in the worker, sending each output line to sink as
 	// it is produced, and returns the step's exit code. A non-zero exit code is
@@ -58,7 +66,9 @@ type Driver interface {
 	// still there; an error wrapping ErrWorkerNotFound when it is not. A
 	// recovered worker runs steps as before, with its WorkerConfig's env.
 	RecoverWorker(ctx context.Context, h *WorkerHandle) error
-	// ListWorkers lists the workers this driver owns on this host.
+	// ListWorkers lists the workers this driver owns on this host (a
+	// cluster driver: those labelled with its node), live or not, so that
+	// every orphan can be destroyed.
 	ListWorkers(ctx context.Context) ([]*WorkerHandle, error)
 }
 
@@ -102,10 +112,12 @@ type WorkerHandle struct {
 // StepConfig is one step to run in a worker.
 //
 // A step's environment is, later entries winning: the driver's base (exec:
-// PATH and HOME; a container: its image's env), then CI=true, CIPLAT_JOB_ID,
-// CIPLAT_JOB_NAME, CIPLAT_PIPELINE_ID and CIPLAT_WORKSPACE (the workspace
-// path as the step sees it), then WorkerConfig.Env, then Env. The agent's
-// own environment does not leak into steps.
+// PATH and HOME; a container: its image's env), then WorkerEnv (CI=true,
+// CIPLAT_JOB_ID, CIPLAT_JOB_NAME, CIPLAT_PIPELINE_ID and CIPLAT_WORKSPACE,
+// the workspace path as the step sees it, then WorkerConfig.Env, where the
+// client puts the job's env and CIPLAT_ALLOC_ID and CIPLAT_ATTEMPT: see
+// AttemptEnv), then Env. The agent's own environment does not leak into
+// steps.
 type StepConfig struct {
 	Name string `json:"name"`
 	// Run is the shell script, run with `sh -e -c` in the workspace.

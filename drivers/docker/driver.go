@@ -33,6 +33,8 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // Defaults of Config's zero values.
@@ -122,9 +124,9 @@ type Driver struct {
 	seen   atomic.Bool  // the engine has answered at least once
 	auth   registryAuth // from Config.AuthFile; read-only
 
-	mu       sync.Mutex
-	workers  map[string]*worker // steps in flight, by worker ID
-	removing map[string]bool    // workers DestroyWorker removes in the background
+	workers  workerset.Set[struct{}] // steps in flight, by worker ID
+	mu       sync.Mutex              // guards removing
+	removing map[string]bool         // workers DestroyWorker removes in the background; guarded by mu
 
 	background sync.WaitGroup // background removals; Close waits for them
 
@@ -203,15 +205,18 @@ func newDriver(cfg Config, api client.APIClient, closer interface{ Close() error
 		cfg: cfg,
 		log: log,
 		eng: &engine{
-			api:         api,
-			br:          newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown, cfg.Now),
-			retries:     cfg.Retries,
-			backoff:     cfg.RetryBackoff,
-			callTimeout: cfg.CallTimeout,
-			log:         log,
+			api: api,
+			Caller: breaker.Caller{
+				Breaker:   breaker.New(cfg.BreakerThreshold, cfg.BreakerCooldown, cfg.Now, ErrEngineUnavailable),
+				Transient: transient,
+				Retries:   cfg.Retries,
+				Backoff:   cfg.RetryBackoff,
+				Timeout:   cfg.CallTimeout,
+				Peer:      "engine",
+				Log:       log,
+			},
 		},
 		closer:   closer,
-		workers:  make(map[string]*worker),
 		removing: make(map[string]bool),
 		pulls:    make(map[string]*pull),
 	}
@@ -242,7 +247,7 @@ func (d *Driver) Fingerprint(ctx context.Context) drivers.Fingerprint {
 	if host := d.eng.api.DaemonHost(); host != "" {
 		fp.Attributes["driver.docker.host"] = host
 	}
-	err := d.eng.call(ctx, "ping", true, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "ping", true, func(ctx context.Context) error {
 		_, err := d.eng.api.Ping(ctx)
 		return err
 	})
@@ -257,7 +262,7 @@ func (d *Driver) Fingerprint(ctx context.Context) drivers.Fingerprint {
 	d.seen.Store(true)
 	fp.Detected = true
 	var v struct{ version, api, os, arch, kernel string }
-	err = d.eng.call(ctx, "version", true, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "version", true, func(ctx context.Context) error {
 		sv, err := d.eng.api.ServerVersion(ctx)
 		v.version, v.api, v.os, v.arch, v.kernel = sv.Version, sv.APIVersion, sv.Os, sv.Arch, sv.KernelVersion
 		return err

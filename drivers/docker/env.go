@@ -8,44 +8,35 @@ import (
 	"github.com/ciplat/ciplat/drivers"
 )
 
-// containerEnv is the container's own environment, over the image's: the
-// ciplat variables, then the worker's env, later entries winning. Sorted,
-// so a container's env is reproducible. It rejects names an environment
-// cannot carry, naming the culprit.
+// containerEnv is the container's own environment, over the image's:
+// drivers.WorkerEnv (the ciplat variables, then the worker's env, later
+// entries winning). Sorted, so a container's env is reproducible. It
+// rejects names an environment cannot carry, naming the culprit.
 func containerEnv(workspace string, cfg drivers.WorkerConfig) ([]string, error) {
-	env := map[string]string{
-		"CI":                 "true",
-		"CIPLAT_JOB_ID":      cfg.JobID,
-		"CIPLAT_JOB_NAME":    cfg.JobName,
-		"CIPLAT_PIPELINE_ID": cfg.PipelineID,
-		"CIPLAT_WORKSPACE":   workspace,
-	}
-	if err := mergeEnv(env, cfg.Env, "worker env"); err != nil {
+	if err := checkEnv(cfg.Env, "worker env"); err != nil {
 		return nil, err
 	}
-	return envList(env), nil
+	return envList(drivers.WorkerEnv(cfg, workspace)), nil
 }
 
 // stepEnv is what a step's exec adds over the container's environment.
 func stepEnv(step drivers.StepConfig) ([]string, error) {
-	env := map[string]string{}
-	if err := mergeEnv(env, step.Env, fmt.Sprintf("env of step %q", step.Name)); err != nil {
+	if err := checkEnv(step.Env, fmt.Sprintf("env of step %q", step.Name)); err != nil {
 		return nil, err
 	}
-	return envList(env), nil
+	return envList(step.Env), nil
 }
 
-// mergeEnv copies src over dst after checking each name and value; where
-// says which map a bad entry came from.
-func mergeEnv(dst, src map[string]string, where string) error {
-	for k, v := range src {
+// checkEnv checks each name and value of env; where says which map a bad
+// entry came from.
+func checkEnv(env map[string]string, where string) error {
+	for k, v := range env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return fmt.Errorf("docker: %s: variable name %q: want a non-empty name without '=' or NUL", where, k)
 		}
 		if strings.ContainsRune(v, 0) {
 			return fmt.Errorf("docker: %s: value of %s contains a NUL byte, which an environment cannot carry", where, k)
 		}
-		dst[k] = v
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func (d *Driver) ensureImage(ctx context.Context, ref string) error {
 	if ref == "" {
 		return errors.New("docker: the job has no image: set `image:` in the job (the docker driver runs every job in a container of that image)")
 	}
-	err := d.eng.call(ctx, "inspect image", true, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "inspect image", true, func(ctx context.Context) error {
 		_, err := d.eng.api.ImageInspect(ctx, ref)
 		return err
 	})
@@ -128,7 +128,7 @@ func (d *Driver) pullImage(ref string) error {
 				return pullError(ref, err)
 			}
 			// The stream ended cleanly: the image must be there now.
-			ierr := d.eng.call(context.Background(), "inspect image", true, func(ctx context.Context) error {
+			ierr := d.eng.Call(context.Background(), "inspect image", true, func(ctx context.Context) error {
 				_, err := d.eng.api.ImageInspect(ctx, ref)
 				return err
 			})

@@ -1,8 +1,6 @@
 package docker
 
 import (
-	"github.com/ciplat/ciplat/drivers/internal/linewriter"
-
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +15,8 @@ import (
 	"github.com/docker/docker/pkg/stdcopy"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/linewriter"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // killOthers is a POSIX sh function that sends signal $1 to every process
@@ -94,14 +94,14 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	if err != nil {
 		return failedRes, err
 	}
-	defer d.finishStep(h.ID, s)
+	defer s.Finish()
 
 	name := containerName(h.ID)
 	gone := func(why string) error {
 		return fmt.Errorf("docker: step %q: worker %s %s: %w", step.Name, h.ID, why, drivers.ErrWorkerNotFound)
 	}
 	var execID string
-	err = d.eng.call(ctx, "create exec", false, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "create exec", false, func(ctx context.Context) error {
 		resp, err := d.eng.api.ContainerExecCreate(ctx, name, container.ExecOptions{
 			Cmd:          []string{"sh", "-c", stepWrapper, "ciplat-step", step.Run},
 			Env:          env,
@@ -124,13 +124,13 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 		return failedRes, fmt.Errorf("docker: step %q: create exec in %s: %w", step.Name, name, err)
 	}
 	select {
-	case <-s.kill:
+	case <-s.Killed():
 		return failedRes, gone("was destroyed")
 	default:
 	}
 
 	var att types.HijackedResponse
-	err = d.eng.call(ctx, "start exec", false, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "start exec", false, func(ctx context.Context) error {
 		var err error
 		att, err = d.eng.api.ContainerExecAttach(ctx, execID, container.ExecAttachOptions{})
 		return err
@@ -164,7 +164,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	var stopErr error
 	select {
 	case <-read:
-	case <-s.kill:
+	case <-s.Killed():
 		stopErr = gone("was destroyed while the step ran")
 		att.Close()
 		<-read
@@ -177,7 +177,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	res := drivers.StepResult{ExitCode: -1, Duration: time.Since(start)}
 	if stopErr == nil {
 		select {
-		case <-s.kill: // the container went while the output closed
+		case <-s.Killed(): // the container went while the output closed
 			stopErr = gone("was destroyed while the step ran")
 		default:
 		}
@@ -212,7 +212,7 @@ func (d *Driver) execExitCode(ctx context.Context, execID string) (int, error) {
 	pause := 2 * time.Millisecond
 	for waited := time.Duration(0); ; waited += pause {
 		var ins container.ExecInspect
-		err := d.eng.call(ctx, "inspect exec", true, func(ctx context.Context) error {
+		err := d.eng.Call(ctx, "inspect exec", true, func(ctx context.Context) error {
 			var err error
 			ins, err = d.eng.api.ContainerExecInspect(ctx, execID)
 			return err
@@ -241,7 +241,7 @@ func (d *Driver) execExitCode(ctx context.Context, execID string) (int, error) {
 // SIGKILL after KillGrace, and after killWait more the container itself.
 // It returns when the step's output has closed, which read tells. It
 // reports true when DestroyWorker interrupted it meanwhile.
-func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse, read <-chan struct{}, log *slog.Logger) (destroyed bool) {
+func (d *Driver) stopStep(id string, s *workerset.Step, att types.HijackedResponse, read <-chan struct{}, log *slog.Logger) (destroyed bool) {
 	// The step's ctx is over; the signals go out under their own.
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CallTimeout)
 	defer cancel()
@@ -262,7 +262,7 @@ func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse,
 		select {
 		case <-read:
 			return true
-		case <-s.kill:
+		case <-s.Killed():
 			destroyed = true
 			att.Close()
 			<-read
@@ -281,7 +281,7 @@ func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse,
 		return destroyed
 	}
 	d.log.Warn("step output still open after SIGKILL; killing its container", "worker", id)
-	_ = d.eng.call(ctx, "kill container", true, func(ctx context.Context) error {
+	_ = d.eng.Call(ctx, "kill container", true, func(ctx context.Context) error {
 		return d.eng.api.ContainerKill(ctx, containerName(id), "KILL")
 	})
 	att.Close()
@@ -295,7 +295,7 @@ func (d *Driver) stopStep(id string, s *runningStep, att types.HijackedResponse,
 func (d *Driver) signalStep(ctx context.Context, id, sig string) {
 	name := containerName(id)
 	var execID string
-	err := d.eng.call(ctx, "create exec", false, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "create exec", false, func(ctx context.Context) error {
 		resp, err := d.eng.api.ContainerExecCreate(ctx, name, container.ExecOptions{
 			Cmd:          []string{"sh", "-c", stepKiller, "ciplat-kill", sig},
 			AttachStdout: true,
@@ -306,7 +306,7 @@ func (d *Driver) signalStep(ctx context.Context, id, sig string) {
 	})
 	if err == nil {
 		var att types.HijackedResponse
-		err = d.eng.call(ctx, "start exec", false, func(ctx context.Context) error {
+		err = d.eng.Call(ctx, "start exec", false, func(ctx context.Context) error {
 			var err error
 			att, err = d.eng.api.ContainerExecAttach(ctx, execID, container.ExecAttachOptions{})
 			return err

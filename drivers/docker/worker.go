@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -16,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/volume"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // The labels every container and volume of a worker carries.
@@ -54,20 +53,6 @@ const keepAlive = `trap 'exit 0' TERM; while :; do sleep 3600 & wait; done`
 // 100 millicores that stall was 200ms of a one-step `true` job. A job
 // that uses up its quota waits up to the rest of the second.
 const cpuPeriod = 1_000_000
-
-// worker is what the driver keeps in memory about one worker: the steps
-// running in it. Guarded by Driver.mu.
-type worker struct {
-	steps     map[*runningStep]struct{}
-	destroyed bool // DestroyWorker has begun; no new step may start
-}
-
-// runningStep is one RunStep in flight, so DestroyWorker can stop it.
-type runningStep struct {
-	kill   chan struct{} // closed by DestroyWorker: the container is going
-	killed bool          // kill is closed; guarded by Driver.mu
-	done   chan struct{} // closed when RunStep has returned
-}
 
 // containerName is the container of worker id.
 func containerName(id string) string { return "ciplat-" + id }
@@ -183,7 +168,7 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 	}
 	// Not retried: a create that reached the engine but lost its answer
 	// would be retried into a conflict.
-	err = d.eng.call(ctx, "create container", false, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "create container", false, func(ctx context.Context) error {
 		_, err := d.eng.api.ContainerCreate(ctx, ccfg, hcfg, &network.NetworkingConfig{}, nil, name)
 		return err
 	})
@@ -193,7 +178,7 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 	case err != nil:
 		return nil, fmt.Errorf("docker: worker %s: create container %s from image %q: %w", cfg.ID, name, cfg.Image, err)
 	}
-	err = d.eng.call(ctx, "start container", true, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "start container", true, func(ctx context.Context) error {
 		return d.eng.api.ContainerStart(ctx, name, container.StartOptions{})
 	})
 	if err != nil {
@@ -236,49 +221,32 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 	}
 	// Mark the worker destroyed (a tombstone if this Driver never saw it),
 	// so no step can start while it goes away, and interrupt its steps.
+	t := d.workers.Destroy(h.ID)
 	d.mu.Lock()
-	w := d.workers[h.ID]
-	if w == nil {
-		w = &worker{steps: make(map[*runningStep]struct{})}
-		d.workers[h.ID] = w
-	}
-	w.destroyed = true
-	if d.removing[h.ID] {
-		d.mu.Unlock()
+	removing := d.removing[h.ID]
+	d.mu.Unlock()
+	if removing {
 		return nil // a background removal is under way
 	}
-	steps := make([]*runningStep, 0, len(w.steps))
-	for s := range w.steps {
-		if !s.killed {
-			s.killed = true
-			close(s.kill)
-		}
-		steps = append(steps, s)
-	}
-	d.mu.Unlock()
 
-	if len(steps) == 0 {
+	if t.Steps() == 0 {
 		renamed, err := d.retire(ctx, h.ID)
 		if err != nil {
 			return err
 		}
 		if renamed {
-			d.removeInBackground(h.ID, w)
+			d.removeInBackground(h.ID, t)
 			return nil
 		}
 	}
 	if err := d.remove(ctx, h.ID); err != nil {
 		return err
 	}
-	for _, s := range steps {
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			return fmt.Errorf("docker: destroy worker %s: steps still stopping: %w", h.ID, ctx.Err())
-		}
+	if err := t.Wait(ctx); err != nil {
+		return fmt.Errorf("docker: destroy worker %s: steps still stopping: %w", h.ID, err)
 	}
-	d.forget(h.ID, w)
-	d.log.Debug("worker destroyed", "worker", h.ID, "steps_interrupted", len(steps))
+	t.Forget()
+	d.log.Debug("worker destroyed", "worker", h.ID, "steps_interrupted", t.Steps())
 	return nil
 }
 
@@ -286,7 +254,7 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 // there is no container under the worker's name (gone, or retired by an
 // earlier agent).
 func (d *Driver) retire(ctx context.Context, id string) (bool, error) {
-	err := d.eng.call(ctx, "rename container", false, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "rename container", false, func(ctx context.Context) error {
 		return d.eng.api.ContainerRename(ctx, containerName(id), retiredName(id))
 	})
 	switch {
@@ -303,7 +271,7 @@ func (d *Driver) retire(ctx context.Context, id string) (bool, error) {
 // after DestroyWorker has returned. While it runs, ListWorkers leaves the
 // worker out and another DestroyWorker returns nil; if it fails, the
 // worker is listed again, for the orphan sweep.
-func (d *Driver) removeInBackground(id string, w *worker) {
+func (d *Driver) removeInBackground(id string, t *workerset.Tombstone) {
 	d.mu.Lock()
 	d.removing[id] = true
 	d.mu.Unlock()
@@ -318,18 +286,9 @@ func (d *Driver) removeInBackground(id string, w *worker) {
 			d.log.Warn("removing a destroyed worker failed; it stays listed for the orphan sweep", "worker", id, "err", err)
 			return
 		}
-		d.forget(id, w)
+		t.Forget()
 		d.log.Debug("worker destroyed", "worker", id, "background", true)
 	})
-}
-
-// forget drops worker id's tombstone w once the worker is gone.
-func (d *Driver) forget(id string, w *worker) {
-	d.mu.Lock()
-	if d.workers[id] == w {
-		delete(d.workers, id)
-	}
-	d.mu.Unlock()
 }
 
 // remove force-removes worker id's container (under its name and its
@@ -337,7 +296,7 @@ func (d *Driver) forget(id string, w *worker) {
 // fine.
 func (d *Driver) remove(ctx context.Context, id string) error {
 	for _, name := range []string{containerName(id), retiredName(id)} {
-		err := d.eng.call(ctx, "remove container", true, func(ctx context.Context) error {
+		err := d.eng.Call(ctx, "remove container", true, func(ctx context.Context) error {
 			err := d.eng.api.ContainerRemove(ctx, name, container.RemoveOptions{Force: true, RemoveVolumes: true})
 			if cerrdefs.IsNotFound(err) {
 				return nil
@@ -349,7 +308,7 @@ func (d *Driver) remove(ctx context.Context, id string) error {
 		}
 	}
 	vol := volumeName(id)
-	err := d.eng.call(ctx, "remove volume", true, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "remove volume", true, func(ctx context.Context) error {
 		err := d.eng.api.VolumeRemove(ctx, vol, true)
 		if cerrdefs.IsNotFound(err) {
 			return nil
@@ -376,7 +335,7 @@ func (d *Driver) RecoverWorker(ctx context.Context, h *drivers.WorkerHandle) err
 	}
 	name := containerName(h.ID)
 	var info container.InspectResponse
-	err := d.eng.call(ctx, "inspect container", true, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "inspect container", true, func(ctx context.Context) error {
 		var err error
 		info, err = d.eng.api.ContainerInspect(ctx, name)
 		return err
@@ -408,7 +367,7 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 		f.Add("label", labelNodeID+"="+d.cfg.NodeID)
 	}
 	var cs []container.Summary
-	err := d.eng.call(ctx, "list containers", true, func(ctx context.Context) error {
+	err := d.eng.Call(ctx, "list containers", true, func(ctx context.Context) error {
 		var err error
 		cs, err = d.eng.api.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		return err
@@ -417,7 +376,7 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 		return nil, fmt.Errorf("docker: list workers: %w", err)
 	}
 	var vs volume.ListResponse
-	err = d.eng.call(ctx, "list volumes", true, func(ctx context.Context) error {
+	err = d.eng.Call(ctx, "list volumes", true, func(ctx context.Context) error {
 		var err error
 		vs, err = d.eng.api.VolumeList(ctx, volume.ListOptions{Filters: f})
 		return err
@@ -468,40 +427,18 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 		}
 	}
 	d.mu.Unlock()
-	slices.SortFunc(out, func(a, b *drivers.WorkerHandle) int { return strings.Compare(a.ID, b.ID) })
+	workerset.SortHandles(out)
 	return out, nil
 }
 
-// startStep registers a step about to run in worker id, or fails with
-// ErrWorkerNotFound when the worker is being destroyed. The caller must
-// call finishStep when the step has returned.
-func (d *Driver) startStep(id string) (*runningStep, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	w := d.workers[id]
-	if w == nil {
-		w = &worker{steps: make(map[*runningStep]struct{})}
-		d.workers[id] = w
-	}
-	if w.destroyed {
+// startStep registers a step about to run in worker id (tracked while
+// steps run in it), or fails with ErrWorkerNotFound when the worker is
+// being destroyed. The caller must call the step's Finish when it has
+// returned.
+func (d *Driver) startStep(id string) (*workerset.Step, error) {
+	s, ok := d.workers.StartTracked(id)
+	if !ok {
 		return nil, fmt.Errorf("docker: worker %s: %w", id, drivers.ErrWorkerNotFound)
 	}
-	s := &runningStep{kill: make(chan struct{}), done: make(chan struct{})}
-	w.steps[s] = struct{}{}
 	return s, nil
-}
-
-// finishStep unregisters s from worker id, forgets a worker with no steps
-// left (unless it is a destroy's tombstone), and tells a waiting
-// DestroyWorker.
-func (d *Driver) finishStep(id string, s *runningStep) {
-	d.mu.Lock()
-	if w := d.workers[id]; w != nil {
-		delete(w.steps, s)
-		if len(w.steps) == 0 && !w.destroyed {
-			delete(d.workers, id)
-		}
-	}
-	d.mu.Unlock()
-	close(s.done)
 }

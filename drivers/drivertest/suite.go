@@ -1,6 +1,7 @@
 // Package drivertest is the conformance suite every ciplat driver must pass:
-// exec, mock, and later docker, kubernetes and plugin drivers. A driver's
-// test calls Run with a constructor; the suite checks the lifecycle and
+// exec, mock, docker (against the real engine), kubernetes (against a real
+// API server) and external drivers through their plugin. A driver's test
+// calls Run with a constructor; the suite checks the lifecycle and
 // concurrency rules that drivers.Driver documents, against the real thing.
 //
 // The steps are POSIX sh. A driver that does not run a shell passes its own
@@ -30,10 +31,11 @@ type Options struct {
 	// shell-only subtests are skipped (see Lang).
 	Lang Lang
 	// HostProcesses says a step's processes are visible to the test process
-	// by PID (the exec driver: same host, same PID namespace). It enables
-	// the check that DestroyWorker leaves no background child alive; a
-	// container driver leaves it false, as removing the container is what
-	// kills everything there.
+	// by PID (the exec driver and plugins over it: same host, same PID
+	// namespace; kubernetes on kwok, whose execs run on the test's host). It
+	// enables the check that DestroyWorker leaves no background child alive;
+	// a driver whose steps run in containers leaves it false, as removing the
+	// container is what kills everything there.
 	HostProcesses bool
 	// Timeout bounds each driver call that should simply succeed (create,
 	// a short step, destroy). Zero means 30s; raise it for drivers that pull

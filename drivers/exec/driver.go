@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // defaultKillGrace is how long a step gets between SIGTERM and SIGKILL when
@@ -103,8 +104,7 @@ type Driver struct {
 	lim         *limiter      // set by limiterOnce; read-only after
 	stepSeq     atomic.Uint64 // makes step cgroup names unique
 
-	mu      sync.Mutex
-	workers map[string]*worker // by ID; only workers touched since New
+	workers workerset.Set[workerMeta] // by ID; only workers touched since New
 }
 
 var _ drivers.Driver = (*Driver)(nil)
@@ -135,7 +135,6 @@ func New(cfg Config) *Driver {
 		pidsMax:      cfg.PidsMax,
 		noFile:       cfg.NoFile,
 		nProc:        cfg.NProc,
-		workers:      make(map[string]*worker),
 	}
 	if cfg.User != "" {
 		d.user, d.userErr = lookupUser(cfg.User)

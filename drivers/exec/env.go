@@ -2,6 +2,7 @@ package exec
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -13,9 +14,10 @@ import (
 const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // stepEnv builds a step's environment as RunStep documents it: the base,
-// then the ciplat variables, then the worker's env, then the step's, later
-// entries winning. The result is sorted, so a step's env is reproducible.
-// It rejects names a process environment cannot carry, naming the culprit.
+// then drivers.WorkerEnv (the ciplat variables, then the worker's env),
+// then the step's, later entries winning. The result is sorted, so a step's
+// env is reproducible. It rejects names a process environment cannot
+// carry, naming the culprit.
 func stepEnv(workspace string, cfg drivers.WorkerConfig, step drivers.StepConfig) ([]string, error) {
 	env := map[string]string{
 		"PATH": os.Getenv("PATH"),
@@ -27,21 +29,15 @@ func stepEnv(workspace string, cfg drivers.WorkerConfig, step drivers.StepConfig
 	if tmp := os.Getenv("TMPDIR"); tmp != "" {
 		env["TMPDIR"] = tmp
 	}
-	for k, v := range map[string]string{
-		"CI":                 "true",
-		"CIPLAT_JOB_ID":      cfg.JobID,
-		"CIPLAT_JOB_NAME":    cfg.JobName,
-		"CIPLAT_PIPELINE_ID": cfg.PipelineID,
-		"CIPLAT_WORKSPACE":   workspace,
-	} {
-		env[k] = v
-	}
-	if err := mergeEnv(env, cfg.Env, "worker env"); err != nil {
+	if err := checkEnv(cfg.Env, "worker env"); err != nil {
 		return nil, err
 	}
-	if err := mergeEnv(env, step.Env, fmt.Sprintf("env of step %q", step.Name)); err != nil {
+	maps.Copy(env, drivers.WorkerEnv(cfg, workspace))
+	where := fmt.Sprintf("env of step %q", step.Name)
+	if err := checkEnv(step.Env, where); err != nil {
 		return nil, err
 	}
+	maps.Copy(env, step.Env)
 	out := make([]string, 0, len(env))
 	for k, v := range env {
 		out = append(out, k+"="+v)
@@ -50,17 +46,16 @@ func stepEnv(workspace string, cfg drivers.WorkerConfig, step drivers.StepConfig
 	return out, nil
 }
 
-// mergeEnv copies src over dst after checking each name and value; where
-// says which map a bad entry came from.
-func mergeEnv(dst, src map[string]string, where string) error {
-	for k, v := range src {
+// checkEnv checks each name and value of env; where says which map a bad
+// entry came from.
+func checkEnv(env map[string]string, where string) error {
+	for k, v := range env {
 		if k == "" || strings.ContainsAny(k, "=\x00") {
 			return fmt.Errorf("exec: %s: variable name %q: want a non-empty name without '=' or NUL", where, k)
 		}
 		if strings.ContainsRune(v, 0) {
 			return fmt.Errorf("exec: %s: value of %s contains a NUL byte, which an environment cannot carry", where, k)
 		}
-		dst[k] = v
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/linewriter"
 )
 
 // drainTimeout is how long RunStep waits for the step's output pipes to
@@ -59,7 +60,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	if err != nil {
 		return failed, err
 	}
-	defer d.finishStep(h.ID, running)
+	defer running.Finish()
 	if err := d.checkWorkspace(h.ID); err != nil {
 		return failed, err
 	}
@@ -129,9 +130,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	for i, stream := range []drivers.Stream{drivers.Stdout, drivers.Stderr} {
 		r := out[i]
 		readers.Go(func() {
-			err := readLines(r, maxLineBytes, func(line string) {
-				sink.Emit(drivers.LogLine{Time: time.Now(), Stream: stream, Line: line})
-			})
+			err := linewriter.New(stream, sink).CopyFrom(r)
 			if err != nil && !errors.Is(err, os.ErrClosed) { // ErrClosed: drainPipes gave up
 				log.Warn("reading step output failed", "stream", stream, "err", err)
 			}
@@ -144,7 +143,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	destroyed := fmt.Errorf("exec: step %q interrupted: worker %s destroyed: %w", step.Name, h.ID, drivers.ErrWorkerNotFound)
 	select {
 	case waitErr = <-waited:
-	case <-running.kill:
+	case <-running.Killed():
 		stopErr = destroyed
 		killGroup(cmd.Process)
 		waitErr = <-waited
@@ -153,7 +152,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 		terminateGroup(cmd.Process)
 		select {
 		case waitErr = <-waited:
-		case <-running.kill: // DestroyWorker does not wait for the grace
+		case <-running.Killed(): // DestroyWorker does not wait for the grace
 			killGroup(cmd.Process)
 			waitErr = <-waited
 		case <-time.After(d.killGrace):

@@ -8,11 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // stateWorkspace is the WorkerHandle.State key holding the workspace path.
@@ -25,27 +25,12 @@ const stateWorkspace = "workspace"
 // with a workspace.
 const metaDirName = ".workers"
 
-// worker is what the driver keeps in memory about one worker: how it was
-// created and the steps running in it. Guarded by Driver.mu.
-type worker struct {
-	meta      workerMeta
-	steps     map[*runningStep]struct{}
-	destroyed bool // DestroyWorker has begun; no new step may start
-}
-
 // workerMeta is the content of a worker's JSON file: enough to run steps in
 // the worker after a restart with nothing but its handle.
 type workerMeta struct {
 	Handle  drivers.WorkerHandle `json:"handle"`
 	Config  drivers.WorkerConfig `json:"config"`
 	Created time.Time            `json:"created"`
-}
-
-// runningStep is one RunStep in flight, so DestroyWorker can stop it.
-type runningStep struct {
-	kill   chan struct{} // closed by DestroyWorker: SIGKILL the step now
-	killed bool          // kill is closed; guarded by Driver.mu
-	done   chan struct{} // closed when RunStep has returned
 }
 
 // CreateWorker creates the workspace <Root>/<cfg.ID> (0700, owned by
@@ -97,11 +82,9 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 		_ = os.Remove(ws) // best effort: ListWorkers would find it anyway
 		return nil, err
 	}
-	d.mu.Lock()
-	d.workers[cfg.ID] = &worker{meta: meta, steps: make(map[*runningStep]struct{})}
-	d.mu.Unlock()
+	d.workers.Put(cfg.ID, meta)
 	d.log.Debug("worker created", "worker", cfg.ID, "workspace", ws)
-	return cloneHandle(h), nil
+	return workerset.CloneHandle(h), nil
 }
 
 // DestroyWorker kills the steps running in the worker (SIGKILL to their
@@ -118,30 +101,10 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 		return err
 	}
 	// Mark the worker destroyed (a tombstone if this Driver never saw it),
-	// so no step can start while it goes away.
-	d.mu.Lock()
-	w := d.workers[h.ID]
-	if w == nil {
-		w = &worker{steps: make(map[*runningStep]struct{})}
-		d.workers[h.ID] = w
-	}
-	w.destroyed = true
-	steps := make([]*runningStep, 0, len(w.steps))
-	for s := range w.steps {
-		if !s.killed {
-			s.killed = true
-			close(s.kill)
-		}
-		steps = append(steps, s)
-	}
-	d.mu.Unlock()
-
-	for _, s := range steps {
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			return fmt.Errorf("exec: destroy worker %s: steps still stopping: %w", h.ID, ctx.Err())
-		}
+	// so no step can start while it goes away, and SIGKILL its steps.
+	t := d.workers.Destroy(h.ID)
+	if err := t.Wait(ctx); err != nil {
+		return fmt.Errorf("exec: destroy worker %s: steps still stopping: %w", h.ID, err)
 	}
 
 	if err := d.reapCgroups(h.ID); err != nil {
@@ -154,12 +117,8 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 	if err := os.Remove(d.metaPath(h.ID)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("exec: destroy worker %s: %w", h.ID, err)
 	}
-	d.mu.Lock()
-	if d.workers[h.ID] == w {
-		delete(d.workers, h.ID)
-	}
-	d.mu.Unlock()
-	d.log.Debug("worker destroyed", "worker", h.ID, "steps_killed", len(steps))
+	t.Forget()
+	d.log.Debug("worker destroyed", "worker", h.ID, "steps_killed", t.Steps())
 	return nil
 }
 
@@ -217,7 +176,7 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 	out := make([]*drivers.WorkerHandle, 0, len(ids))
 	for id := range ids {
 		if meta, err := readMeta(d.metaPath(id)); err == nil && meta.Handle.ID == id {
-			out = append(out, cloneHandle(&meta.Handle))
+			out = append(out, workerset.CloneHandle(&meta.Handle))
 			continue
 		}
 		out = append(out, &drivers.WorkerHandle{
@@ -226,15 +185,16 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 			State:  map[string]string{stateWorkspace: d.workspace(id)},
 		})
 	}
-	slices.SortFunc(out, func(a, b *drivers.WorkerHandle) int { return strings.Compare(a.ID, b.ID) })
+	workerset.SortHandles(out)
 	return out, nil
 }
 
 // startStep registers a step about to run in worker h and returns the
-// worker's record and the step, whose kill channel DestroyWorker closes.
-// The caller must call finishStep when the step has returned. It fails with
-// ErrWorkerNotFound when the worker is gone or going.
-func (d *Driver) startStep(ctx context.Context, h *drivers.WorkerHandle) (workerMeta, *runningStep, error) {
+// worker's record and the step, whose Killed channel DestroyWorker closes:
+// SIGKILL the step then. The caller must call the step's Finish when it
+// has returned. It fails with ErrWorkerNotFound when the worker is gone or
+// going.
+func (d *Driver) startStep(ctx context.Context, h *drivers.WorkerHandle) (workerMeta, *workerset.Step, error) {
 	if h == nil {
 		return workerMeta{}, nil, errors.New("exec: RunStep: nil handle")
 	}
@@ -243,10 +203,7 @@ func (d *Driver) startStep(ctx context.Context, h *drivers.WorkerHandle) (worker
 	}
 	notFound := fmt.Errorf("exec: worker %s: %w", h.ID, drivers.ErrWorkerNotFound)
 
-	d.mu.Lock()
-	w := d.workers[h.ID]
-	d.mu.Unlock()
-	if w == nil { // created by an earlier agent: load its record
+	if !d.workers.Known(h.ID) { // created by an earlier agent: load its record
 		if err := d.RecoverWorker(ctx, h); err != nil {
 			return workerMeta{}, nil, err
 		}
@@ -257,22 +214,13 @@ func (d *Driver) startStep(ctx context.Context, h *drivers.WorkerHandle) (worker
 			}
 			return workerMeta{}, nil, err
 		}
-		d.mu.Lock()
-		if w = d.workers[h.ID]; w == nil {
-			w = &worker{meta: meta, steps: make(map[*runningStep]struct{})}
-			d.workers[h.ID] = w
-		}
-		d.mu.Unlock()
+		d.workers.Load(h.ID, meta)
 	}
-
-	s := &runningStep{kill: make(chan struct{}), done: make(chan struct{})}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if w.destroyed || d.workers[h.ID] != w {
+	meta, s, ok := d.workers.Start(h.ID)
+	if !ok {
 		return workerMeta{}, nil, notFound
 	}
-	w.steps[s] = struct{}{}
-	return w.meta, s, nil
+	return meta, s, nil
 }
 
 // checkWorkspace runs after startStep has registered a step: if a
@@ -284,16 +232,6 @@ func (d *Driver) checkWorkspace(id string) error {
 		return fmt.Errorf("exec: worker %s: %w", id, drivers.ErrWorkerNotFound)
 	}
 	return nil
-}
-
-// finishStep unregisters s from worker id and tells a waiting DestroyWorker.
-func (d *Driver) finishStep(id string, s *runningStep) {
-	d.mu.Lock()
-	if w := d.workers[id]; w != nil {
-		delete(w.steps, s)
-	}
-	d.mu.Unlock()
-	close(s.done)
 }
 
 // workspace is the workspace directory of worker id.
@@ -370,16 +308,4 @@ func removeAll(dir string) error {
 		return nil
 	})
 	return os.RemoveAll(dir)
-}
-
-// cloneHandle returns a deep copy of h, so callers never share State maps.
-func cloneHandle(h *drivers.WorkerHandle) *drivers.WorkerHandle {
-	c := *h
-	if h.State != nil {
-		c.State = make(map[string]string, len(h.State))
-		for k, v := range h.State {
-			c.State[k] = v
-		}
-	}
-	return &c
 }

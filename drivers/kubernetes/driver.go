@@ -42,7 +42,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -51,6 +50,8 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // Defaults of Config's zero values.
@@ -147,12 +148,11 @@ type Driver struct {
 	log  *slog.Logger
 	cs   kubernetes.Interface
 	rest *rest.Config
-	api  *apiClient
+	api  *breaker.Caller // every short call to the API server
 	pods *podWatch
 	seen atomic.Bool // the API server has answered at least once
 
-	mu      sync.Mutex
-	workers map[string]*worker // steps in flight, by worker ID
+	workers workerset.Set[struct{}] // steps in flight, by worker ID
 }
 
 var _ drivers.Driver = (*Driver)(nil)
@@ -262,14 +262,15 @@ func newDriver(cfg Config, cs kubernetes.Interface, rc *rest.Config) *Driver {
 		log:  log,
 		cs:   cs,
 		rest: rc,
-		api: &apiClient{
-			br:          newBreaker(cfg.BreakerThreshold, cfg.BreakerCooldown, cfg.Now),
-			retries:     cfg.Retries,
-			backoff:     cfg.RetryBackoff,
-			callTimeout: cfg.CallTimeout,
-			log:         log,
+		api: &breaker.Caller{
+			Breaker:   breaker.New(cfg.BreakerThreshold, cfg.BreakerCooldown, cfg.Now, ErrAPIUnavailable),
+			Transient: transient,
+			Retries:   cfg.Retries,
+			Backoff:   cfg.RetryBackoff,
+			Timeout:   cfg.CallTimeout,
+			Peer:      "API server",
+			Log:       log,
 		},
-		workers: make(map[string]*worker),
 	}
 	d.pods = newPodWatch(cs, cfg.Namespace, managedSelector(cfg.NodeID), log)
 	return d

@@ -46,7 +46,7 @@ func (d *Driver) Fingerprint(ctx context.Context) drivers.Fingerprint {
 		fp.Attributes["driver.kubernetes.host"] = d.rest.Host
 	}
 	var v version.Info
-	err := d.api.call(ctx, "version", true, func(ctx context.Context) error {
+	err := d.api.Call(ctx, "version", true, func(ctx context.Context) error {
 		body, err := d.cs.Discovery().RESTClient().Get().AbsPath("/version").Do(ctx).Raw()
 		if err != nil {
 			return err
@@ -80,7 +80,7 @@ func (d *Driver) checkNamespace(ctx context.Context) string {
 	ns := d.cfg.Namespace
 	probe := d.podSpec(probeConfig())
 	probe.GenerateName = "ciplat-fingerprint-"
-	err := d.api.call(ctx, "dry-run create pod", true, func(ctx context.Context) error {
+	err := d.api.Call(ctx, "dry-run create pod", true, func(ctx context.Context) error {
 		_, err := d.cs.CoreV1().Pods(ns).Create(ctx, probe, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 		return err
 	})
@@ -101,7 +101,7 @@ func (d *Driver) checkNamespace(ctx context.Context) string {
 			ResourceAttributes: &authv1.ResourceAttributes{Namespace: ns, Verb: p.verb, Resource: p.resource, Subresource: p.subresource},
 		}}
 		var allowed bool
-		err := d.api.call(ctx, "access review", true, func(ctx context.Context) error {
+		err := d.api.Call(ctx, "access review", true, func(ctx context.Context) error {
 			r, err := d.cs.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
 			if err == nil {
 				allowed = r.Status.Allowed

@@ -200,20 +200,11 @@ func (d *Driver) podSpec(cfg drivers.WorkerConfig) *corev1.Pod {
 	}
 }
 
-// workerEnv is the worker's own environment, over the image's: ciplat's
-// variables, then cfg.Env, later entries winning.
+// workerEnv is the worker's own environment, over the image's:
+// drivers.WorkerEnv (ciplat's variables, then cfg.Env, later entries
+// winning).
 func (d *Driver) workerEnv(cfg drivers.WorkerConfig) map[string]string {
-	env := map[string]string{
-		"CI":                 "true",
-		"CIPLAT_JOB_ID":      cfg.JobID,
-		"CIPLAT_JOB_NAME":    cfg.JobName,
-		"CIPLAT_PIPELINE_ID": cfg.PipelineID,
-		"CIPLAT_WORKSPACE":   d.workspaceDir(cfg.ID),
-	}
-	for k, v := range cfg.Env {
-		env[k] = v
-	}
-	return env
+	return drivers.WorkerEnv(cfg, d.workspaceDir(cfg.ID))
 }
 
 // podEnv renders env as the container's env, sorted by name.

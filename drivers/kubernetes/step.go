@@ -1,10 +1,6 @@
 package kubernetes
 
 import (
-	"github.com/ciplat/ciplat/drivers/internal/linewriter"
-
-	"github.com/ciplat/ciplat/drivers/internal/breaker"
-
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +18,9 @@ import (
 	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/breaker"
+	"github.com/ciplat/ciplat/drivers/internal/linewriter"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // killGroup is a POSIX sh function: killgroup SIG PGID sends SIG to the
@@ -118,7 +117,7 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	if err != nil {
 		return failedRes, err
 	}
-	defer d.finishStep(h.ID, s)
+	defer s.Finish()
 
 	gone := func(why string) error {
 		return fmt.Errorf("kubernetes: step %q: worker %s %s: %w", step.Name, h.ID, why, drivers.ErrWorkerNotFound)
@@ -178,7 +177,7 @@ wait:
 		select {
 		case streamErr = <-result:
 			break wait
-		case <-s.kill:
+		case <-s.Killed():
 			stopErr = gone("was destroyed while the step ran")
 			closeStream()
 			_ = streamEnd(result) // stopErr says why it was closed
@@ -198,7 +197,7 @@ wait:
 			default:
 			}
 			err := fmt.Errorf("exec in pod %s did not start within %v", podName, d.cfg.CallTimeout)
-			d.api.br.Done(failed, err)
+			d.api.Breaker.Done(breaker.Failed, err)
 			closeStream()
 			_ = streamEnd(result) // closed on purpose; the caller says why
 			return drivers.StepResult{ExitCode: -1, Duration: time.Since(start)},
@@ -214,7 +213,7 @@ wait:
 	res := drivers.StepResult{ExitCode: -1, Duration: time.Since(start)}
 	if stopErr == nil {
 		select {
-		case <-s.kill: // the worker went while the output closed
+		case <-s.Killed(): // the worker went while the output closed
 			stopErr = gone("was destroyed while the step ran")
 		default:
 		}
@@ -309,7 +308,7 @@ func (d *Driver) exec(ctx context.Context, name string, argv []string, out, errw
 	// An exec is long: it must not become the breaker's half-open probe
 	// (every other call would wait for it). It only runs while the circuit
 	// is closed, and reports how it went.
-	if st, why := d.api.br.Status(); st != breaker.Closed {
+	if st, why := d.api.Breaker.Status(); st != breaker.Closed {
 		return fmt.Errorf("exec: %w: %s", ErrAPIUnavailable, why)
 	}
 	req := d.cs.CoreV1().RESTClient().Post().Resource("pods").Namespace(d.cfg.Namespace).Name(name).SubResource("exec").
@@ -321,9 +320,9 @@ func (d *Driver) exec(ctx context.Context, name string, argv []string, out, errw
 	err = ex.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: out, Stderr: errw})
 	var exitErr utilexec.ExitError
 	if errors.As(err, &exitErr) {
-		d.api.report(ctx, nil) // the server answered
+		d.api.Report(ctx, nil) // the server answered
 	} else {
-		d.api.report(ctx, err)
+		d.api.Report(ctx, err)
 	}
 	return err
 }
@@ -349,7 +348,7 @@ func (d *Driver) executor(u *url.URL) (remotecommand.Executor, error) {
 // gives up. It returns when the step's exec has ended, and every signal
 // exec too (a late one would hit the worker's next step). It returns why
 // the worker went, when DestroyWorker or the Pod's end interrupted it.
-func (d *Driver) stopStep(pod, id string, s *runningStep, changes <-chan struct{}, result <-chan error, closeStream func(), log *slog.Logger) (gone string) {
+func (d *Driver) stopStep(pod, id string, s *workerset.Step, changes <-chan struct{}, result <-chan error, closeStream func(), log *slog.Logger) (gone string) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.cfg.CallTimeout)
 	defer cancel()
 	var sigs sync.WaitGroup
@@ -365,7 +364,7 @@ func (d *Driver) stopStep(pod, id string, s *runningStep, changes <-chan struct{
 			case err := <-result:
 				log.Debug("the step's stream ended while stopping", "err", err)
 				return true
-			case <-s.kill:
+			case <-s.Killed():
 				gone = "was destroyed while the step stopped"
 				closeStream()
 				_ = streamEnd(result) // closed on purpose; the caller says why

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -13,21 +11,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
-
-// worker is what the driver keeps in memory about one worker: the steps
-// running in it. Guarded by Driver.mu.
-type worker struct {
-	steps     map[*runningStep]struct{}
-	destroyed bool // DestroyWorker has begun; no new step may start
-}
-
-// runningStep is one RunStep in flight, so DestroyWorker can stop it.
-type runningStep struct {
-	kill   chan struct{} // closed by DestroyWorker: the Pod is going
-	killed bool          // kill is closed; guarded by Driver.mu
-	done   chan struct{} // closed when RunStep has returned
-}
 
 // CreateWorker creates the worker's Pod (see podSpec) and waits, on the
 // informer, until its container runs. It fails, and deletes the Pod, when
@@ -68,7 +53,7 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 	spec := d.podSpec(cfg)
 	var pod *corev1.Pod
 	// Not retried: with generateName a retried create makes a second Pod.
-	err = d.api.call(ctx, "create pod", false, func(ctx context.Context) error {
+	err = d.api.Call(ctx, "create pod", false, func(ctx context.Context) error {
 		var err error
 		pod, err = d.cs.CoreV1().Pods(d.cfg.Namespace).Create(ctx, spec, metav1.CreateOptions{})
 		return err
@@ -192,23 +177,7 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 	if err := validID(h.ID); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	w := d.workers[h.ID]
-	if w == nil {
-		w = &worker{steps: make(map[*runningStep]struct{})}
-		d.workers[h.ID] = w
-	}
-	w.destroyed = true
-	steps := make([]*runningStep, 0, len(w.steps))
-	for s := range w.steps {
-		if !s.killed {
-			s.killed = true
-			close(s.kill)
-		}
-		steps = append(steps, s)
-	}
-	d.mu.Unlock()
-
+	t := d.workers.Destroy(h.ID)
 	pods, err := d.listPods(ctx, h.ID)
 	if err != nil {
 		return fmt.Errorf("kubernetes: destroy worker %s: %w", h.ID, err)
@@ -221,26 +190,18 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 			return fmt.Errorf("kubernetes: destroy worker %s: %w", h.ID, err)
 		}
 	}
-	for _, s := range steps {
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			return fmt.Errorf("kubernetes: destroy worker %s: steps still stopping: %w", h.ID, ctx.Err())
-		}
+	if err := t.Wait(ctx); err != nil {
+		return fmt.Errorf("kubernetes: destroy worker %s: steps still stopping: %w", h.ID, err)
 	}
-	d.mu.Lock()
-	if d.workers[h.ID] == w {
-		delete(d.workers, h.ID)
-	}
-	d.mu.Unlock()
-	d.log.Debug("worker destroyed", "worker", h.ID, "pods", len(pods), "steps_interrupted", len(steps))
+	t.Forget()
+	d.log.Debug("worker destroyed", "worker", h.ID, "pods", len(pods), "steps_interrupted", t.Steps())
 	return nil
 }
 
 // deletePod deletes Pod name with the grace period; gone already is fine.
 func (d *Driver) deletePod(ctx context.Context, name string) error {
 	grace := int64(d.cfg.DeleteGrace.Seconds())
-	err := d.api.call(ctx, "delete pod", true, func(ctx context.Context) error {
+	err := d.api.Call(ctx, "delete pod", true, func(ctx context.Context) error {
 		err := d.cs.CoreV1().Pods(d.cfg.Namespace).Delete(ctx, name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 		if apierrors.IsNotFound(err) {
 			return nil
@@ -258,7 +219,7 @@ func (d *Driver) deletePod(ctx context.Context, name string) error {
 // out those being deleted.
 func (d *Driver) listPods(ctx context.Context, id string) ([]*corev1.Pod, error) {
 	var list *corev1.PodList
-	err := d.api.call(ctx, "list pods", true, func(ctx context.Context) error {
+	err := d.api.Call(ctx, "list pods", true, func(ctx context.Context) error {
 		var err error
 		list, err = d.cs.CoreV1().Pods(d.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: allocSelector(id)})
 		return err
@@ -305,7 +266,7 @@ func (d *Driver) RecoverWorker(ctx context.Context, h *drivers.WorkerHandle) err
 // destroyed.
 func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, error) {
 	var list *corev1.PodList
-	err := d.api.call(ctx, "list pods", true, func(ctx context.Context) error {
+	err := d.api.Call(ctx, "list pods", true, func(ctx context.Context) error {
 		var err error
 		list, err = d.cs.CoreV1().Pods(d.cfg.Namespace).List(ctx, metav1.ListOptions{LabelSelector: managedSelector(d.cfg.NodeID).String()})
 		return err
@@ -337,40 +298,18 @@ func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, erro
 	for _, h := range byID {
 		out = append(out, h)
 	}
-	slices.SortFunc(out, func(a, b *drivers.WorkerHandle) int { return strings.Compare(a.ID, b.ID) })
+	workerset.SortHandles(out)
 	return out, nil
 }
 
-// startStep registers a step about to run in worker id, or fails with
-// ErrWorkerNotFound when the worker is being destroyed. The caller must
-// call finishStep when the step has returned.
-func (d *Driver) startStep(id string) (*runningStep, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	w := d.workers[id]
-	if w == nil {
-		w = &worker{steps: make(map[*runningStep]struct{})}
-		d.workers[id] = w
-	}
-	if w.destroyed {
+// startStep registers a step about to run in worker id (tracked while
+// steps run in it), or fails with ErrWorkerNotFound when the worker is
+// being destroyed. The caller must call the step's Finish when it has
+// returned.
+func (d *Driver) startStep(id string) (*workerset.Step, error) {
+	s, ok := d.workers.StartTracked(id)
+	if !ok {
 		return nil, fmt.Errorf("kubernetes: worker %s: %w", id, drivers.ErrWorkerNotFound)
 	}
-	s := &runningStep{kill: make(chan struct{}), done: make(chan struct{})}
-	w.steps[s] = struct{}{}
 	return s, nil
-}
-
-// finishStep unregisters s from worker id, forgets a worker with no steps
-// left (unless it is a destroy's tombstone), and tells a waiting
-// DestroyWorker.
-func (d *Driver) finishStep(id string, s *runningStep) {
-	d.mu.Lock()
-	if w := d.workers[id]; w != nil {
-		delete(w.steps, s)
-		if len(w.steps) == 0 && !w.destroyed {
-			delete(d.workers, id)
-		}
-	}
-	d.mu.Unlock()
-	close(s.done)
 }

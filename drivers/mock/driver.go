@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
 // Config configures a mock Driver. The zero value is usable.
@@ -36,12 +37,11 @@ type Config struct {
 // Host is a simulated machine: the workers and their workspaces. It is safe
 // for concurrent use by any number of Drivers.
 type Host struct {
-	mu      sync.Mutex
-	workers map[string]*worker // by ID
+	workers workerset.Set[*worker] // by ID
 }
 
 // NewHost returns an empty simulated machine.
-func NewHost() *Host { return &Host{workers: make(map[string]*worker)} }
+func NewHost() *Host { return &Host{} }
 
 // Driver is the mock driver. Create it with New. It is safe for concurrent
 // use, as drivers.Driver requires; SetHealthy and Stats may be called at any

@@ -45,29 +45,27 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	if sink == nil {
 		sink = drivers.LogSinkFunc(func(drivers.LogLine) {})
 	}
-	stepCtx, cancel := context.WithCancelCause(ctx)
-	s := &runningStep{cancel: cancel, done: make(chan struct{})}
-	d.host.mu.Lock()
-	w := d.host.workers[h.ID]
-	if w == nil {
-		d.host.mu.Unlock()
-		cancel(nil)
+	w, s, ok := d.host.workers.Start(h.ID)
+	if !ok {
 		return failed, fmt.Errorf("mock: worker %s: %w", h.ID, drivers.ErrWorkerNotFound)
 	}
-	w.steps[s] = struct{}{}
+	stepCtx, cancel := context.WithCancelCause(ctx)
+	go func() { // DestroyWorker stops the step through its context
+		select {
+		case <-s.Killed():
+			cancel(errDestroyed)
+		case <-stepCtx.Done():
+		}
+	}()
 	env := stepEnv(w.cfg, step)
-	d.host.mu.Unlock()
 	d.running.Add(1)
 	defer func() {
-		d.host.mu.Lock()
-		delete(w.steps, s)
-		d.host.mu.Unlock()
 		cancel(nil)
-		// Counters first: DestroyWorker returns once done is closed, and a
-		// test may read Stats right after.
+		// Counters first: DestroyWorker returns once the step is finished,
+		// and a test may read Stats right after.
 		d.running.Add(-1)
 		d.steps.Add(1)
-		close(s.done)
+		s.Finish()
 	}()
 
 	start := d.now()
@@ -84,19 +82,10 @@ func (d *Driver) RunStep(ctx context.Context, h *drivers.WorkerHandle, step driv
 	return res, nil
 }
 
-// stepEnv merges a step's environment: ciplat's variables, then the
-// worker's env, then the step's.
+// stepEnv merges a step's environment: drivers.WorkerEnv (ciplat's
+// variables, then the worker's env), then the step's.
 func stepEnv(cfg drivers.WorkerConfig, step drivers.StepConfig) map[string]string {
-	env := map[string]string{
-		"CI":                 "true",
-		"CIPLAT_JOB_ID":      cfg.JobID,
-		"CIPLAT_JOB_NAME":    cfg.JobName,
-		"CIPLAT_PIPELINE_ID": cfg.PipelineID,
-		"CIPLAT_WORKSPACE":   workspacePath(cfg.ID),
-	}
-	for k, v := range cfg.Env {
-		env[k] = v
-	}
+	env := drivers.WorkerEnv(cfg, workspacePath(cfg.ID))
 	for k, v := range step.Env {
 		env[k] = v
 	}
@@ -159,7 +148,7 @@ func (r *interp) command(n int, verb, arg string) (code int, done bool) {
 			return r.syntax(n, "fail-until-attempt: want an integer attempt, got %q", arg)
 		}
 		attempt := 1
-		if a, err := strconv.Atoi(r.env["CIPLAT_ATTEMPT"]); err == nil {
+		if a, err := strconv.Atoi(r.env[drivers.EnvAttempt]); err == nil {
 			attempt = a
 		}
 		if attempt < want {
@@ -177,13 +166,13 @@ func (r *interp) command(n int, verb, arg string) (code int, done bool) {
 		if name == "" {
 			return r.syntax(n, "write: want a file name and text")
 		}
-		r.d.host.mu.Lock()
+		r.w.mu.Lock()
 		r.w.files[name] = strings.TrimSpace(text)
-		r.d.host.mu.Unlock()
+		r.w.mu.Unlock()
 	case "cat":
-		r.d.host.mu.Lock()
+		r.w.mu.Lock()
 		text, ok := r.w.files[arg]
-		r.d.host.mu.Unlock()
+		r.w.mu.Unlock()
 		if !ok {
 			r.emit(drivers.Stderr, fmt.Sprintf("cat: %s: No such file or directory", arg))
 			return 1, true

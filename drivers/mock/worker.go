@@ -5,24 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
-	"strings"
+	"sync"
 
 	"github.com/ciplat/ciplat/drivers"
+	"github.com/ciplat/ciplat/drivers/internal/workerset"
 )
 
-// worker is one simulated worker. Guarded by Host.mu.
+// worker is one simulated worker; the Host's workerset.Set holds it, with
+// its steps in flight.
 type worker struct {
-	handle drivers.WorkerHandle
-	cfg    drivers.WorkerConfig
-	files  map[string]string         // the workspace: name → content
-	steps  map[*runningStep]struct{} // steps in flight, for DestroyWorker
-}
+	handle drivers.WorkerHandle // read-only
+	cfg    drivers.WorkerConfig // read-only
 
-// runningStep is one RunStep in flight.
-type runningStep struct {
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed when RunStep has returned
+	mu    sync.Mutex
+	files map[string]string // the workspace: name → content; guarded by mu
 }
 
 // errDestroyed is the cancel cause a step sees when DestroyWorker stops it.
@@ -55,16 +51,12 @@ func (d *Driver) CreateWorker(ctx context.Context, cfg drivers.WorkerConfig) (*d
 		},
 		cfg:   cfg,
 		files: make(map[string]string),
-		steps: make(map[*runningStep]struct{}),
 	}
-	d.host.mu.Lock()
-	defer d.host.mu.Unlock()
-	if _, ok := d.host.workers[cfg.ID]; ok {
+	if !d.host.workers.Add(cfg.ID, w) {
 		return nil, fmt.Errorf("mock: worker %s already exists: use a new worker ID per job attempt", cfg.ID)
 	}
-	d.host.workers[cfg.ID] = w
 	d.created.Add(1)
-	return cloneHandle(&w.handle), nil
+	return workerset.CloneHandle(&w.handle), nil
 }
 
 // DestroyWorker removes the worker from the Host, stops its running steps
@@ -75,29 +67,16 @@ func (d *Driver) DestroyWorker(ctx context.Context, h *drivers.WorkerHandle) err
 	if h == nil {
 		return errors.New("mock: DestroyWorker: nil handle")
 	}
-	d.host.mu.Lock()
-	w := d.host.workers[h.ID]
-	var steps []*runningStep
-	if w != nil {
-		delete(d.host.workers, h.ID)
-		for s := range w.steps {
-			steps = append(steps, s)
-		}
-	}
-	d.host.mu.Unlock()
-	if w == nil {
+	// The worker is gone for every other call from here on: its tombstone
+	// is forgotten at once, as a simulated worker leaves nothing behind.
+	t := d.host.workers.Destroy(h.ID)
+	t.Forget()
+	if !t.WasLive() {
 		return nil
 	}
 	d.destroyed.Add(1)
-	for _, s := range steps {
-		s.cancel(errDestroyed)
-	}
-	for _, s := range steps {
-		select {
-		case <-s.done:
-		case <-ctx.Done():
-			return fmt.Errorf("mock: destroy worker %s: steps still stopping: %w", h.ID, ctx.Err())
-		}
+	if err := t.Wait(ctx); err != nil {
+		return fmt.Errorf("mock: destroy worker %s: steps still stopping: %w", h.ID, err)
 	}
 	return nil
 }
@@ -108,10 +87,7 @@ func (d *Driver) RecoverWorker(ctx context.Context, h *drivers.WorkerHandle) err
 	if h == nil {
 		return errors.New("mock: RecoverWorker: nil handle")
 	}
-	d.host.mu.Lock()
-	_, ok := d.host.workers[h.ID]
-	d.host.mu.Unlock()
-	if !ok {
+	if _, ok := d.host.workers.Get(h.ID); !ok {
 		return fmt.Errorf("mock: worker %s: %w", h.ID, drivers.ErrWorkerNotFound)
 	}
 	return nil
@@ -120,21 +96,12 @@ func (d *Driver) RecoverWorker(ctx context.Context, h *drivers.WorkerHandle) err
 // ListWorkers returns the Host's workers created by a driver of this name,
 // sorted by ID.
 func (d *Driver) ListWorkers(ctx context.Context) ([]*drivers.WorkerHandle, error) {
-	d.host.mu.Lock()
-	defer d.host.mu.Unlock()
-	out := make([]*drivers.WorkerHandle, 0, len(d.host.workers))
-	for _, w := range d.host.workers {
+	out := []*drivers.WorkerHandle{}
+	for _, w := range d.host.workers.Live() {
 		if w.handle.Driver == d.name {
-			out = append(out, cloneHandle(&w.handle))
+			out = append(out, workerset.CloneHandle(&w.handle))
 		}
 	}
-	slices.SortFunc(out, func(a, b *drivers.WorkerHandle) int { return strings.Compare(a.ID, b.ID) })
+	workerset.SortHandles(out)
 	return out, nil
-}
-
-// cloneHandle returns a deep copy of h.
-func cloneHandle(h *drivers.WorkerHandle) *drivers.WorkerHandle {
-	c := *h
-	c.State = maps.Clone(h.State)
-	return &c
 }

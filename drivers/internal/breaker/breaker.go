@@ -2,6 +2,10 @@
 // drivers (docker, kubernetes) put in front of their API: after a run of
 // failures calls fail at once with an error wrapping the driver's
 // "unavailable" sentinel, and after a cooldown one probe call decides.
+// Caller is the one retrying call both drivers make through it: a timeout
+// per attempt, the outcome reported, idempotent calls retried with backoff.
+// It imports only the standard library; Breaker and Caller are safe for
+// concurrent use.
 package breaker
 
 import (

@@ -1,9 +1,11 @@
 // Package linewriter turns a driver's output stream into log lines: the
-// io.Writer a container's or a Pod's exec stream is copied into.
+// io.Writer a container's or a Pod's exec stream is copied into, and the
+// reader of a local process's pipe (CopyFrom). It imports only drivers.
 package linewriter
 
 import (
 	"bytes"
+	"io"
 	"time"
 	"unicode/utf8"
 
@@ -12,8 +14,8 @@ import (
 
 // MaxLineBytes is the longest line a Writer emits in one piece. A
 // longer line arrives as several lines of at most this many bytes, so one
-// runaway line cannot grow the agent's memory without bound (the exec
-// driver does the same).
+// runaway line (a minified file, a progress bar redrawn with '\r') cannot
+// grow the agent's memory without bound.
 const MaxLineBytes = 64 << 10
 
 // Writer is the io.Writer one output stream is copied into: it
@@ -61,6 +63,16 @@ func (w *Writer) Write(p []byte) (int, error) {
 		p = p[i+1:]
 	}
 	return n, nil
+}
+
+// CopyFrom reads r into w until EOF or a read error, then flushes, so a
+// final line without a newline is emitted too. Each line is emitted as soon
+// as its newline is read, not when the stream ends. It returns nil at EOF
+// and the read error otherwise, having emitted all it read either way.
+func (w *Writer) CopyFrom(r io.Reader) error {
+	_, err := io.Copy(w, r)
+	w.Flush()
+	return err
 }
 
 // cutLong emits pieces of max bytes while the pending line is longer than
