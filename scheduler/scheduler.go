@@ -10,9 +10,11 @@
 //	feasibility  node status → driver → container (an image needs docker or
 //	             kubernetes) → constraints (cheap: the node record only)
 //	resources    the node's live allocations plus the job's ask must fit its capacity
-//	rank         bin-pack (or spread) fit, node affinities, a penalty on nodes
-//	             where a fault ended an earlier attempt (reschedule), spread
-//	             across a label's values, anti-affinity within a pipeline;
+//	rank         fit: bin-pack or, with the spread algorithm, its inverse
+//	             (rank_fit.go); node affinities; a penalty on nodes where a
+//	             fault ended an earlier attempt (reschedule); label spread of
+//	             a pipeline's jobs across a label's values
+//	             (rank_label_spread.go); anti-affinity within a pipeline;
 //	             their average is the score
 //	limit        stop once Limit feasible nodes have been scored
 //	max          the best score wins; the best few are kept as offers
@@ -109,7 +111,7 @@ func (c Config) algorithm() string {
 // fitScorers is the explicit registry of the scorers Config.Algorithm names.
 var fitScorers = map[string]scorer{
 	AlgorithmBinPack: binPackScorer{},
-	AlgorithmSpread:  spreadScorer{},
+	AlgorithmSpread:  spreadFitScorer{},
 }
 
 // Scheduler places jobs. It holds no cluster state, only its configuration
