@@ -53,5 +53,5 @@ func (s *StateSnapshot) AllocsByPipeline(pipelineID string) ([]*structs.Allocati
 // without a WatchSet. Preemption reads the priority of each allocation's job
 // through it.
 func (s *StateSnapshot) Job(id string) (*structs.Job, error) {
-	return s.StateStore.JobByID(nil, id)
+	return s.JobByID(nil, id)
 }
