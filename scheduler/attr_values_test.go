@@ -73,11 +73,11 @@ func TestPipelineCounts_LearnMin(t *testing.T) {
 	}
 }
 
-// TestPlace_spreadStopsAtLeastUsedValue: a pipeline that runs in every
+// TestPlace_labelSpreadStopsAtLeastUsedValue: a pipeline that runs in every
 // zone no longer makes a spread job score AffinityLimit nodes: the sample
 // stops at the log2 limit once it has scored a node of the least-used zone,
 // and the job goes there.
-func TestPlace_spreadStopsAtLeastUsedValue(t *testing.T) {
+func TestPlace_labelSpreadStopsAtLeastUsedValue(t *testing.T) {
 	var nodes []*structs.Node
 	var allocs []*structs.Allocation
 	for i := range 1000 {

@@ -14,9 +14,12 @@ import (
 type memState struct {
 	nodes  []*structs.Node
 	allocs map[string][]*structs.Allocation
+	// jobs are the jobs Job finds (preemption reads their priorities); set
+	// before the first read, then shared by every snapshot.
+	jobs map[string]*structs.Job
 }
 
-var _ State = (*memState)(nil)
+var _ PreemptionState = (*memState)(nil)
 
 // newMemState sorts the nodes by ID, as State.Nodes promises.
 func newMemState(nodes []*structs.Node, allocs []*structs.Allocation) *memState {
@@ -35,6 +38,8 @@ func (s *memState) Nodes() ([]*structs.Node, error) { return s.nodes, nil }
 
 func (s *memState) AllocsByNode(id string) ([]*structs.Allocation, error) { return s.allocs[id], nil }
 
+func (s *memState) Job(id string) (*structs.Job, error) { return s.jobs[id], nil }
+
 // node returns the node with the ID, or nil.
 func (s *memState) node(id string) *structs.Node {
 	i, ok := slices.BinarySearchFunc(s.nodes, id, func(n *structs.Node, id string) int { return strings.Compare(n.ID, id) })
@@ -46,7 +51,7 @@ func (s *memState) node(id string) *structs.Node {
 
 // with returns a snapshot that also holds a (or replaces the alloc with a's ID).
 func (s *memState) with(a *structs.Allocation) *memState {
-	next := &memState{nodes: s.nodes, allocs: make(map[string][]*structs.Allocation, len(s.allocs)+1)}
+	next := &memState{nodes: s.nodes, allocs: make(map[string][]*structs.Allocation, len(s.allocs)+1), jobs: s.jobs}
 	for k, v := range s.allocs {
 		next.allocs[k] = v
 	}

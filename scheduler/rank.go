@@ -18,9 +18,26 @@ type scorer interface {
 // Compile-time proof that every scorer implements the interface.
 var (
 	_ scorer = binPackScorer{}
-	_ scorer = spreadScorer{}
+	_ scorer = spreadFitScorer{}
 	_ scorer = affinityScorer{}
 	_ scorer = reschedulePenaltyScorer{}
+)
+
+// pipelineScorer is a scorer that also reads the live allocations of the
+// job's pipeline (pipelineCounts), counted once per placement.
+type pipelineScorer interface {
+	Name() string
+	Score(node *structs.Node, job *structs.Job, pc *pipelineCounts) (score float64, applies bool)
+	// Best reports whether score, this scorer's score of node, is the best
+	// any node of the cluster can get: then Place need not widen its
+	// sample for this scorer's sake.
+	Best(node *structs.Node, job *structs.Job, pc *pipelineCounts, score float64) bool
+}
+
+// Compile-time proof that every pipeline scorer implements the interface.
+var (
+	_ pipelineScorer = labelSpreadScorer{}
+	_ pipelineScorer = antiAffinityScorer{}
 )
 
 // maxScorers bounds the scorers of one chain (Scheduler.scorers followed by

@@ -10,15 +10,22 @@
 //	feasibility  node status → driver → container (an image needs docker or
 //	             kubernetes) → constraints (cheap: the node record only)
 //	resources    the node's live allocations plus the job's ask must fit its capacity
-//	rank         bin-pack (or spread) fit, node affinities, a penalty on nodes
-//	             where a fault ended an earlier attempt (reschedule), spread
-//	             across a label's values, anti-affinity within a pipeline;
+//	rank         fit: bin-pack or, with the spread algorithm, its inverse
+//	             (rank_fit.go); node affinities; a penalty on nodes where a
+//	             fault ended an earlier attempt (reschedule); label spread of
+//	             a pipeline's jobs across a label's values
+//	             (rank_label_spread.go); anti-affinity within a pipeline;
 //	             their average is the score
 //	limit        stop once Limit feasible nodes have been scored
 //	max          the best score wins; the best few are kept as offers
 //
 // Every rejected node is counted with its reason in the plan's metrics, so
 // "why is this job pending?" always has an answer (see Explain).
+//
+// When nothing fits and the operator turned preemption on, Preempt (over a
+// PreemptionState, which also gives each allocation's job) runs the same
+// chain on views of each node without its lower-priority allocations and
+// returns the plan of the cheapest eviction; the server only applies it.
 //
 // The scheduler never writes: no state, no clock, no I/O. Randomness comes
 // from the caller's rng, so the same state, job and seed give the same plan.
@@ -104,7 +111,7 @@ func (c Config) algorithm() string {
 // fitScorers is the explicit registry of the scorers Config.Algorithm names.
 var fitScorers = map[string]scorer{
 	AlgorithmBinPack: binPackScorer{},
-	AlgorithmSpread:  spreadScorer{},
+	AlgorithmSpread:  spreadFitScorer{},
 }
 
 // Scheduler places jobs. It holds no cluster state, only its configuration
@@ -157,20 +164,8 @@ func New(cfg Config) *Scheduler {
 // "pending"; the caller fills ID and CreatedAt. Plan.Offers and
 // Metrics.TopOffers are the same read-only slice, best first.
 func (s *Scheduler) Place(st State, eval *structs.Evaluation, job *structs.Job, rng *rand.Rand) (*structs.Plan, error) {
-	if s.err != nil {
-		return nil, s.err
-	}
-	switch {
-	case st == nil:
-		return nil, errors.New("scheduler: Place needs a State")
-	case eval == nil:
-		return nil, errors.New("scheduler: Place needs an evaluation")
-	case job == nil:
-		return nil, fmt.Errorf("scheduler: evaluation %s has no job", eval.ID)
-	case job.Spec == nil:
-		return nil, fmt.Errorf("scheduler: job %s has no spec", job.ID)
-	case rng == nil:
-		return nil, errors.New("scheduler: Place needs a random source")
+	if err := s.checkArgs(st, eval, job, rng); err != nil {
+		return nil, err
 	}
 	nodes, err := st.Nodes()
 	if err != nil {
@@ -246,6 +241,27 @@ func (s *Scheduler) Place(st State, eval *structs.Evaluation, job *structs.Job, 
 		Score:         best.score,
 	}
 	return plan, nil
+}
+
+// checkArgs returns the configuration error, or names the argument of
+// Place or Preempt that is missing.
+func (s *Scheduler) checkArgs(st State, eval *structs.Evaluation, job *structs.Job, rng *rand.Rand) error {
+	if s.err != nil {
+		return s.err
+	}
+	switch {
+	case st == nil:
+		return errors.New("scheduler: Place needs a State")
+	case eval == nil:
+		return errors.New("scheduler: Place needs an evaluation")
+	case job == nil:
+		return fmt.Errorf("scheduler: evaluation %s has no job", eval.ID)
+	case job.Spec == nil:
+		return fmt.Errorf("scheduler: job %s has no spec", job.ID)
+	case rng == nil:
+		return errors.New("scheduler: Place needs a random source")
+	}
+	return nil
 }
 
 // planBlock holds what one Place call returns, so it costs one allocation

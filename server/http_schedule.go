@@ -99,7 +99,7 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, er
 		return nil, err
 	}
 	if plan.Placement == nil && cfg.Preemption {
-		if pp, err := planPreemption(snap, sched, ev, job, rng, plan.Metrics); err != nil {
+		if pp, err := sched.Preempt(snap, ev, job, rng, plan.Metrics); err != nil {
 			return nil, err
 		} else if pp != nil {
 			plan = pp

@@ -158,7 +158,7 @@ func (s *Server) scheduleEval(ctx context.Context, w *evalWork, rng *rand.Rand, 
 		return false
 	}
 	if plan.Placement == nil && cfg.Preemption {
-		if pp, err := planPreemption(snap, sched, ev, job, rng, plan.Metrics); err != nil {
+		if pp, err := sched.Preempt(snap, ev, job, rng, plan.Metrics); err != nil {
 			s.log.Error("preemption", "eval", ev.ID, "err", err)
 		} else if pp != nil {
 			plan = pp

@@ -10,11 +10,13 @@ import "github.com/ciplat/ciplat/fsm/structs"
 // ws-taking read of StateStore (PipelineByID(ws, id), JobsByPipeline, ...) is
 // available unchanged, and Write returns ErrReadOnly. Two reads are shadowed
 // by forms without a WatchSet, because a snapshot never changes and because
-// the scheduler's State interface declares them so:
+// the scheduler's State interface declares them so; two more reads are
+// added in that form for the scheduler's optional interfaces:
 //
 //	Nodes() ([]*structs.Node, error)            O(1): the sorted slice cached at snapshot time
 //	AllocsByNode(nodeID string) ([]*structs.Allocation, error)
 //	AllocsByPipeline(pipelineID string) ([]*structs.Allocation, error)  (scheduler.PipelineState)
+//	Job(id string) (*structs.Job, error)        JobByID(nil, id)        (scheduler.PreemptionState)
 //
 // The ws forms stay reachable as snap.StateStore.Nodes(ws) and
 // snap.StateStore.AllocsByNode(ws, id).
@@ -45,4 +47,11 @@ func (s *StateSnapshot) AllocsByNode(nodeID string) ([]*structs.Allocation, erro
 // scheduler uses it for spread and anti-affinity.
 func (s *StateSnapshot) AllocsByPipeline(pipelineID string) ([]*structs.Allocation, error) {
 	return s.StateStore.AllocsByPipeline(nil, pipelineID)
+}
+
+// Job returns the job with the ID, or nil when there is none: JobByID
+// without a WatchSet. Preemption reads the priority of each allocation's job
+// through it.
+func (s *StateSnapshot) Job(id string) (*structs.Job, error) {
+	return s.JobByID(nil, id)
 }

@@ -22,7 +22,7 @@ type JobSpec struct {
 	Constraints []Constraint `json:"constraints,omitempty"`
 	Affinities  []Affinity   `json:"affinities,omitempty"`
 	// Spread prefers nodes whose attribute value runs the fewest live
-	// allocations of the same pipeline (see scheduler/rank_spread.go).
+	// allocations of the same pipeline (see scheduler/rank_label_spread.go).
 	Spread []Spread `json:"spread,omitempty"`
 	// AntiAffinity, when true, penalises nodes already running a live
 	// allocation of another job of the same pipeline.

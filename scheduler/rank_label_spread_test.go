@@ -154,9 +154,9 @@ func TestAntiAffinityScorer_Score(t *testing.T) {
 	}
 }
 
-// TestPlace_spreadWidensSample: with the default log2 limit, a spread job
+// TestPlace_labelSpreadWidensSample: with the default log2 limit, a spread job
 // keeps sampling until it has scored a node of an unused zone.
-func TestPlace_spreadWidensSample(t *testing.T) {
+func TestPlace_labelSpreadWidensSample(t *testing.T) {
 	st := spreadCluster()
 	s := New(Config{})
 	j := testJob("new", 10, 10)

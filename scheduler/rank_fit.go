@@ -6,6 +6,9 @@ import (
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
+// The fit scorers: one of them (Config.Algorithm) ranks every feasible node
+// by how full it would be.
+
 // binPackScorer scores best fit: the fuller the node would be after the
 // placement, the higher. It is Nomad's ScoreFitBinPack normalised to 0..1:
 // with free = 1 − used/capacity per dimension,
@@ -24,17 +27,22 @@ func (binPackScorer) Score(node *structs.Node, _ *structs.Job, util structs.Reso
 	return clamp01((20 - fitFreeTotal(node.Capacity(), util)) / 18), true
 }
 
-// spreadScorer is binPackScorer inverted (Nomad's ScoreFitSpread): the
-// emptier the node would be after the placement, the higher.
+// spreadFitScorer is the fit scorer of the spread algorithm
+// (Config.Algorithm "spread"): binPackScorer inverted (Nomad's
+// ScoreFitSpread), the emptier the node would be after the placement, the
+// higher.
 //
 //	score = ((10^freeCPU + 10^freeMem) − 2) / 18
-type spreadScorer struct{}
+//
+// It spreads load across nodes; spreading a pipeline's jobs across the
+// values of a label (job spec `spread:`) is labelSpreadScorer.
+type spreadFitScorer struct{}
 
 // Name names the scorer in Offer.Scores.
-func (spreadScorer) Name() string { return AlgorithmSpread }
+func (spreadFitScorer) Name() string { return AlgorithmSpread }
 
 // Score always applies.
-func (spreadScorer) Score(node *structs.Node, _ *structs.Job, util structs.Resources) (float64, bool) {
+func (spreadFitScorer) Score(node *structs.Node, _ *structs.Job, util structs.Resources) (float64, bool) {
 	return clamp01((fitFreeTotal(node.Capacity(), util) - 2) / 18), true
 }
 

@@ -1,4 +1,4 @@
-package server
+package scheduler
 
 import (
 	"cmp"
@@ -6,44 +6,60 @@ import (
 	"math/rand/v2"
 	"slices"
 
-	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
-	"github.com/ciplat/ciplat/scheduler"
 )
 
-// planPreemption is asked when a job fits on no node and preemption is on.
+// PreemptionState is the State preemption plans over: the cluster, and the
+// job of each allocation, whose priority says whether it may be evicted. The
+// state store's snapshot satisfies it.
+//
+// Concurrency: as State; Preempt only reads it.
+type PreemptionState interface {
+	State
+	// Job returns the job with the ID, or nil when there is none.
+	Job(id string) (*structs.Job, error)
+}
+
+// Preempt is asked when Place found no node for job and preemption is on.
 // It looks for the one node where evicting live allocations of
 // lower-priority jobs makes room, and returns a plan placing the job there
 // with those evictions (Plan.Preemptions), or nil when no node would do.
 //
 // Every node passes the scheduler's own checks (status, drivers,
-// constraints, resources) through scheduler.Place on a view of the node
-// without its lower-priority allocations, so preemption never places where
-// the scheduler would not. Among the nodes that would fit, the cheapest
+// constraints, resources) through Place on a view of the node without its
+// lower-priority allocations, so preemption never places where the
+// scheduler would not. Among the nodes that would fit, the cheapest
 // eviction wins, compared in order: the highest evicted priority, the
 // number of evictions, the sum of their priorities, then node ID. On a node
 // the victims are the fewest and lowest: taken lowest priority first
 // (larger first within a priority, then youngest), then any that turned out
 // not to be needed are given back.
 //
-// Like the scheduler it reads only the snapshot and writes nothing; the plan
-// applier re-checks every eviction and the placement against newer state.
-func planPreemption(snap *state.StateSnapshot, sched *scheduler.Scheduler, ev *structs.Evaluation,
-	job *structs.Job, rng *rand.Rand, metrics *structs.PlacementMetrics) (*structs.Plan, error) {
-	nodes, err := snap.Nodes()
-	if err != nil {
+// failed is the metrics of the Place that found no node: the plan carries a
+// copy of them whose TopOffers are the plan's offers (nil: no metrics).
+//
+// Like Place it reads only st and writes nothing; the plan applier re-checks
+// every eviction and the placement against newer state. It is safe for
+// concurrent use, each caller with its own rng.
+func (s *Scheduler) Preempt(st PreemptionState, eval *structs.Evaluation, job *structs.Job,
+	rng *rand.Rand, failed *structs.PlacementMetrics) (*structs.Plan, error) {
+	if err := s.checkArgs(st, eval, job, rng); err != nil {
 		return nil, err
+	}
+	nodes, err := st.Nodes()
+	if err != nil {
+		return nil, fmt.Errorf("scheduler: list nodes: %w", err)
 	}
 	var best *preemptCandidate
 	for _, n := range nodes {
 		if n == nil || !n.Schedulable() {
 			continue
 		}
-		allocs, err := snap.AllocsByNode(n.ID)
+		allocs, err := st.AllocsByNode(n.ID)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("scheduler: allocations of node %s: %w", n.ID, err)
 		}
-		lower, err := lowerPriority(snap, allocs, job.Priority)
+		lower, err := lowerPriority(st, allocs, job.Priority)
 		if err != nil {
 			return nil, err
 		}
@@ -51,7 +67,7 @@ func planPreemption(snap *state.StateSnapshot, sched *scheduler.Scheduler, ev *s
 			continue
 		}
 		view := &evictedView{node: n, allocs: allocs, gone: lower}
-		plan, err := sched.Place(view, ev, job, rng)
+		plan, err := s.Place(view, eval, job, rng)
 		if err != nil {
 			return nil, err
 		}
@@ -74,8 +90,8 @@ func planPreemption(snap *state.StateSnapshot, sched *scheduler.Scheduler, ev *s
 	for _, v := range best.victims {
 		plan.Preemptions = append(plan.Preemptions, &structs.Preemption{AllocID: v.alloc.ID, Reason: reason})
 	}
-	if metrics != nil {
-		m := *metrics
+	if failed != nil {
+		m := *failed
 		m.TopOffers = plan.Offers
 		plan.Metrics = &m
 	}
@@ -90,15 +106,15 @@ type victim struct {
 
 // lowerPriority lists the node's live allocations whose job has a priority
 // below prio.
-func lowerPriority(snap *state.StateSnapshot, allocs []*structs.Allocation, prio int) (map[string]victim, error) {
+func lowerPriority(st PreemptionState, allocs []*structs.Allocation, prio int) (map[string]victim, error) {
 	var out map[string]victim
 	for _, a := range allocs {
 		if !a.Live() || a.DesiredStatus != structs.AllocDesiredRun {
 			continue
 		}
-		j, err := snap.JobByID(nil, a.JobID)
+		j, err := st.Job(a.JobID)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("scheduler: job %s of allocation %s: %w", a.JobID, a.ID, err)
 		}
 		if j == nil || j.Priority >= prio {
 			continue
@@ -178,7 +194,7 @@ func (c *preemptCandidate) cost() (maxPrio, n, sum int) {
 	return maxPrio, len(c.victims), sum
 }
 
-// cheaper reports whether c evicts less than o (see planPreemption).
+// cheaper reports whether c evicts less than o (see Preempt).
 func (c *preemptCandidate) cheaper(o *preemptCandidate) bool {
 	cm, cn, cs := c.cost()
 	om, on, os := o.cost()
@@ -194,21 +210,19 @@ func (c *preemptCandidate) cheaper(o *preemptCandidate) bool {
 	return c.node.ID < o.node.ID
 }
 
-// evictedView is the scheduler's State for one node as it would be with
-// the gone allocations evicted.
+// evictedView is the State of one node as it would be with the gone
+// allocations evicted.
+//
+// It is not a PipelineState: Place then counts a pipeline's allocations
+// (spread, anti-affinity) from the view's one node, which is all a
+// preemption check on that node needs to rank it.
 type evictedView struct {
 	node   *structs.Node
 	allocs []*structs.Allocation
 	gone   map[string]victim
 }
 
-var _ scheduler.State = (*evictedView)(nil)
-
-// The snapshot counts a pipeline's allocations from an index, so spread and
-// anti-affinity cost O(allocations of the pipeline). The evictedView does
-// not: the scheduler then counts from its one node's allocations, which is
-// all a preemption check on that node needs to rank it.
-var _ scheduler.PipelineState = (*state.StateSnapshot)(nil)
+var _ State = (*evictedView)(nil)
 
 func (v *evictedView) Nodes() ([]*structs.Node, error) { return []*structs.Node{v.node}, nil }
 

@@ -2,22 +2,6 @@ package scheduler
 
 import "github.com/ciplat/ciplat/fsm/structs"
 
-// pipelineScorer is a scorer that also reads the live allocations of the
-// job's pipeline (pipelineCounts), counted once per placement.
-type pipelineScorer interface {
-	Name() string
-	Score(node *structs.Node, job *structs.Job, pc *pipelineCounts) (score float64, applies bool)
-	// Best reports whether score, this scorer's score of node, is the best
-	// any node of the cluster can get: then Place need not widen its
-	// sample for this scorer's sake.
-	Best(node *structs.Node, job *structs.Job, pc *pipelineCounts, score float64) bool
-}
-
-var (
-	_ pipelineScorer = labelSpreadScorer{}
-	_ pipelineScorer = antiAffinityScorer{}
-)
-
 // labelSpreadScorer spreads a pipeline's jobs across the values of node
 // attributes (job spec `spread: [{attr: label.zone, weight: 50}]`), as
 // Nomad's spread stanza does for even spread. For each spread, a node whose
@@ -25,6 +9,9 @@ var (
 // value runs max, scores 1 − c/max (1 when the pipeline runs nowhere yet): the
 // value with the fewest allocations scores highest. A node without the
 // attribute scores −1. The spreads are averaged by weight, so −1..1.
+//
+// It is not the spread algorithm (spreadFitScorer, Config.Algorithm
+// "spread"), which spreads load across nodes whatever their labels.
 type labelSpreadScorer struct{}
 
 // Name names the scorer in Offer.Scores.

@@ -42,17 +42,17 @@ func TestBinPackScorer_Score(t *testing.T) {
 	}
 }
 
-func TestSpreadScorer_Score(t *testing.T) {
+func TestSpreadFitScorer_Score(t *testing.T) {
 	node := testNode("n1", 1000, 2000)
 	for _, util := range []structs.Resources{{}, {CPU: 1000, MemoryMB: 2000}, {CPU: 500, MemoryMB: 1000}, {CPU: 100, MemoryMB: 1900}} {
 		bp, _ := binPackScorer{}.Score(node, nil, util)
-		sp, applies := spreadScorer{}.Score(node, nil, util)
+		sp, applies := spreadFitScorer{}.Score(node, nil, util)
 		if !applies || math.Abs(bp+sp-1) > 1e-9 {
 			t.Errorf("util %+v: binpack %v + spread %v = %v, want 1", util, bp, sp, bp+sp)
 		}
 	}
-	idle, _ := spreadScorer{}.Score(node, nil, structs.Resources{})
-	busy, _ := spreadScorer{}.Score(node, nil, structs.Resources{CPU: 800, MemoryMB: 1600})
+	idle, _ := spreadFitScorer{}.Score(node, nil, structs.Resources{})
+	busy, _ := spreadFitScorer{}.Score(node, nil, structs.Resources{CPU: 800, MemoryMB: 1600})
 	if idle != 1 || busy >= idle {
 		t.Errorf("spread idle = %v, busy = %v; want 1 and less", idle, busy)
 	}
