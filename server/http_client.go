@@ -11,6 +11,7 @@ import (
 	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // The /v1/client routes are how client agents talk to servers.
@@ -22,7 +23,7 @@ func decodeBody(r *http.Request, out any) error {
 		if strings.Contains(err.Error(), "http: request body too large") {
 			return err
 		}
-		return badRequest("invalid JSON body: %v", err)
+		return httpapi.BadRequest("invalid JSON body: %v", err)
 	}
 	return nil
 }
@@ -33,20 +34,20 @@ func (s *Server) handleClientNodeRegister(w http.ResponseWriter, r *http.Request
 		return nil, err
 	}
 	if n.ID == "" || !safeID.MatchString(n.ID) {
-		return nil, badRequest("node id is required (letters, digits, '-', '_', '.')")
+		return nil, httpapi.BadRequest("node id is required (letters, digits, '-', '_', '.')")
 	}
 	if n.Resources.CPU <= 0 || n.Resources.MemoryMB <= 0 {
-		return nil, badRequest("node resources must be positive: cpu (millicores) and memory (MiB)")
+		return nil, httpapi.BadRequest("node resources must be positive: cpu (millicores) and memory (MiB)")
 	}
 	if n.Reserved.CPU < 0 || n.Reserved.MemoryMB < 0 {
-		return nil, badRequest("node reserved resources must not be negative: cpu (millicores) and memory (MiB)")
+		return nil, httpapi.BadRequest("node reserved resources must not be negative: cpu (millicores) and memory (MiB)")
 	}
 	for name, d := range n.Drivers {
 		switch {
 		case name == "":
-			return nil, badRequest("drivers: a driver has an empty name")
+			return nil, httpapi.BadRequest("drivers: a driver has an empty name")
 		case d == nil:
-			return nil, badRequest("drivers.%s is null: want an object such as {\"detected\": true, \"healthy\": true}", structs.ShowKey(name))
+			return nil, httpapi.BadRequest("drivers.%s is null: want an object such as {\"detected\": true, \"healthy\": true}", structs.ShowKey(name))
 		}
 	}
 	if n.Name == "" {
@@ -72,7 +73,7 @@ func (s *Server) handleClientNodeRegister(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return s.State().NodeByID(nil, n.ID)
 }
 
@@ -83,13 +84,13 @@ type clientAlloc struct {
 }
 
 func (s *Server) handleClientAllocs(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	nodeID := r.PathValue("id")
 	var out []*clientAlloc
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		allocs, err := st.AllocsByNode(ws, nodeID)
 		if err != nil {
 			return 0, err
@@ -110,7 +111,7 @@ func (s *Server) handleClientAllocs(w http.ResponseWriter, r *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	if out == nil {
 		out = []*clientAlloc{}
 	}
@@ -123,20 +124,20 @@ func (s *Server) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request)
 		return nil, err
 	}
 	if len(updates) == 0 {
-		return nil, badRequest("no allocation updates in body")
+		return nil, httpapi.BadRequest("no allocation updates in body")
 	}
 	for i, u := range updates {
 		// The FSM's own check, so the client hears 400 before anything
 		// reaches Raft.
 		if err := u.Validate(fmt.Sprintf("updates[%d]", i)); err != nil {
-			return nil, badRequest("%v", strings.TrimPrefix(err.Error(), structs.ErrInvalidRequest.Error()+": "))
+			return nil, httpapi.BadRequest("%v", strings.TrimPrefix(err.Error(), structs.ErrInvalidRequest.Error()+": "))
 		}
 		if !structs.ValidClientCause(u.Cause) {
-			return nil, badRequest("updates[%d].cause %q: a client reports %s, or none for the job's own failure",
+			return nil, httpapi.BadRequest("updates[%d].cause %q: a client reports %s, or none for the job's own failure",
 				i, u.Cause, strings.Join(structs.ClientCauses, " or "))
 		}
 		if u.Cause != "" && u.JobState != structs.JobFailed {
-			return nil, badRequest("updates[%d].cause %q: a cause goes with job_state FAILED, got %q", i, u.Cause, u.JobState)
+			return nil, httpapi.BadRequest("updates[%d].cause %q: a cause goes with job_state FAILED, got %q", i, u.Cause, u.JobState)
 		}
 	}
 	_, idx, err := s.apply(structs.AllocClientUpdateRequestType, &structs.AllocClientUpdateRequest{
@@ -146,7 +147,7 @@ func (s *Server) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return map[string]uint64{"index": idx}, nil
 }
 
@@ -159,10 +160,10 @@ func (s *Server) handleClientLogs(w http.ResponseWriter, r *http.Request) (any, 
 	var order []string
 	for i, e := range entries {
 		if e == nil {
-			return nil, badRequest("entries[%d] is null: want a log entry object", i)
+			return nil, httpapi.BadRequest("entries[%d] is null: want a log entry object", i)
 		}
 		if e.JobID == "" || !safeID.MatchString(e.JobID) {
-			return nil, badRequest("entries[%d].job_id is required", i)
+			return nil, httpapi.BadRequest("entries[%d].job_id is required", i)
 		}
 		if _, ok := byJob[e.JobID]; !ok {
 			order = append(order, e.JobID)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // eventHeartbeat is how often an idle event stream writes a heartbeat.
@@ -52,7 +53,7 @@ func parseEventFilter(q map[string][]string) (*eventFilter, error) {
 			default:
 				t = strings.TrimSuffix(strings.TrimSuffix(t, ">"), "*")
 				if strings.ContainsAny(t, " *>") {
-					return nil, badRequest("invalid topic %q: give a topic or topic prefix such as domain.pipeline.job", t)
+					return nil, httpapi.BadRequest("invalid topic %q: give a topic or topic prefix such as domain.pipeline.job", t)
 				}
 				f.prefixes = append(f.prefixes, t)
 			}
@@ -96,7 +97,7 @@ func parseEventCursor(r *http.Request) (eventCursor, bool, error) {
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
 		i, s, err := structs.ParseEventID(id)
 		if err != nil {
-			return eventCursor{}, false, badRequest("invalid Last-Event-ID: %v", err)
+			return eventCursor{}, false, httpapi.BadRequest("invalid Last-Event-ID: %v", err)
 		}
 		return eventCursor{i, s}, true, nil
 	}
@@ -106,7 +107,7 @@ func parseEventCursor(r *http.Request) (eventCursor, bool, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return eventCursor{}, false, badRequest("invalid index %q: want the Raft index of the last event you saw", v)
+		return eventCursor{}, false, httpapi.BadRequest("invalid index %q: want the Raft index of the last event you saw", v)
 	}
 	return eventCursor{n, math.MaxUint64}, n > 0, nil
 }
@@ -188,20 +189,20 @@ func (s *Server) handleEventStream(w http.ResponseWriter, r *http.Request) (any,
 	if pruned := st.EventsPrunedThrough(); resumed && pruned > cur.index {
 		w.Header().Set(truncatedHeader, strconv.FormatUint(pruned, 10))
 	}
-	setIndex(w, st.Index(state.TableEvents))
+	httpapi.SetIndex(w, st.Index(state.TableEvents))
 	// Every write and flush has a deadline (-log-write-timeout), so a
 	// reader that stops reading is dropped instead of pinning the stream.
-	out := newDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
+	out := httpapi.NewDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
 	out.WriteHeader(http.StatusOK)
 	ew := &eventWriter{w: out, f: out, sse: sse}
 	if ew.flush() != nil {
-		return streamed{}, nil
+		return httpapi.Streamed{}, nil
 	}
 	s.streamEvents(r.Context(), ew, f, cur, eventHeartbeat)
-	if !out.failed {
-		out.end()
+	if !out.Failed() {
+		out.End()
 	}
-	return streamed{}, nil
+	return httpapi.Streamed{}, nil
 }
 
 // streamEvents writes the events after cur that f selects until ctx ends or

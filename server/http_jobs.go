@@ -7,16 +7,17 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	id := r.PathValue("id")
 	var out *jobView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		j, err := st.JobByIDPrefix(ws, id)
 		if err != nil {
 			return 0, err
@@ -27,7 +28,7 @@ func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return out, nil
 }
 
@@ -39,21 +40,15 @@ func (s *Server) handleEvalList(w http.ResponseWriter, r *http.Request) (any, er
 	switch status {
 	case structs.EvalPending, structs.EvalBlocked, structs.EvalComplete, structs.EvalFailed, structs.EvalCancelled:
 	default:
-		return nil, badRequest("invalid status %q: want pending, blocked, complete, failed or cancelled", status)
+		return nil, httpapi.BadRequest("invalid status %q: want pending, blocked, complete, failed or cancelled", status)
 	}
 	evals, err := s.State().EvalsByStatus(nil, status)
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, s.State().Index("evals"))
+	httpapi.SetIndex(w, s.State().Index("evals"))
 	if evals == nil {
 		evals = []*structs.Evaluation{}
 	}
 	return evals, nil
-}
-
-func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) (any, error) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(openAPIDoc)
-	return streamed{}, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // logHeartbeat is how often a follow stream writes an empty line so proxies
@@ -22,7 +23,7 @@ func (s *Server) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	follow, err := parseBool(r, "follow")
+	follow, err := httpapi.ParseBool(r, "follow")
 	if err != nil {
 		return nil, err
 	}
@@ -32,7 +33,7 @@ func (s *Server) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, err
 	}
 	step := r.URL.Query().Get("step")
 	if step != "" && !hasStep(job, step) {
-		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "job " + job.Name + " has no step " + strconv.Quote(step)}
+		return nil, &httpapi.HTTPError{Code: http.StatusNotFound, Msg: "job " + job.Name + " has no step " + strconv.Quote(step)}
 	}
 	if after, err = s.tailStart(r, job.ID, after, logMatcher(step, nil)); err != nil {
 		return nil, err
@@ -41,7 +42,7 @@ func (s *Server) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, err
 		j, err := s.State().JobByID(ws, job.ID)
 		return err != nil || j == nil || j.State.Terminal()
 	})
-	return streamed{}, nil
+	return httpapi.Streamed{}, nil
 }
 
 func (s *Server) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -49,7 +50,7 @@ func (s *Server) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
-	follow, err := parseBool(r, "follow")
+	follow, err := httpapi.ParseBool(r, "follow")
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +58,7 @@ func (s *Server) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any
 		cur, err := s.State().PipelineByID(ws, p.ID)
 		return err != nil || cur == nil || cur.State.Terminal()
 	})
-	return streamed{}, nil
+	return httpapi.Streamed{}, nil
 }
 
 // logTailMax bounds ?tail.
@@ -72,7 +73,7 @@ func (s *Server) tailStart(r *http.Request, jobID string, after uint64, match fu
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > logTailMax {
-		return 0, badRequest("invalid tail %q: want a number of log lines from 0 to %d", v, logTailMax)
+		return 0, httpapi.BadRequest("invalid tail %q: want a number of log lines from 0 to %d", v, logTailMax)
 	}
 	start, err := s.logs.TailAfter(jobID, n, match)
 	if err != nil {
@@ -108,7 +109,7 @@ func parseAfter(r *http.Request) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, badRequest("invalid after %q: want a log sequence number", v)
+		return 0, httpapi.BadRequest("invalid after %q: want a log sequence number", v)
 	}
 	return n, nil
 }
@@ -139,14 +140,14 @@ func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, 
 	if follow {
 		var err error
 		if sub, err = s.logs.Subscribe(jobIDs); err != nil {
-			writeError(w, err)
+			httpapi.WriteError(w, err)
 			return
 		}
 		defer sub.Close()
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	out := newDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
+	out := httpapi.NewDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
 	buf := make([]byte, logCopyBuffer)
 	last := make([]uint64, len(jobIDs))
 	pending := make([]int, len(jobIDs))
@@ -164,7 +165,7 @@ func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, 
 		for _, i := range pending {
 			seen, err := s.copyLogs(out, buf, jobIDs[i], step, last[i], keep)
 			if err != nil {
-				if !out.failed {
+				if !out.Failed() {
 					s.log.Warn("read logs", "job", jobIDs[i], "err", err)
 				}
 				return
@@ -175,7 +176,7 @@ func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, 
 			return
 		}
 		if !follow || finished {
-			out.end()
+			out.End()
 			return
 		}
 		for waiting := true; waiting; {
@@ -254,10 +255,10 @@ func (s *Server) checkLogJobs(jobIDs []string) error {
 			return err
 		}
 		if j == nil {
-			return &HTTPError{Code: http.StatusNotFound, Msg: "job " + id + " not found: logs are only taken for a job of a pipeline"}
+			return &httpapi.HTTPError{Code: http.StatusNotFound, Msg: "job " + id + " not found: logs are only taken for a job of a pipeline"}
 		}
 		if j.State.Terminal() {
-			return &HTTPError{Code: http.StatusConflict, Msg: "job " + id + " is " + string(j.State) + ": it takes no more logs"}
+			return &httpapi.HTTPError{Code: http.StatusConflict, Msg: "job " + id + " is " + string(j.State) + ": it takes no more logs"}
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // The node routes operators and client agents use besides registration:
@@ -26,7 +27,7 @@ func resolveNode(st *state.StateStore, id string) (*structs.Node, error) {
 		return nil, err
 	}
 	if n == nil {
-		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found (ciplat node status lists them)"}
+		return nil, &httpapi.HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found (ciplat node status lists them)"}
 	}
 	return n, nil
 }
@@ -49,11 +50,11 @@ func (s *Server) handleNodeDrain(w http.ResponseWriter, r *http.Request) (any, e
 		var err error
 		d, err = time.ParseDuration(req.Deadline)
 		if err != nil || d < 0 {
-			return nil, badRequest("invalid deadline %q: want a duration such as \"10m\" (\"0\" for none)", req.Deadline)
+			return nil, httpapi.BadRequest("invalid deadline %q: want a duration such as \"10m\" (\"0\" for none)", req.Deadline)
 		}
 	}
 	if !req.Enable && d != 0 {
-		return nil, badRequest("a deadline needs \"enable\": true")
+		return nil, httpapi.BadRequest("a deadline needs \"enable\": true")
 	}
 	n, err := resolveNode(s.State(), r.PathValue("id"))
 	if err != nil {
@@ -78,7 +79,7 @@ func (s *Server) handleNodeEligibility(w http.ResponseWriter, r *http.Request) (
 		return nil, err
 	}
 	if req.Eligible == nil {
-		return nil, badRequest("body needs \"eligible\": true or false")
+		return nil, httpapi.BadRequest("body needs \"eligible\": true or false")
 	}
 	n, err := resolveNode(s.State(), r.PathValue("id"))
 	if err != nil {
@@ -95,7 +96,7 @@ func (s *Server) applyNodeOp(w http.ResponseWriter, id string, t structs.Message
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	st := s.State()
 	n, err := st.NodeByID(nil, id)
 	if err != nil || n == nil {
@@ -125,7 +126,7 @@ func (s *Server) handleClientNodeHeartbeat(w http.ResponseWriter, r *http.Reques
 		return nil, err
 	}
 	if n == nil {
-		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " is not registered: register it first (POST /v1/client/nodes)"}
+		return nil, &httpapi.HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " is not registered: register it first (POST /v1/client/nodes)"}
 	}
 	if n.Status == structs.NodeStatusReady {
 		s.nodes.heartbeat(id, s.now())

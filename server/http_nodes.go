@@ -7,6 +7,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // nodeView is a node with what its live allocations hold.
@@ -30,12 +31,12 @@ func nodeViewOf(st *state.StateStore, ws memdb.WatchSet, n *structs.Node) (*node
 }
 
 func (s *Server) handleNodeList(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	var out []*nodeView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		nodes, err := st.Nodes(ws)
 		if err != nil {
 			return 0, err
@@ -53,7 +54,7 @@ func (s *Server) handleNodeList(w http.ResponseWriter, r *http.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return out, nil
 }
 
@@ -75,8 +76,8 @@ func (s *Server) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, err
 		}
 	}
 	if n == nil {
-		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found"}
+		return nil, &httpapi.HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found"}
 	}
-	setIndex(w, st.Index("nodes"))
+	httpapi.SetIndex(w, st.Index("nodes"))
 	return nodeViewOf(st, nil, n)
 }

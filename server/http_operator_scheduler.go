@@ -9,6 +9,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // schedulerConfigView is GET /v1/operator/scheduler: the configuration in
@@ -42,12 +43,12 @@ func (s *Server) schedulerConfigView(stored *structs.SchedulerConfig) *scheduler
 }
 
 func (s *Server) handleSchedulerConfigGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	var out *schedulerConfigView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		stored, err := st.SchedulerConfig(ws)
 		if err != nil {
 			return 0, err
@@ -58,7 +59,7 @@ func (s *Server) handleSchedulerConfigGet(w http.ResponseWriter, r *http.Request
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return out, nil
 }
 
@@ -75,13 +76,13 @@ func (s *Server) handleSchedulerConfigPut(w http.ResponseWriter, r *http.Request
 		c.Algorithm = "binpack"
 	}
 	if err := c.Validate(); err != nil {
-		return nil, badRequest("invalid scheduler configuration: %v", err)
+		return nil, httpapi.BadRequest("invalid scheduler configuration: %v", err)
 	}
 	req := &structs.SchedulerConfigRequest{WriteRequest: structs.WriteRequest{Timestamp: s.now()}, Config: c}
 	if v := r.URL.Query().Get("cas"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return nil, badRequest("invalid cas %q: want the modify_index of GET /v1/operator/scheduler (0 when never set)", v)
+			return nil, httpapi.BadRequest("invalid cas %q: want the modify_index of GET /v1/operator/scheduler (0 when never set)", v)
 		}
 		req.CAS, req.CASIndex = true, n
 	}
@@ -94,11 +95,11 @@ func (s *Server) handleSchedulerConfigPut(w http.ResponseWriter, r *http.Request
 		return nil, fmt.Errorf("unexpected scheduler config response %T", resp)
 	}
 	if !rr.Applied {
-		return nil, &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
+		return nil, &httpapi.HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
 			"scheduler configuration changed since: its modify_index is %d, not %d; read it again and retry with ?cas=%d",
 			rr.Index, req.CASIndex, rr.Index)}
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	stored, err := s.State().SchedulerConfig(nil)
 	if err != nil {
 		return nil, err

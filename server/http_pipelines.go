@@ -15,6 +15,7 @@ import (
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/scheduler"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // pipelineView is GET /v1/pipelines/{id}: the pipeline with its jobs.
@@ -58,20 +59,13 @@ func (s *Server) handleJobSubmit(w http.ResponseWriter, r *http.Request) (any, e
 	return s.submit(w, r, s.cfg.SpecLimits.ParseJob)
 }
 
-// specRoute caps the body of a route that takes a spec at the spec size
-// limit (SpecLimits.SpecBytes, -limit-spec-bytes) instead of maxBodyBytes.
-func (s *Server) specRoute(rt route) route {
-	rt.maxBody = int64(s.cfg.SpecLimits.SpecBytes)
-	return rt
-}
-
 // readSpec reads a spec body; past the size limit it answers 413 naming
 // the limit and its flag.
 func readSpec(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
-		return nil, &HTTPError{Code: http.StatusRequestEntityTooLarge,
+		return nil, &httpapi.HTTPError{Code: http.StatusRequestEntityTooLarge,
 			Msg: fmt.Sprintf("the spec is larger than the %d bytes allowed (the server's -limit-spec-bytes): split the pipeline or shorten its commands", mbe.Limit)}
 	}
 	return body, err
@@ -87,7 +81,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byt
 		return nil, err
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
-		return nil, badRequest("empty body: send a pipeline spec as YAML or JSON")
+		return nil, httpapi.BadRequest("empty body: send a pipeline spec as YAML or JSON")
 	}
 	spec, err := parse(body)
 	if err != nil {
@@ -95,7 +89,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byt
 		if errors.As(err, &se) {
 			return nil, err
 		}
-		return nil, badRequest("invalid pipeline spec: %v", err)
+		return nil, httpapi.BadRequest("invalid pipeline spec: %v", err)
 	}
 	idem, err := s.idempotencyOf(r, spec)
 	if err != nil {
@@ -133,9 +127,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, parse func([]byt
 	if rr.Existing {
 		code = http.StatusOK
 	}
-	setIndex(w, rr.Index)
-	writeJSON(w, code, view)
-	return streamed{}, nil
+	httpapi.SetIndex(w, rr.Index)
+	httpapi.WriteJSON(w, code, view)
+	return httpapi.Streamed{}, nil
 }
 
 // newPipeline builds the records of a submitted spec, with fresh IDs.
@@ -187,13 +181,13 @@ func (s *Server) pipelineView(ws memdb.WatchSet, st *state.StateStore, id string
 }
 
 func (s *Server) handlePipelineGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	id := r.PathValue("id")
 	var out *pipelineView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		var err error
 		out, err = s.pipelineView(ws, st, id)
 		if err != nil {
@@ -204,17 +198,17 @@ func (s *Server) handlePipelineGet(w http.ResponseWriter, r *http.Request) (any,
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return out, nil
 }
 
 func (s *Server) handlePipelineList(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	var out []*pipelineStub
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		ps, err := st.Pipelines(ws)
 		if err != nil {
 			return 0, err
@@ -241,7 +235,7 @@ func (s *Server) handlePipelineList(w http.ResponseWriter, r *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return out, nil
 }
 
@@ -251,7 +245,7 @@ func (s *Server) handlePipelineCancel(w http.ResponseWriter, r *http.Request) (a
 		return nil, err
 	}
 	if p.State.Terminal() {
-		return nil, &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("pipeline %s already %s: only a pending or running pipeline can be cancelled", p.ID, p.State)}
+		return nil, &httpapi.HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("pipeline %s already %s: only a pending or running pipeline can be cancelled", p.ID, p.State)}
 	}
 	_, idx, err := s.apply(structs.PipelineCancelRequestType, &structs.PipelineCancelRequest{
 		WriteRequest: structs.WriteRequest{Timestamp: s.now()},
@@ -261,7 +255,7 @@ func (s *Server) handlePipelineCancel(w http.ResponseWriter, r *http.Request) (a
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return s.pipelineView(nil, s.State(), p.ID)
 }
 
@@ -292,10 +286,10 @@ func (s *Server) idempotencyOf(r *http.Request, spec *structs.PipelineSpec) (sub
 		return submitIdempotency{}, nil
 	}
 	if len(vals) > 1 {
-		return submitIdempotency{}, badRequest("Idempotency-Key is given %d times: send one", len(vals))
+		return submitIdempotency{}, httpapi.BadRequest("Idempotency-Key is given %d times: send one", len(vals))
 	}
 	if err := structs.ValidateIdempotencyKey(vals[0]); err != nil {
-		return submitIdempotency{}, badRequest("%v", err)
+		return submitIdempotency{}, httpapi.BadRequest("%v", err)
 	}
 	hash, err := structs.SpecHash(spec)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // The /v1/ui routes are aggregated reads: what one screen of the web UI
@@ -103,7 +104,7 @@ func parseUIPipelineFilter(r *http.Request) (*uiPipelineFilter, error) {
 			switch structs.PipelineState(s) {
 			case structs.PipelinePending, structs.PipelineRunning, structs.PipelineSucceeded, structs.PipelineFailed, structs.PipelineCancelled:
 			default:
-				return nil, badRequest("invalid state %q: want PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED", s)
+				return nil, httpapi.BadRequest("invalid state %q: want PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED", s)
 			}
 			f.states[s] = true
 		}
@@ -111,14 +112,14 @@ func parseUIPipelineFilter(r *http.Request) (*uiPipelineFilter, error) {
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > uiMaxPerPage {
-			return nil, badRequest("invalid per_page %q: want 1 to %d", v, uiMaxPerPage)
+			return nil, httpapi.BadRequest("invalid per_page %q: want 1 to %d", v, uiMaxPerPage)
 		}
 		f.perPage = n
 	}
 	if v := q.Get("next_token"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return nil, badRequest("invalid next_token %q: pass the next_token of the previous page", v)
+			return nil, httpapi.BadRequest("invalid next_token %q: pass the next_token of the previous page", v)
 		}
 		f.next = n
 	}
@@ -209,7 +210,7 @@ func stateSlot(s structs.PipelineState) int {
 }
 
 func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
@@ -218,7 +219,7 @@ func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any,
 		return nil, err
 	}
 	var out *uiPipelinePage
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		var err error
 		out, err = uiPipelines(ws, st, f)
 		if err != nil {
@@ -229,7 +230,7 @@ func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any,
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return out, nil
 }
 
@@ -271,12 +272,12 @@ func uiNodeOf(st *state.StateStore, n *structs.Node) (*uiNodeRow, error) {
 }
 
 func (s *Server) handleUINodes(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	var out *uiNodes
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		var err error
 		out, err = uiNodeList(ws, st)
 		if err != nil {
@@ -287,7 +288,7 @@ func (s *Server) handleUINodes(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return out, nil
 }
 
@@ -330,6 +331,6 @@ func (s *Server) handleUICluster(w http.ResponseWriter, r *http.Request) (any, e
 		out.Events.Latest = e.Index
 	}
 	out.Events.NATS = s.natsInfo(r.Context())
-	setIndex(w, out.StateIndex)
+	httpapi.SetIndex(w, out.StateIndex)
 	return out, nil
 }

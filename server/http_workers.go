@@ -13,6 +13,7 @@ import (
 	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // The Worker Manager API. A worker is the ephemeral environment (container,
@@ -106,7 +107,7 @@ func resolveWorker(st *state.StateStore, ws memdb.WatchSet, id string) (*structs
 		return nil, err
 	}
 	if a == nil {
-		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "worker " + id + " not found (ciplat worker list shows them)"}
+		return nil, &httpapi.HTTPError{Code: http.StatusNotFound, Msg: "worker " + id + " not found (ciplat worker list shows them)"}
 	}
 	return a, nil
 }
@@ -122,11 +123,11 @@ const workerMaxPerPage = 1000
 // by its creation time and ID, so a page boundary stays put while workers
 // come and go; a token whose worker is gone starts at the next older one.
 func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, error) {
-	all, err := parseBool(r, "all")
+	all, err := httpapi.ParseBool(r, "all")
 	if err != nil {
 		return nil, err
 	}
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +137,7 @@ func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, 
 	}
 	var out []*workerView
 	var nextToken string
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		allocs, err := st.Allocs(ws)
 		if err != nil {
 			return 0, err
@@ -171,7 +172,7 @@ func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	if nextToken != "" {
 		w.Header().Set("X-Ciplat-Next-Token", nextToken)
 	}
@@ -205,7 +206,7 @@ func parseWorkerPage(r *http.Request) (int, *workerCursor, error) {
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > workerMaxPerPage {
-			return 0, nil, badRequest("invalid per_page %q: want 1 to %d", v, workerMaxPerPage)
+			return 0, nil, httpapi.BadRequest("invalid per_page %q: want 1 to %d", v, workerMaxPerPage)
 		}
 		perPage = n
 	}
@@ -216,20 +217,20 @@ func parseWorkerPage(r *http.Request) (int, *workerCursor, error) {
 	ns, id, ok := strings.Cut(v, ".")
 	n, err := strconv.ParseInt(ns, 10, 64)
 	if !ok || err != nil || id == "" {
-		return 0, nil, badRequest("invalid next_token %q: pass the X-Ciplat-Next-Token of the previous page", v)
+		return 0, nil, httpapi.BadRequest("invalid next_token %q: pass the X-Ciplat-Next-Token of the previous page", v)
 	}
 	return perPage, &workerCursor{created: n, id: id}, nil
 }
 
 // handleWorkerGet is GET /v1/workers/{id}.
 func (s *Server) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+	q, err := httpapi.ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	id := r.PathValue("id")
 	var out *workerView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		a, err := resolveWorker(st, ws, id)
 		if err != nil {
 			return 0, err
@@ -242,7 +243,7 @@ func (s *Server) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return out, nil
 }
 
@@ -263,13 +264,13 @@ func (s *Server) handleWorkerStop(w http.ResponseWriter, r *http.Request) (any, 
 		if err != nil {
 			return nil, err
 		}
-		setIndex(w, idx)
+		httpapi.SetIndex(w, idx)
 		st = s.State()
 		if a, err = st.AllocByID(nil, a.ID); err != nil || a == nil {
 			return nil, err
 		}
 	} else {
-		setIndex(w, st.Index("allocs"))
+		httpapi.SetIndex(w, st.Index("allocs"))
 	}
 	return s.workerViewOf(st, nil, a)
 }
@@ -283,7 +284,7 @@ func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	follow, err := parseBool(r, "follow")
+	follow, err := httpapi.ParseBool(r, "follow")
 	if err != nil {
 		return nil, err
 	}
@@ -298,7 +299,7 @@ func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, 
 			return nil, err
 		}
 		if j == nil || !hasStep(j, step) {
-			return nil, &HTTPError{Code: http.StatusNotFound, Msg: "the job of worker " + a.ID + " has no step " + strconv.Quote(step)}
+			return nil, &httpapi.HTTPError{Code: http.StatusNotFound, Msg: "the job of worker " + a.ID + " has no step " + strconv.Quote(step)}
 		}
 	}
 	attempt := a.Attempt
@@ -314,5 +315,5 @@ func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, 
 		j, err := s.State().JobByID(ws, a.JobID)
 		return err != nil || j == nil || j.State.Terminal() || j.AllocID != a.ID
 	}, ofAttempt)
-	return streamed{}, nil
+	return httpapi.Streamed{}, nil
 }

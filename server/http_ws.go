@@ -18,6 +18,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // The WebSocket feed (/v1/ws) pushes what changed to the web UI: the client
@@ -379,26 +380,26 @@ var wsUpgrader = websocket.Upgrader{
 // handleWS is GET /v1/ws, the WebSocket feed.
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) (any, error) {
 	if !websocket.IsWebSocketUpgrade(r) {
-		return nil, &HTTPError{Code: http.StatusUpgradeRequired, Msg: "GET /v1/ws is a WebSocket: connect with a WebSocket client and send {\"subscribe\": [\"pipelines\", \"jobs\", \"nodes\", \"events\"], \"index\": N}"}
+		return nil, &httpapi.HTTPError{Code: http.StatusUpgradeRequired, Msg: "GET /v1/ws is a WebSocket: connect with a WebSocket client and send {\"subscribe\": [\"pipelines\", \"jobs\", \"nodes\", \"events\"], \"index\": N}"}
 	}
 	hub := s.live.hub
 	opts := hub.options()
 	if !hub.admit(opts.maxClients) {
 		w.Header().Set("Retry-After", "5")
-		return nil, &HTTPError{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf(
+		return nil, &httpapi.HTTPError{Code: http.StatusServiceUnavailable, Msg: fmt.Sprintf(
 			"this server already serves %d WebSocket clients (-ws-max-clients): retry later or connect to another server", opts.maxClients)}
 	}
 	conn, err := wsUpgrader.Upgrade(w, r, nil)
 	if err != nil {
 		hub.release()
-		return streamed{}, nil // the upgrader answered the client
+		return httpapi.Streamed{}, nil // the upgrader answered the client
 	}
 	if tcp, ok := conn.NetConn().(*net.TCPConn); ok && opts.sockBuffer > 0 {
 		_ = tcp.SetWriteBuffer(opts.sockBuffer)
 	}
 	c := &wsClient{hub: hub, conn: conn, opts: opts, send: make(chan []*wsOut, opts.queueLen), kicked: make(chan struct{})}
 	go c.serve(s)
-	return streamed{}, nil
+	return httpapi.Streamed{}, nil
 }
 
 // serve runs one client: subscribe, catch up, then write what the hub

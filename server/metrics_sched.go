@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // schedMetrics are the scheduler's counters and gauges. Workers, the plan
@@ -89,7 +91,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) (any, err
 	bw := bufio.NewWriter(w)
 	s.writeMetrics(bw)
 	_ = bw.Flush()
-	return streamed{}, nil
+	return httpapi.Streamed{}, nil
 }
 
 // promWriter writes Prometheus text exposition.

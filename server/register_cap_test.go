@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // specWideEnv is a pipeline of jobs one-step jobs under a pipeline env of
@@ -67,7 +68,7 @@ func TestRegisterEntryCheck_AtLimit(t *testing.T) {
 		t.Fatalf("at the limit (%d bytes): %v", len(b), err)
 	}
 	err = registerEntryCheck(req, len(b)-1)
-	var he *HTTPError
+	var he *httpapi.HTTPError
 	if !errors.As(err, &he) || he.Code != http.StatusRequestEntityTooLarge {
 		t.Fatalf("one byte past the limit: %v, want a 413", err)
 	}
@@ -86,7 +87,7 @@ func TestRegisterEntryCheck_WideEnvNotEncoded(t *testing.T) {
 	req := &structs.PipelineRegisterRequest{Pipeline: p, Jobs: jobs}
 	var err2 error
 	allocs := testing.AllocsPerRun(1, func() { err2 = registerEntryCheck(req, 1<<20) })
-	var he *HTTPError
+	var he *httpapi.HTTPError
 	if !errors.As(err2, &he) || he.Code != http.StatusRequestEntityTooLarge || !strings.Contains(he.Msg, "at least") {
 		t.Fatalf("wide env: %v, want a 413 from the envs' sizes", err2)
 	}

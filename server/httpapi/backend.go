@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// Backend is all the HTTP layer knows of the server. Package server
+// implements it; tests may implement it with a stub.
+//
+// Concurrency: every method may be called from many request goroutines at
+// once. State returns the live go-memdb store: its reads are lock-free
+// snapshots (a blocking query re-reads after a watch fires), so handlers
+// never hold a lock of the server. Apply blocks until the entry is committed
+// and applied to this server's FSM (or fails); it is only called by write
+// routes, which the middleware runs on the leader. ForwardToLeader may block
+// until a leader is known (bounded by the server's -forward-wait) and copies
+// a forwarded answer to w; it returns when the answer is written.
+type Backend interface {
+	// State is the replicated state store.
+	State() *state.StateStore
+	// Apply commits one Raft entry of type t and returns the FSM's response
+	// and the entry's index.
+	Apply(t structs.MessageType, req any) (any, uint64, error)
+	// Now is the server's clock (UTC), for write timestamps.
+	Now() time.Time
+	// ForwardToLeader answers a write, or a read without ?stale, on a
+	// follower: it proxies r to the leader (or writes 503) and returns true.
+	// On the leader with its duties running it returns false: the route is
+	// answered here.
+	ForwardToLeader(w http.ResponseWriter, r *http.Request, rt Route) bool
+	// SetConsistency writes how current a locally answered read is
+	// (X-Ciplat-Last-Contact, X-Ciplat-Known-Leader).
+	SetConsistency(w http.ResponseWriter)
+	// Handlers are the handlers still implemented in package server.
+	Handlers() ServerHandlers
+}
+
+// ServerHandlers are the routes' handlers that still live in package server
+// (they need its log store, WebSocket hub, Raft or serf directly). Each
+// moves into this package, behind Backend methods, in a later step; the
+// route table (routes.go) lists them with the others so every route is
+// served through the same middleware chain.
+type ServerHandlers struct {
+	PipelineSubmit, JobSubmit                       HandlerFunc
+	PipelineLogs, JobLogs                           HandlerFunc
+	StatusLeader, StatusReady, StatusPeers          HandlerFunc
+	AgentMembers, AgentLeave, AgentGossip           HandlerFunc
+	RaftConfiguration, RaftRemovePeer               HandlerFunc
+	SnapshotSave, SnapshotRestore                   HandlerFunc
+	ClientNodeRegister, ClientAllocs                HandlerFunc
+	ClientAllocUpdate, ClientLogs                   HandlerFunc
+	ClientNodeHeartbeat, NodeDrain, NodeEligibility HandlerFunc
+	EventStream, WS                                 HandlerFunc
+	UIPipelines, UINodes, UICluster                 HandlerFunc
+	SchedulerConfigGet, SchedulerConfigPut          HandlerFunc
+	Schedule, Metrics                               HandlerFunc
+	WorkerList, WorkerGet, WorkerStop, WorkerLogs   HandlerFunc
+	PipelineGet, PipelineList, PipelineCancel       HandlerFunc
+	JobGet, EvalList, NodeList, NodeGet             HandlerFunc
+}
+
+// Config are the limits the route table needs.
+type Config struct {
+	// SpecMaxBytes caps the body of the routes that take a pipeline spec
+	// (-limit-spec-bytes).
+	SpecMaxBytes int64
+	// SnapshotMaxBytes caps a snapshot restore's body.
+	SnapshotMaxBytes int64
+}
+
+// API is the HTTP layer of one server.
+type API struct {
+	b   Backend
+	cfg Config
+}
+
+// New returns the HTTP layer over b.
+func New(b Backend, cfg Config) *API { return &API{b: b, cfg: cfg} }

@@ -1,0 +1,20 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+)
+
+// stubBackend is a Backend with no server behind it: enough to list the
+// route table.
+type stubBackend struct{}
+
+func (stubBackend) State() *state.StateStore                                       { return nil }
+func (stubBackend) Apply(structs.MessageType, any) (any, uint64, error)            { return nil, 0, ErrNoLeader }
+func (stubBackend) Now() time.Time                                                 { return time.Now().UTC() }
+func (stubBackend) ForwardToLeader(http.ResponseWriter, *http.Request, Route) bool { return false }
+func (stubBackend) SetConsistency(http.ResponseWriter)                             {}
+func (stubBackend) Handlers() ServerHandlers                                       { return ServerHandlers{} }
