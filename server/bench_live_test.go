@@ -21,6 +21,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/server/events"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // The live-state benchmarks (make bench) measure what issue 7 asks:
@@ -66,7 +67,7 @@ func registerPipeline(b *testing.B, s *Server, id string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, jobs := newPipeline(spec, "")
+	p, jobs := httpapi.NewPipeline(spec, "")
 	p.ID = id
 	for _, j := range jobs {
 		j.PipelineID = id

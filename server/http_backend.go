@@ -9,14 +9,15 @@ import (
 )
 
 // The server is the HTTP layer's Backend; this file is all of it that
-// package httpapi sees besides State (server.go) and ForwardToLeader and
-// SetConsistency (forward.go).
+// package httpapi sees besides State (server.go), ForwardToLeader and
+// SetConsistency (forward.go) and Admit (admission.go).
 var _ httpapi.Backend = (*Server)(nil)
 
 // httpAPI is the HTTP layer over this server.
 func (s *Server) httpAPI() *httpapi.API {
 	return httpapi.New(s, httpapi.Config{
-		SpecMaxBytes:     int64(s.cfg.SpecLimits.SpecBytes),
+		SpecLimits:       s.cfg.SpecLimits,
+		IdempotencyTTL:   s.cfg.IdempotencyTTL,
 		SnapshotMaxBytes: s.cfg.snapshotMaxBytes(),
 	})
 }
@@ -33,49 +34,43 @@ func (s *Server) Apply(t structs.MessageType, req any) (any, uint64, error) {
 // Now (httpapi.Backend) is the server's clock, in UTC.
 func (s *Server) Now() time.Time { return s.now() }
 
+// NodeHeartbeat (httpapi.Backend) records a heartbeat of node id now.
+func (s *Server) NodeHeartbeat(id string) { s.nodes.heartbeat(id, s.now()) }
+
+// HeartbeatTTL (httpapi.Backend) is how long a node may stay silent.
+func (s *Server) HeartbeatTTL() time.Duration { return s.nodes.cfg.HeartbeatTTL }
+
 // Handlers (httpapi.Backend) are the route handlers still in this package.
 func (s *Server) Handlers() httpapi.ServerHandlers {
 	return httpapi.ServerHandlers{
-		PipelineSubmit:      s.handlePipelineSubmit,
-		JobSubmit:           s.handleJobSubmit,
-		PipelineLogs:        s.handlePipelineLogs,
-		JobLogs:             s.handleJobLogs,
-		StatusLeader:        s.handleStatusLeader,
-		StatusReady:         s.handleStatusReady, // readiness.go
-		StatusPeers:         s.handleStatusPeers,
-		AgentMembers:        s.handleAgentMembers,
-		AgentLeave:          s.handleAgentLeave,
-		AgentGossip:         s.handleAgentGossip,
-		RaftConfiguration:   s.handleRaftConfiguration,
-		RaftRemovePeer:      s.handleRaftRemovePeer,
-		SnapshotSave:        s.handleSnapshotSave,
-		SnapshotRestore:     s.handleSnapshotRestore,
-		ClientNodeRegister:  s.handleClientNodeRegister,
-		ClientAllocs:        s.handleClientAllocs,
-		ClientAllocUpdate:   s.handleClientAllocUpdate,
-		ClientLogs:          s.handleClientLogs,
-		ClientNodeHeartbeat: s.handleClientNodeHeartbeat,
-		NodeDrain:           s.handleNodeDrain,
-		NodeEligibility:     s.handleNodeEligibility,
-		EventStream:         s.handleEventStream,
-		WS:                  s.handleWS,
-		UIPipelines:         s.handleUIPipelines,
-		UINodes:             s.handleUINodes,
-		UICluster:           s.handleUICluster,
-		SchedulerConfigGet:  s.handleSchedulerConfigGet,
-		SchedulerConfigPut:  s.handleSchedulerConfigPut,
-		Schedule:            s.handleSchedule,
-		Metrics:             s.handleMetrics,
-		WorkerList:          s.handleWorkerList,
-		WorkerGet:           s.handleWorkerGet,
-		WorkerStop:          s.handleWorkerStop,
-		WorkerLogs:          s.handleWorkerLogs,
-		PipelineGet:         s.handlePipelineGet,
-		PipelineList:        s.handlePipelineList,
-		PipelineCancel:      s.handlePipelineCancel,
-		JobGet:              s.handleJobGet,
-		EvalList:            s.handleEvalList,
-		NodeList:            s.handleNodeList,
-		NodeGet:             s.handleNodeGet,
+		PipelineLogs:       s.handlePipelineLogs,
+		JobLogs:            s.handleJobLogs,
+		StatusLeader:       s.handleStatusLeader,
+		StatusReady:        s.handleStatusReady, // readiness.go
+		StatusPeers:        s.handleStatusPeers,
+		AgentMembers:       s.handleAgentMembers,
+		AgentLeave:         s.handleAgentLeave,
+		AgentGossip:        s.handleAgentGossip,
+		RaftConfiguration:  s.handleRaftConfiguration,
+		RaftRemovePeer:     s.handleRaftRemovePeer,
+		SnapshotSave:       s.handleSnapshotSave,
+		SnapshotRestore:    s.handleSnapshotRestore,
+		ClientNodeRegister: s.handleClientNodeRegister,
+		ClientAllocs:       s.handleClientAllocs,
+		ClientAllocUpdate:  s.handleClientAllocUpdate,
+		ClientLogs:         s.handleClientLogs,
+		EventStream:        s.handleEventStream,
+		WS:                 s.handleWS,
+		UIPipelines:        s.handleUIPipelines,
+		UINodes:            s.handleUINodes,
+		UICluster:          s.handleUICluster,
+		SchedulerConfigGet: s.handleSchedulerConfigGet,
+		SchedulerConfigPut: s.handleSchedulerConfigPut,
+		Schedule:           s.handleSchedule,
+		Metrics:            s.handleMetrics,
+		WorkerList:         s.handleWorkerList,
+		WorkerGet:          s.handleWorkerGet,
+		WorkerStop:         s.handleWorkerStop,
+		WorkerLogs:         s.handleWorkerLogs,
 	}
 }

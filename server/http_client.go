@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -16,21 +15,9 @@ import (
 
 // The /v1/client routes are how client agents talk to servers.
 
-func decodeBody(r *http.Request, out any) error {
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(out); err != nil {
-		if strings.Contains(err.Error(), "http: request body too large") {
-			return err
-		}
-		return httpapi.BadRequest("invalid JSON body: %v", err)
-	}
-	return nil
-}
-
 func (s *Server) handleClientNodeRegister(w http.ResponseWriter, r *http.Request) (any, error) {
 	var n structs.Node
-	if err := decodeBody(r, &n); err != nil {
+	if err := httpapi.DecodeBody(r, &n); err != nil {
 		return nil, err
 	}
 	if n.ID == "" || !safeID.MatchString(n.ID) {
@@ -120,7 +107,7 @@ func (s *Server) handleClientAllocs(w http.ResponseWriter, r *http.Request) (any
 
 func (s *Server) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request) (any, error) {
 	var updates []*structs.AllocUpdate
-	if err := decodeBody(r, &updates); err != nil {
+	if err := httpapi.DecodeBody(r, &updates); err != nil {
 		return nil, err
 	}
 	if len(updates) == 0 {
@@ -153,7 +140,7 @@ func (s *Server) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request)
 
 func (s *Server) handleClientLogs(w http.ResponseWriter, r *http.Request) (any, error) {
 	var entries []*api.LogEntry
-	if err := decodeBody(r, &entries); err != nil {
+	if err := httpapi.DecodeBody(r, &entries); err != nil {
 		return nil, err
 	}
 	byJob := map[string][]*api.LogEntry{}

@@ -68,7 +68,7 @@ func (s *Server) handleSchedulerConfigGet(w http.ResponseWriter, r *http.Request
 // (0: never set), else 409.
 func (s *Server) handleSchedulerConfigPut(w http.ResponseWriter, r *http.Request) (any, error) {
 	var body schedulerConfigBody
-	if err := decodeBody(r, &body); err != nil {
+	if err := httpapi.DecodeBody(r, &body); err != nil {
 		return nil, err
 	}
 	c := &structs.SchedulerConfig{Algorithm: body.Algorithm, Preemption: body.Preemption, Workers: body.Workers}

@@ -58,7 +58,7 @@ type schedulePreemption struct {
 // scheduler, configuration and preemption as the workers, on a state
 // snapshot, and commits nothing. ?seed=N fixes the random node sample.
 func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, error) {
-	body, err := readSpec(r)
+	body, err := httpapi.ReadSpec(r)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, er
 		}
 		return nil, httpapi.BadRequest("invalid job spec: %v", err)
 	}
-	_, jobs := newPipeline(spec, "")
+	_, jobs := httpapi.NewPipeline(spec, "")
 	if len(jobs) != 1 {
 		return nil, httpapi.BadRequest("the spec has %d jobs: POST /v1/schedule takes one job (the body of POST /v1/jobs)", len(jobs))
 	}

@@ -102,7 +102,7 @@ func resolveWorker(st *state.StateStore, ws memdb.WatchSet, id string) (*structs
 	if err != nil {
 		return nil, err
 	}
-	a, err = uniquePrefix("worker", id, allocs, func(a *structs.Allocation) string { return a.ID })
+	a, err = httpapi.UniquePrefix("worker", id, allocs, func(a *structs.Allocation) string { return a.ID })
 	if err != nil {
 		return nil, err
 	}

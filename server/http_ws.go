@@ -83,14 +83,14 @@ type wsSubscribe struct {
 // wsMessage is what the server sends. Type is "subscribed", "event",
 // "pipeline", "job", "node" or "resync".
 type wsMessage struct {
-	Type     string         `json:"type"`
-	Index    uint64         `json:"index"`
-	Topics   []string       `json:"topics,omitempty"`
-	Reason   string         `json:"reason,omitempty"`
-	Event    *structs.Event `json:"event,omitempty"`
-	Pipeline *uiPipelineRow `json:"pipeline,omitempty"`
-	Job      *jobView       `json:"job,omitempty"`
-	Node     *uiNodeRow     `json:"node,omitempty"`
+	Type     string           `json:"type"`
+	Index    uint64           `json:"index"`
+	Topics   []string         `json:"topics,omitempty"`
+	Reason   string           `json:"reason,omitempty"`
+	Event    *structs.Event   `json:"event,omitempty"`
+	Pipeline *uiPipelineRow   `json:"pipeline,omitempty"`
+	Job      *httpapi.JobView `json:"job,omitempty"`
+	Node     *uiNodeRow       `json:"node,omitempty"`
 }
 
 // wsOut is one encoded message and what a client filters it by.
@@ -285,7 +285,7 @@ func buildWSBatch(st *state.StateStore, evs []*structs.Event) []*wsOut {
 	}
 	for _, id := range jobs {
 		if j, _ := st.JobByID(nil, id); j != nil {
-			out = append(out, encodeWS(wsTopicJobs, j.PipelineID, &wsMessage{Type: "job", Index: index, Job: newJobView(j)}))
+			out = append(out, encodeWS(wsTopicJobs, j.PipelineID, &wsMessage{Type: "job", Index: index, Job: httpapi.NewJobView(j)}))
 		}
 	}
 	for _, id := range nodes {

@@ -35,6 +35,16 @@ type Backend interface {
 	// SetConsistency writes how current a locally answered read is
 	// (X-Ciplat-Last-Contact, X-Ciplat-Known-Leader).
 	SetConsistency(w http.ResponseWriter)
+	// Admit is the scheduler's backpressure on submits: nil, or a 429
+	// (with Retry-After set on w) when the eval broker is full or too many
+	// evaluations wait. It reads the broker's counters, takes no lock.
+	Admit(w http.ResponseWriter) error
+	// NodeHeartbeat records that the ready node id heartbeated now (in the
+	// leader's memory; nothing is written to Raft).
+	NodeHeartbeat(id string)
+	// HeartbeatTTL is how long the leader waits before it marks a silent
+	// node down.
+	HeartbeatTTL() time.Duration
 	// Handlers are the handlers still implemented in package server.
 	Handlers() ServerHandlers
 }
@@ -45,29 +55,30 @@ type Backend interface {
 // route table (routes.go) lists them with the others so every route is
 // served through the same middleware chain.
 type ServerHandlers struct {
-	PipelineSubmit, JobSubmit                       HandlerFunc
-	PipelineLogs, JobLogs                           HandlerFunc
-	StatusLeader, StatusReady, StatusPeers          HandlerFunc
-	AgentMembers, AgentLeave, AgentGossip           HandlerFunc
-	RaftConfiguration, RaftRemovePeer               HandlerFunc
-	SnapshotSave, SnapshotRestore                   HandlerFunc
-	ClientNodeRegister, ClientAllocs                HandlerFunc
-	ClientAllocUpdate, ClientLogs                   HandlerFunc
-	ClientNodeHeartbeat, NodeDrain, NodeEligibility HandlerFunc
-	EventStream, WS                                 HandlerFunc
-	UIPipelines, UINodes, UICluster                 HandlerFunc
-	SchedulerConfigGet, SchedulerConfigPut          HandlerFunc
-	Schedule, Metrics                               HandlerFunc
-	WorkerList, WorkerGet, WorkerStop, WorkerLogs   HandlerFunc
-	PipelineGet, PipelineList, PipelineCancel       HandlerFunc
-	JobGet, EvalList, NodeList, NodeGet             HandlerFunc
+	PipelineLogs, JobLogs                         HandlerFunc
+	StatusLeader, StatusReady, StatusPeers        HandlerFunc
+	AgentMembers, AgentLeave, AgentGossip         HandlerFunc
+	RaftConfiguration, RaftRemovePeer             HandlerFunc
+	SnapshotSave, SnapshotRestore                 HandlerFunc
+	ClientNodeRegister, ClientAllocs              HandlerFunc
+	ClientAllocUpdate, ClientLogs                 HandlerFunc
+	EventStream, WS                               HandlerFunc
+	UIPipelines, UINodes, UICluster               HandlerFunc
+	SchedulerConfigGet, SchedulerConfigPut        HandlerFunc
+	Schedule, Metrics                             HandlerFunc
+	WorkerList, WorkerGet, WorkerStop, WorkerLogs HandlerFunc
+	PipelineGet, PipelineList, PipelineCancel     HandlerFunc
+	JobGet, EvalList, NodeList, NodeGet           HandlerFunc
 }
 
-// Config are the limits the route table needs.
+// Config is the server configuration the HTTP layer reads.
 type Config struct {
-	// SpecMaxBytes caps the body of the routes that take a pipeline spec
-	// (-limit-spec-bytes).
-	SpecMaxBytes int64
+	// SpecLimits bound a submitted spec; SpecBytes (-limit-spec-bytes) also
+	// caps the body of the routes that take one.
+	SpecLimits structs.SpecLimits
+	// IdempotencyTTL is how long a submit's Idempotency-Key holds
+	// (-idempotency-ttl).
+	IdempotencyTTL time.Duration
 	// SnapshotMaxBytes caps a snapshot restore's body.
 	SnapshotMaxBytes int64
 }

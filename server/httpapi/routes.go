@@ -79,24 +79,24 @@ const (
 func (a *API) Routes() []Route {
 	h := a.b.Handlers()
 	spec := func(rt Route) Route {
-		rt.MaxBody = a.cfg.SpecMaxBytes
+		rt.MaxBody = int64(a.cfg.SpecLimits.SpecBytes)
 		return rt
 	}
 	restore := write("PUT", "/v1/operator/snapshot", capOperatorWrite, h.SnapshotRestore)
 	restore.MaxBody = a.cfg.SnapshotMaxBytes
 	restore.LargeBody = true
 	return []Route{
-		spec(write("POST", "/v1/pipelines", capSubmitJob, h.PipelineSubmit)),
-		read("GET", "/v1/pipelines", capReadJob, h.PipelineList),
-		read("GET", "/v1/pipelines/{id}", capReadJob, h.PipelineGet),
-		write("POST", "/v1/pipelines/{id}/cancel", capSubmitJob, h.PipelineCancel),
+		spec(write("POST", "/v1/pipelines", capSubmitJob, a.handlePipelineSubmit)),
+		read("GET", "/v1/pipelines", capReadJob, a.handlePipelineList),
+		read("GET", "/v1/pipelines/{id}", capReadJob, a.handlePipelineGet),
+		write("POST", "/v1/pipelines/{id}/cancel", capSubmitJob, a.handlePipelineCancel),
 		read("GET", "/v1/pipelines/{id}/logs", capReadLogs, h.PipelineLogs),
-		spec(write("POST", "/v1/jobs", capSubmitJob, h.JobSubmit)),
-		read("GET", "/v1/jobs/{id}", capReadJob, h.JobGet),
+		spec(write("POST", "/v1/jobs", capSubmitJob, a.handleJobSubmit)),
+		read("GET", "/v1/jobs/{id}", capReadJob, a.handleJobGet),
 		read("GET", "/v1/jobs/{id}/logs", capReadLogs, h.JobLogs),
-		read("GET", "/v1/nodes", capNodeRead, h.NodeList),
-		read("GET", "/v1/nodes/{id}", capNodeRead, h.NodeGet),
-		read("GET", "/v1/evaluations", capReadJob, h.EvalList),
+		read("GET", "/v1/nodes", capNodeRead, a.handleNodeList),
+		read("GET", "/v1/nodes/{id}", capNodeRead, a.handleNodeGet),
+		read("GET", "/v1/evaluations", capReadJob, a.handleEvalList),
 		local("GET", "/v1/status/leader", capPublic, h.StatusLeader),
 		local("GET", "/v1/status/ready", capPublic, h.StatusReady),
 		local("GET", "/v1/status/peers", capPublic, h.StatusPeers),
@@ -111,9 +111,9 @@ func (a *API) Routes() []Route {
 		read("GET", "/v1/client/nodes/{id}/allocations", capNodeRead, h.ClientAllocs),
 		write("POST", "/v1/client/allocations", capNodeWrite, h.ClientAllocUpdate),
 		write("POST", "/v1/client/logs", capNodeWrite, h.ClientLogs),
-		write("POST", "/v1/client/nodes/{id}/heartbeat", capNodeWrite, h.ClientNodeHeartbeat),
-		write("POST", "/v1/nodes/{id}/drain", capNodeWrite, h.NodeDrain),
-		write("POST", "/v1/nodes/{id}/eligibility", capNodeWrite, h.NodeEligibility),
+		write("POST", "/v1/client/nodes/{id}/heartbeat", capNodeWrite, a.handleClientNodeHeartbeat),
+		write("POST", "/v1/nodes/{id}/drain", capNodeWrite, a.handleNodeDrain),
+		write("POST", "/v1/nodes/{id}/eligibility", capNodeWrite, a.handleNodeEligibility),
 		local("GET", "/v1/agent/gossip", capAgentRead, h.AgentGossip),
 		read("GET", "/v1/event/stream", capReadJob, h.EventStream),
 		local("GET", "/v1/ws", capReadJob, h.WS),

@@ -18,3 +18,6 @@ func (stubBackend) Now() time.Time                                              
 func (stubBackend) ForwardToLeader(http.ResponseWriter, *http.Request, Route) bool { return false }
 func (stubBackend) SetConsistency(http.ResponseWriter)                             {}
 func (stubBackend) Handlers() ServerHandlers                                       { return ServerHandlers{} }
+func (stubBackend) Admit(http.ResponseWriter) error                                { return nil }
+func (stubBackend) NodeHeartbeat(string)                                           {}
+func (stubBackend) HeartbeatTTL() time.Duration                                    { return time.Minute }

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"encoding/json"
@@ -6,7 +6,6 @@ import (
 	"net/http"
 
 	"github.com/ciplat/ciplat/fsm/structs"
-	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // registerEntryCheck refuses, with 413, a pipeline register request whose
@@ -44,7 +43,7 @@ func registerEntryCheck(req *structs.PipelineRegisterRequest, limit int) error {
 }
 
 func entryTooLarge(size, limit, jobs int, atLeast string) error {
-	return &httpapi.HTTPError{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(
+	return &HTTPError{Code: http.StatusRequestEntityTooLarge, Msg: fmt.Sprintf(
 		"the pipeline's register entry would be %s%d bytes, more than the %d allowed (%d × the server's -limit-spec-bytes): "+
 			"%d jobs each carry their spec and the pipeline's env; shorten the pipeline env or split the pipeline",
 		atLeast, size, limit, structs.RegisterEntryFactor, jobs)}

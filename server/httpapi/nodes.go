@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"net/http"
@@ -7,7 +7,6 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
-	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // nodeView is a node with what its live allocations hold.
@@ -30,13 +29,13 @@ func nodeViewOf(st *state.StateStore, ws memdb.WatchSet, n *structs.Node) (*node
 	return v, nil
 }
 
-func (s *Server) handleNodeList(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := httpapi.ParseQuery(r)
+func (a *API) handleNodeList(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	var out []*nodeView
-	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		nodes, err := st.Nodes(ws)
 		if err != nil {
 			return 0, err
@@ -54,12 +53,12 @@ func (s *Server) handleNodeList(w http.ResponseWriter, r *http.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	httpapi.SetIndex(w, idx)
+	SetIndex(w, idx)
 	return out, nil
 }
 
-func (s *Server) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	st := s.State()
+func (a *API) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	st := a.b.State()
 	id := r.PathValue("id")
 	n, err := st.NodeByID(nil, id)
 	if err != nil {
@@ -71,13 +70,13 @@ func (s *Server) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, err
 		if err != nil {
 			return nil, err
 		}
-		if n, err = uniquePrefix("node", id, nodes, func(n *structs.Node) string { return n.ID }); err != nil {
+		if n, err = UniquePrefix("node", id, nodes, func(n *structs.Node) string { return n.ID }); err != nil {
 			return nil, err
 		}
 	}
 	if n == nil {
-		return nil, &httpapi.HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found"}
+		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found"}
 	}
-	httpapi.SetIndex(w, st.Index("nodes"))
+	SetIndex(w, st.Index("nodes"))
 	return nodeViewOf(st, nil, n)
 }

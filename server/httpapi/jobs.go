@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"net/http"
@@ -7,32 +7,31 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
-	"github.com/ciplat/ciplat/server/httpapi"
 )
 
-func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := httpapi.ParseQuery(r)
+func (a *API) handleJobGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	id := r.PathValue("id")
-	var out *jobView
-	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	var out *JobView
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		j, err := st.JobByIDPrefix(ws, id)
 		if err != nil {
 			return 0, err
 		}
-		out = newJobView(j)
+		out = NewJobView(j)
 		return st.Index("jobs"), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	httpapi.SetIndex(w, idx)
+	SetIndex(w, idx)
 	return out, nil
 }
 
-func (s *Server) handleEvalList(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *API) handleEvalList(w http.ResponseWriter, r *http.Request) (any, error) {
 	status := r.URL.Query().Get("status")
 	if status == "" {
 		status = structs.EvalPending
@@ -40,13 +39,13 @@ func (s *Server) handleEvalList(w http.ResponseWriter, r *http.Request) (any, er
 	switch status {
 	case structs.EvalPending, structs.EvalBlocked, structs.EvalComplete, structs.EvalFailed, structs.EvalCancelled:
 	default:
-		return nil, httpapi.BadRequest("invalid status %q: want pending, blocked, complete, failed or cancelled", status)
+		return nil, BadRequest("invalid status %q: want pending, blocked, complete, failed or cancelled", status)
 	}
-	evals, err := s.State().EvalsByStatus(nil, status)
+	evals, err := a.b.State().EvalsByStatus(nil, status)
 	if err != nil {
 		return nil, err
 	}
-	httpapi.SetIndex(w, s.State().Index("evals"))
+	SetIndex(w, a.b.State().Index("evals"))
 	if evals == nil {
 		evals = []*structs.Evaluation{}
 	}

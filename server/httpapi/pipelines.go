@@ -1,0 +1,141 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/scheduler"
+)
+
+// pipelineView is GET /v1/pipelines/{id}: the pipeline with its jobs.
+type pipelineView struct {
+	*structs.Pipeline
+	Jobs []*JobView `json:"jobs"`
+}
+
+// JobView is a job as the API shows it, with its placement explained in words.
+type JobView struct {
+	*structs.Job
+	Explain string `json:"explain,omitempty"`
+}
+
+// NewJobView is the API view of j.
+func NewJobView(j *structs.Job) *JobView {
+	v := &JobView{Job: j}
+	if j.State == structs.JobPending && j.Placement != nil {
+		v.Explain = scheduler.Explain(j.Placement)
+	}
+	return v
+}
+
+// pipelineStub is one row of GET /v1/pipelines.
+type pipelineStub struct {
+	ID          string         `json:"id"`
+	Name        string         `json:"name"`
+	State       string         `json:"state"`
+	Jobs        int            `json:"jobs"`
+	JobStates   map[string]int `json:"job_states,omitempty"`
+	SubmittedAt any            `json:"submitted_at"`
+	FinishedAt  any            `json:"finished_at,omitempty"`
+	CreateIndex uint64         `json:"create_index"`
+	ModifyIndex uint64         `json:"modify_index"`
+}
+
+func (a *API) pipelineView(ws memdb.WatchSet, st *state.StateStore, id string) (*pipelineView, error) {
+	p, err := st.PipelineByIDPrefix(ws, id)
+	if err != nil {
+		return nil, err
+	}
+	jobs, err := st.JobsByPipeline(ws, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	v := &pipelineView{Pipeline: p, Jobs: make([]*JobView, 0, len(jobs))}
+	for _, j := range jobs {
+		v.Jobs = append(v.Jobs, NewJobView(j))
+	}
+	return v, nil
+}
+
+func (a *API) handlePipelineGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	var out *pipelineView
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		var err error
+		out, err = a.pipelineView(ws, st, id)
+		if err != nil {
+			return 0, err
+		}
+		return max(st.Index("pipelines"), st.Index("jobs")), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	SetIndex(w, idx)
+	return out, nil
+}
+
+func (a *API) handlePipelineList(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
+	if err != nil {
+		return nil, err
+	}
+	var out []*pipelineStub
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		ps, err := st.Pipelines(ws)
+		if err != nil {
+			return 0, err
+		}
+		out = make([]*pipelineStub, 0, len(ps))
+		for _, p := range ps {
+			stub := &pipelineStub{
+				ID: p.ID, Name: p.Name, State: string(p.State), Jobs: len(p.JobIDs),
+				JobStates: map[string]int{}, SubmittedAt: p.SubmittedAt,
+				CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex,
+			}
+			if !p.FinishedAt.IsZero() {
+				stub.FinishedAt = p.FinishedAt
+			}
+			for _, jid := range p.JobIDs {
+				if j, _ := st.JobByID(nil, jid); j != nil {
+					stub.JobStates[string(j.State)]++
+				}
+			}
+			out = append(out, stub)
+		}
+		return st.Index("pipelines"), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	SetIndex(w, idx)
+	return out, nil
+}
+
+func (a *API) handlePipelineCancel(w http.ResponseWriter, r *http.Request) (any, error) {
+	p, err := a.b.State().PipelineByIDPrefix(nil, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	if p.State.Terminal() {
+		return nil, &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("pipeline %s already %s: only a pending or running pipeline can be cancelled", p.ID, p.State)}
+	}
+	_, idx, err := a.b.Apply(structs.PipelineCancelRequestType, &structs.PipelineCancelRequest{
+		WriteRequest: structs.WriteRequest{Timestamp: a.b.Now()},
+		PipelineID:   p.ID,
+		Reason:       "cancelled by user",
+	})
+	if err != nil {
+		return nil, err
+	}
+	SetIndex(w, idx)
+	return a.pipelineView(nil, a.b.State(), p.ID)
+}
