@@ -18,6 +18,7 @@ func (s *Server) httpAPI() *httpapi.API {
 	return httpapi.New(s, httpapi.Config{
 		SpecLimits:       s.cfg.SpecLimits,
 		IdempotencyTTL:   s.cfg.IdempotencyTTL,
+		WriteTimeout:     s.cfg.Logs.WriteTimeout,
 		SnapshotMaxBytes: s.cfg.snapshotMaxBytes(),
 	})
 }
@@ -40,6 +41,9 @@ func (s *Server) NodeHeartbeat(id string) { s.nodes.heartbeat(id, s.now()) }
 // HeartbeatTTL (httpapi.Backend) is how long a node may stay silent.
 func (s *Server) HeartbeatTTL() time.Duration { return s.nodes.cfg.HeartbeatTTL }
 
+// Feed (httpapi.Backend) is the WebSocket feed startLive runs.
+func (s *Server) Feed() *httpapi.Feed { return s.live.hub }
+
 // Handlers (httpapi.Backend) are the route handlers still in this package.
 func (s *Server) Handlers() httpapi.ServerHandlers {
 	return httpapi.ServerHandlers{
@@ -59,10 +63,6 @@ func (s *Server) Handlers() httpapi.ServerHandlers {
 		ClientAllocs:       s.handleClientAllocs,
 		ClientAllocUpdate:  s.handleClientAllocUpdate,
 		ClientLogs:         s.handleClientLogs,
-		EventStream:        s.handleEventStream,
-		WS:                 s.handleWS,
-		UIPipelines:        s.handleUIPipelines,
-		UINodes:            s.handleUINodes,
 		UICluster:          s.handleUICluster,
 		SchedulerConfigGet: s.handleSchedulerConfigGet,
 		SchedulerConfigPut: s.handleSchedulerConfigPut,

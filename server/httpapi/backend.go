@@ -20,7 +20,8 @@ import (
 // until a leader is known (bounded by the server's -forward-wait) and copies
 // a forwarded answer to w; it returns when the answer is written.
 type Backend interface {
-	// State is the replicated state store.
+	// State is the replicated state store. A snapshot restore swaps it:
+	// call State for each read, do not keep the store.
 	State() *state.StateStore
 	// Apply commits one Raft entry of type t and returns the FSM's response
 	// and the entry's index.
@@ -45,6 +46,9 @@ type Backend interface {
 	// HeartbeatTTL is how long the leader waits before it marks a silent
 	// node down.
 	HeartbeatTTL() time.Duration
+	// Feed is the server's WebSocket feed; the server creates it and runs
+	// it for its whole life (Feed.Run).
+	Feed() *Feed
 	// Handlers are the handlers still implemented in package server.
 	Handlers() ServerHandlers
 }
@@ -76,6 +80,9 @@ type Config struct {
 	// SpecLimits bound a submitted spec; SpecBytes (-limit-spec-bytes) also
 	// caps the body of the routes that take one.
 	SpecLimits structs.SpecLimits
+	// WriteTimeout bounds each write of a streamed answer
+	// (-log-write-timeout; see DeadlineWriter).
+	WriteTimeout time.Duration
 	// IdempotencyTTL is how long a submit's Idempotency-Key holds
 	// (-idempotency-ttl).
 	IdempotencyTTL time.Duration

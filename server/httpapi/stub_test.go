@@ -10,14 +10,15 @@ import (
 
 // stubBackend is a Backend with no server behind it: enough to list the
 // route table.
-type stubBackend struct{}
+type stubBackend struct{ st *state.StateStore }
 
-func (stubBackend) State() *state.StateStore                                       { return nil }
+func (b stubBackend) State() *state.StateStore                                     { return b.st }
 func (stubBackend) Apply(structs.MessageType, any) (any, uint64, error)            { return nil, 0, ErrNoLeader }
 func (stubBackend) Now() time.Time                                                 { return time.Now().UTC() }
 func (stubBackend) ForwardToLeader(http.ResponseWriter, *http.Request, Route) bool { return false }
 func (stubBackend) SetConsistency(http.ResponseWriter)                             {}
-func (stubBackend) Handlers() ServerHandlers                                       { return ServerHandlers{} }
 func (stubBackend) Admit(http.ResponseWriter) error                                { return nil }
 func (stubBackend) NodeHeartbeat(string)                                           {}
 func (stubBackend) HeartbeatTTL() time.Duration                                    { return time.Minute }
+func (stubBackend) Feed() *Feed                                                    { return nil }
+func (stubBackend) Handlers() ServerHandlers                                       { return ServerHandlers{} }

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"net/http"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
-	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // The /v1/ui routes are aggregated reads: what one screen of the web UI
@@ -37,8 +36,8 @@ type uiPipelineRow struct {
 	ModifyIndex     uint64         `json:"modify_index"`
 }
 
-// uiPipelinePage is GET /v1/ui/pipelines.
-type uiPipelinePage struct {
+// UIPipelinePage is GET /v1/ui/pipelines.
+type UIPipelinePage struct {
 	Pipelines []*uiPipelineRow `json:"pipelines"`
 	// Total is how many pipelines match the filters (all pages).
 	Total int `json:"total"`
@@ -60,8 +59,8 @@ type uiNodeRow struct {
 	Allocs int `json:"allocs"`
 }
 
-// uiNodes is GET /v1/ui/nodes.
-type uiNodes struct {
+// UINodes is GET /v1/ui/nodes.
+type UINodes struct {
 	Nodes []*uiNodeRow `json:"nodes"`
 	// Capacity and Allocated add up the ready nodes.
 	Capacity  structs.Resources `json:"capacity"`
@@ -104,7 +103,7 @@ func parseUIPipelineFilter(r *http.Request) (*uiPipelineFilter, error) {
 			switch structs.PipelineState(s) {
 			case structs.PipelinePending, structs.PipelineRunning, structs.PipelineSucceeded, structs.PipelineFailed, structs.PipelineCancelled:
 			default:
-				return nil, httpapi.BadRequest("invalid state %q: want PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED", s)
+				return nil, BadRequest("invalid state %q: want PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED", s)
 			}
 			f.states[s] = true
 		}
@@ -112,14 +111,14 @@ func parseUIPipelineFilter(r *http.Request) (*uiPipelineFilter, error) {
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > uiMaxPerPage {
-			return nil, httpapi.BadRequest("invalid per_page %q: want 1 to %d", v, uiMaxPerPage)
+			return nil, BadRequest("invalid per_page %q: want 1 to %d", v, uiMaxPerPage)
 		}
 		f.perPage = n
 	}
 	if v := q.Get("next_token"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return nil, httpapi.BadRequest("invalid next_token %q: pass the next_token of the previous page", v)
+			return nil, BadRequest("invalid next_token %q: pass the next_token of the previous page", v)
 		}
 		f.next = n
 	}
@@ -155,10 +154,10 @@ func containsFold(s, lower string) bool {
 // uiPipelines reads one page. Rows are filtered on the pipeline records
 // alone (cheap for 10,000 pipelines, no allocation per row); job counts are
 // read for the page only.
-func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (*uiPipelinePage, error) {
+func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (*UIPipelinePage, error) {
 	// Any job change changes some row's counts.
 	st.IndexWatch(ws, state.TableJobs)
-	page := &uiPipelinePage{Pipelines: make([]*uiPipelineRow, 0, f.perPage), StateCounts: map[string]int{}}
+	page := &UIPipelinePage{Pipelines: make([]*uiPipelineRow, 0, f.perPage), StateCounts: map[string]int{}}
 	// counts by pipelineStates position: no map write per row.
 	var counts [8]int
 	// Newest first.
@@ -209,8 +208,8 @@ func stateSlot(s structs.PipelineState) int {
 	return len(pipelineStates) - 1
 }
 
-func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := httpapi.ParseQuery(r)
+func (a *API) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
@@ -218,8 +217,8 @@ func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any,
 	if err != nil {
 		return nil, err
 	}
-	var out *uiPipelinePage
-	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	var out *UIPipelinePage
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		var err error
 		out, err = uiPipelines(ws, st, f)
 		if err != nil {
@@ -230,17 +229,17 @@ func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any,
 	if err != nil {
 		return nil, err
 	}
-	httpapi.SetIndex(w, idx)
+	SetIndex(w, idx)
 	return out, nil
 }
 
-func uiNodeList(ws memdb.WatchSet, st *state.StateStore) (*uiNodes, error) {
+func uiNodeList(ws memdb.WatchSet, st *state.StateStore) (*UINodes, error) {
 	nodes, err := st.Nodes(ws)
 	if err != nil {
 		return nil, err
 	}
 	st.IndexWatch(ws, state.TableAllocs)
-	out := &uiNodes{Nodes: make([]*uiNodeRow, 0, len(nodes))}
+	out := &UINodes{Nodes: make([]*uiNodeRow, 0, len(nodes))}
 	for _, n := range nodes {
 		row, err := uiNodeOf(st, n)
 		if err != nil {
@@ -271,13 +270,13 @@ func uiNodeOf(st *state.StateStore, n *structs.Node) (*uiNodeRow, error) {
 	return row, nil
 }
 
-func (s *Server) handleUINodes(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := httpapi.ParseQuery(r)
+func (a *API) handleUINodes(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
-	var out *uiNodes
-	idx, err := s.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	var out *UINodes
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		var err error
 		out, err = uiNodeList(ws, st)
 		if err != nil {
@@ -288,49 +287,6 @@ func (s *Server) handleUINodes(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	httpapi.SetIndex(w, idx)
-	return out, nil
-}
-
-// uiCluster is GET /v1/ui/cluster: this server's view of the cluster and
-// of its event bus.
-type uiCluster struct {
-	Server     string        `json:"server"`
-	Leader     string        `json:"leader"`
-	IsLeader   bool          `json:"is_leader"`
-	RaftState  string        `json:"raft_state"`
-	RaftIndex  uint64        `json:"raft_index"`
-	StateIndex uint64        `json:"state_index"`
-	Members    any           `json:"members"`
-	Events     *uiEventsInfo `json:"events"`
-}
-
-// uiEventsInfo describes the events table and the NATS bus.
-type uiEventsInfo struct {
-	Kept          int    `json:"kept"`
-	Oldest        uint64 `json:"oldest_index"`
-	Latest        uint64 `json:"latest_index"`
-	PrunedThrough uint64 `json:"pruned_through"`
-	NATS          any    `json:"nats,omitempty"`
-}
-
-func (s *Server) handleUICluster(w http.ResponseWriter, r *http.Request) (any, error) {
-	st := s.State()
-	out := &uiCluster{
-		Server: s.cfg.NodeName, Leader: s.Leader(), IsLeader: s.IsLeader(),
-		RaftState: s.raft.State().String(), RaftIndex: s.raft.AppliedIndex(), StateIndex: st.LatestIndex(),
-		Events: &uiEventsInfo{Kept: st.EventCount(), PrunedThrough: st.EventsPrunedThrough()},
-	}
-	if m, err := s.handleAgentMembers(w, r); err == nil {
-		out.Members = m
-	}
-	if e, _ := st.OldestEvent(); e != nil {
-		out.Events.Oldest = e.Index
-	}
-	if e, _ := st.LatestEvent(); e != nil {
-		out.Events.Latest = e.Index
-	}
-	out.Events.NATS = s.natsInfo(r.Context())
-	httpapi.SetIndex(w, out.StateIndex)
+	SetIndex(w, idx)
 	return out, nil
 }
