@@ -83,7 +83,7 @@ type WSMessage struct {
 	Topics   []string       `json:"topics,omitempty"`
 	Reason   string         `json:"reason,omitempty"`
 	Event    *structs.Event `json:"event,omitempty"`
-	Pipeline *uiPipelineRow `json:"pipeline,omitempty"`
+	Pipeline *pipelineRow   `json:"pipeline,omitempty"`
 	Job      *JobView       `json:"job,omitempty"`
 	Node     *uiNodeRow     `json:"node,omitempty"`
 }
@@ -282,7 +282,7 @@ func buildWSBatch(st *state.StateStore, evs []*structs.Event) []*wsOut {
 	}
 	for _, id := range pipelines {
 		if p, _ := st.PipelineByID(nil, id); p != nil {
-			out = append(out, encodeWS(wsTopicPipelines, id, &WSMessage{Type: "pipeline", Index: index, Pipeline: pipelineRow(st, p)}))
+			out = append(out, encodeWS(wsTopicPipelines, id, &WSMessage{Type: "pipeline", Index: index, Pipeline: newPipelineRow(st, p)}))
 		}
 	}
 	for _, id := range jobs {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/scheduler"
@@ -32,17 +33,26 @@ func NewJobView(j *structs.Job) *JobView {
 	return v
 }
 
-// pipelineStub is one row of GET /v1/pipelines.
-type pipelineStub struct {
-	ID          string         `json:"id"`
-	Name        string         `json:"name"`
-	State       string         `json:"state"`
-	Jobs        int            `json:"jobs"`
-	JobStates   map[string]int `json:"job_states,omitempty"`
-	SubmittedAt any            `json:"submitted_at"`
-	FinishedAt  any            `json:"finished_at,omitempty"`
-	CreateIndex uint64         `json:"create_index"`
-	ModifyIndex uint64         `json:"modify_index"`
+// pipelineRow is a pipeline as every server-side list shows it: a row of
+// GET /v1/pipelines and of GET /v1/ui/pipelines, and the payload of the
+// WebSocket feed's "pipeline" messages. It is the wire type the Go client
+// decodes, so the lists and the client never drift apart.
+type pipelineRow = api.PipelineStub
+
+// newPipelineRow summarizes p with its jobs' states read from st.
+func newPipelineRow(st *state.StateStore, p *structs.Pipeline) *pipelineRow {
+	row := &pipelineRow{
+		ID: p.ID, Name: p.Name, State: string(p.State), CancelRequested: p.CancelRequested,
+		Jobs: len(p.JobIDs), JobStates: map[string]int{},
+		SubmittedAt: p.SubmittedAt, FinishedAt: p.FinishedAt,
+		CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex,
+	}
+	for _, id := range p.JobIDs {
+		if j, _ := st.JobByID(nil, id); j != nil {
+			row.JobStates[string(j.State)]++
+		}
+	}
+	return row
 }
 
 func (a *API) pipelineView(ws memdb.WatchSet, st *state.StateStore, id string) (*pipelineView, error) {
@@ -88,28 +98,15 @@ func (a *API) handlePipelineList(w http.ResponseWriter, r *http.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
-	var out []*pipelineStub
+	var out []*pipelineRow
 	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		ps, err := st.Pipelines(ws)
 		if err != nil {
 			return 0, err
 		}
-		out = make([]*pipelineStub, 0, len(ps))
+		out = make([]*pipelineRow, 0, len(ps))
 		for _, p := range ps {
-			stub := &pipelineStub{
-				ID: p.ID, Name: p.Name, State: string(p.State), Jobs: len(p.JobIDs),
-				JobStates: map[string]int{}, SubmittedAt: p.SubmittedAt,
-				CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex,
-			}
-			if !p.FinishedAt.IsZero() {
-				stub.FinishedAt = p.FinishedAt
-			}
-			for _, jid := range p.JobIDs {
-				if j, _ := st.JobByID(nil, jid); j != nil {
-					stub.JobStates[string(j.State)]++
-				}
-			}
-			out = append(out, stub)
+			out = append(out, newPipelineRow(st, p))
 		}
 		return st.Index("pipelines"), nil
 	})

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -21,24 +20,9 @@ const (
 	uiMaxPerPage     = 500
 )
 
-// uiPipelineRow is one pipeline of the UI's list, and the payload of the
-// WebSocket feed's "pipeline" messages.
-type uiPipelineRow struct {
-	ID              string         `json:"id"`
-	Name            string         `json:"name"`
-	State           string         `json:"state"`
-	CancelRequested bool           `json:"cancel_requested,omitempty"`
-	Jobs            int            `json:"jobs"`
-	JobStates       map[string]int `json:"job_states"`
-	SubmittedAt     time.Time      `json:"submitted_at"`
-	FinishedAt      time.Time      `json:"finished_at,omitzero"`
-	CreateIndex     uint64         `json:"create_index"`
-	ModifyIndex     uint64         `json:"modify_index"`
-}
-
 // UIPipelinePage is GET /v1/ui/pipelines.
 type UIPipelinePage struct {
-	Pipelines []*uiPipelineRow `json:"pipelines"`
+	Pipelines []*pipelineRow `json:"pipelines"`
 	// Total is how many pipelines match the filters (all pages).
 	Total int `json:"total"`
 	// StateCounts counts the pipelines matching the name filter by state,
@@ -66,21 +50,6 @@ type UINodes struct {
 	Capacity  structs.Resources `json:"capacity"`
 	Allocated structs.Resources `json:"allocated"`
 	Index     uint64            `json:"index"`
-}
-
-func pipelineRow(st *state.StateStore, p *structs.Pipeline) *uiPipelineRow {
-	row := &uiPipelineRow{
-		ID: p.ID, Name: p.Name, State: string(p.State), CancelRequested: p.CancelRequested,
-		Jobs: len(p.JobIDs), JobStates: map[string]int{},
-		SubmittedAt: p.SubmittedAt, FinishedAt: p.FinishedAt,
-		CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex,
-	}
-	for _, id := range p.JobIDs {
-		if j, _ := st.JobByID(nil, id); j != nil {
-			row.JobStates[string(j.State)]++
-		}
-	}
-	return row
 }
 
 // uiPipelineFilter is the query of GET /v1/ui/pipelines.
@@ -157,7 +126,7 @@ func containsFold(s, lower string) bool {
 func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (*UIPipelinePage, error) {
 	// Any job change changes some row's counts.
 	st.IndexWatch(ws, state.TableJobs)
-	page := &UIPipelinePage{Pipelines: make([]*uiPipelineRow, 0, f.perPage), StateCounts: map[string]int{}}
+	page := &UIPipelinePage{Pipelines: make([]*pipelineRow, 0, f.perPage), StateCounts: map[string]int{}}
 	// counts by pipelineStates position: no map write per row.
 	var counts [8]int
 	// Newest first.
@@ -179,7 +148,7 @@ func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (
 			}
 			return true
 		}
-		page.Pipelines = append(page.Pipelines, pipelineRow(st, p))
+		page.Pipelines = append(page.Pipelines, newPipelineRow(st, p))
 		return true
 	})
 	if err != nil {
