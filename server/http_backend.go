@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/server/httpapi"
 )
@@ -16,6 +17,7 @@ var _ httpapi.Backend = (*Server)(nil)
 // httpAPI is the HTTP layer over this server.
 func (s *Server) httpAPI() *httpapi.API {
 	return httpapi.New(s, httpapi.Config{
+		Logger:           s.log,
 		SpecLimits:       s.cfg.SpecLimits,
 		IdempotencyTTL:   s.cfg.IdempotencyTTL,
 		WriteTimeout:     s.cfg.Logs.WriteTimeout,
@@ -41,14 +43,31 @@ func (s *Server) NodeHeartbeat(id string) { s.nodes.heartbeat(id, s.now()) }
 // HeartbeatTTL (httpapi.Backend) is how long a node may stay silent.
 func (s *Server) HeartbeatTTL() time.Duration { return s.nodes.cfg.HeartbeatTTL }
 
+// LogStore (httpapi.Backend) is the log store (Logs, in server.go, is the
+// same store with its concrete type).
+func (s *Server) LogStore() httpapi.LogStore { return httpLogStore{s.logs} }
+
+// PublishLogs (httpapi.Backend) copies appended lines to NATS.
+func (s *Server) PublishLogs(entries []*api.LogEntry) { s.publishLogs(entries) }
+
+// httpLogStore is the LogStore as httpapi.LogStore: Subscribe returns the
+// interface (nil on error, never a typed nil).
+type httpLogStore struct{ *LogStore }
+
+func (l httpLogStore) Subscribe(jobIDs []string) (httpapi.LogSubscription, error) {
+	sub, err := l.LogStore.Subscribe(jobIDs)
+	if err != nil {
+		return nil, err
+	}
+	return sub, nil
+}
+
 // Feed (httpapi.Backend) is the WebSocket feed startLive runs.
 func (s *Server) Feed() *httpapi.Feed { return s.live.hub }
 
 // Handlers (httpapi.Backend) are the route handlers still in this package.
 func (s *Server) Handlers() httpapi.ServerHandlers {
 	return httpapi.ServerHandlers{
-		PipelineLogs:       s.handlePipelineLogs,
-		JobLogs:            s.handleJobLogs,
 		StatusLeader:       s.handleStatusLeader,
 		StatusReady:        s.handleStatusReady, // readiness.go
 		StatusPeers:        s.handleStatusPeers,
@@ -59,18 +78,10 @@ func (s *Server) Handlers() httpapi.ServerHandlers {
 		RaftRemovePeer:     s.handleRaftRemovePeer,
 		SnapshotSave:       s.handleSnapshotSave,
 		SnapshotRestore:    s.handleSnapshotRestore,
-		ClientNodeRegister: s.handleClientNodeRegister,
-		ClientAllocs:       s.handleClientAllocs,
-		ClientAllocUpdate:  s.handleClientAllocUpdate,
-		ClientLogs:         s.handleClientLogs,
 		UICluster:          s.handleUICluster,
 		SchedulerConfigGet: s.handleSchedulerConfigGet,
 		SchedulerConfigPut: s.handleSchedulerConfigPut,
 		Schedule:           s.handleSchedule,
 		Metrics:            s.handleMetrics,
-		WorkerList:         s.handleWorkerList,
-		WorkerGet:          s.handleWorkerGet,
-		WorkerStop:         s.handleWorkerStop,
-		WorkerLogs:         s.handleWorkerLogs,
 	}
 }

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"io"
+	"log/slog"
 	"net/http"
 	"time"
 
+	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
@@ -46,6 +49,11 @@ type Backend interface {
 	// HeartbeatTTL is how long the leader waits before it marks a silent
 	// node down.
 	HeartbeatTTL() time.Duration
+	// LogStore is the server's store of job log lines.
+	LogStore() LogStore
+	// PublishLogs copies log lines just appended to the event bus (NATS),
+	// when the server has one; it never blocks on a slow bus.
+	PublishLogs(entries []*api.LogEntry)
 	// Feed is the server's WebSocket feed; the server creates it and runs
 	// it for its whole life (Feed.Run).
 	Feed() *Feed
@@ -75,8 +83,40 @@ type ServerHandlers struct {
 	JobGet, EvalList, NodeList, NodeGet           HandlerFunc
 }
 
+// LogStore is the part of the server's log store (server.LogStore) the
+// HTTP layer uses: lines are appended by POST /v1/client/logs and read by
+// the log routes. All methods are safe for concurrent use; a reader never
+// blocks a writer (the store copies files through the caller's buffer).
+type LogStore interface {
+	// Append stores entries of jobID; dropped counts the newest entries it
+	// refused (over the job's quota), which are not published.
+	Append(jobID string, entries []*api.LogEntry) (dropped int, err error)
+	// CopyAfter writes jobID's NDJSON lines after Seq after to w through
+	// buf and returns the newest Seq written.
+	CopyAfter(w io.Writer, buf []byte, jobID string, after uint64) (uint64, error)
+	// ScanAfter calls fn for each of jobID's entries after Seq after.
+	ScanAfter(jobID string, after uint64, fn func(e *api.LogEntry, raw []byte) error) (uint64, error)
+	// TailAfter is the Seq after which the last n entries match holds
+	// start.
+	TailAfter(jobID string, n int, match func(*api.LogEntry) bool) (uint64, error)
+	// Subscribe wakes the caller when any of jobIDs gets lines.
+	Subscribe(jobIDs []string) (LogSubscription, error)
+}
+
+// LogSubscription is a follow's wake-up: C gets a value when subscribed
+// jobs got lines, Take returns the indexes (into the subscribed IDs) of
+// those jobs. One goroutine uses it; Close ends it.
+type LogSubscription interface {
+	C() <-chan struct{}
+	Take() []int
+	Close()
+}
+
 // Config is the server configuration the HTTP layer reads.
 type Config struct {
+	// Logger logs what a handler cannot answer to its client (a stream
+	// that failed mid-way).
+	Logger *slog.Logger
 	// SpecLimits bound a submitted spec; SpecBytes (-limit-spec-bytes) also
 	// caps the body of the routes that take one.
 	SpecLimits structs.SpecLimits
@@ -94,7 +134,14 @@ type Config struct {
 type API struct {
 	b   Backend
 	cfg Config
+	log *slog.Logger
 }
 
 // New returns the HTTP layer over b.
-func New(b Backend, cfg Config) *API { return &API{b: b, cfg: cfg} }
+func New(b Backend, cfg Config) *API {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &API{b: b, cfg: cfg, log: log}
+}

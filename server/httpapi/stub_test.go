@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
@@ -20,5 +21,7 @@ func (stubBackend) SetConsistency(http.ResponseWriter)                          
 func (stubBackend) Admit(http.ResponseWriter) error                                { return nil }
 func (stubBackend) NodeHeartbeat(string)                                           {}
 func (stubBackend) HeartbeatTTL() time.Duration                                    { return time.Minute }
+func (stubBackend) LogStore() LogStore                                             { return nil }
+func (stubBackend) PublishLogs([]*api.LogEntry)                                    {}
 func (stubBackend) Feed() *Feed                                                    { return nil }
 func (stubBackend) Handlers() ServerHandlers                                       { return ServerHandlers{} }
