@@ -62,26 +62,29 @@ func (l httpLogStore) Subscribe(jobIDs []string) (httpapi.LogSubscription, error
 	return sub, nil
 }
 
+// SchedulerConfig (httpapi.Backend) is the configuration in force.
+func (s *Server) SchedulerConfig(stored *structs.SchedulerConfig) structs.SchedulerConfig {
+	return s.sched.effective(stored)
+}
+
 // Feed (httpapi.Backend) is the WebSocket feed startLive runs.
 func (s *Server) Feed() *httpapi.Feed { return s.live.hub }
 
 // Handlers (httpapi.Backend) are the route handlers still in this package.
 func (s *Server) Handlers() httpapi.ServerHandlers {
 	return httpapi.ServerHandlers{
-		StatusLeader:       s.handleStatusLeader,
-		StatusReady:        s.handleStatusReady, // readiness.go
-		StatusPeers:        s.handleStatusPeers,
-		AgentMembers:       s.handleAgentMembers,
-		AgentLeave:         s.handleAgentLeave,
-		AgentGossip:        s.handleAgentGossip,
-		RaftConfiguration:  s.handleRaftConfiguration,
-		RaftRemovePeer:     s.handleRaftRemovePeer,
-		SnapshotSave:       s.handleSnapshotSave,
-		SnapshotRestore:    s.handleSnapshotRestore,
-		UICluster:          s.handleUICluster,
-		SchedulerConfigGet: s.handleSchedulerConfigGet,
-		SchedulerConfigPut: s.handleSchedulerConfigPut,
-		Schedule:           s.handleSchedule,
-		Metrics:            s.handleMetrics,
+		StatusLeader:      s.handleStatusLeader,
+		StatusReady:       s.handleStatusReady, // readiness.go
+		StatusPeers:       s.handleStatusPeers,
+		AgentMembers:      s.handleAgentMembers,
+		AgentLeave:        s.handleAgentLeave,
+		AgentGossip:       s.handleAgentGossip,
+		RaftConfiguration: s.handleRaftConfiguration,
+		RaftRemovePeer:    s.handleRaftRemovePeer,
+		SnapshotSave:      s.handleSnapshotSave,
+		SnapshotRestore:   s.handleSnapshotRestore,
+		UICluster:         s.handleUICluster,
+		Schedule:          s.handleSchedule,
+		Metrics:           s.handleMetrics,
 	}
 }

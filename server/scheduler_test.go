@@ -165,9 +165,9 @@ func TestServer_OperatorSchedulerConfig(t *testing.T) {
 	dir := t.TempDir()
 	opt := func(c *Config) { c.SchedulerWorkers = 3 }
 	ts := newSchedServer(t, dir, opt)
-	var got schedulerConfigView
+	var got httpapi.SchedulerConfigView
 	ts.do("GET", "/v1/operator/scheduler", nil, nil, &got)
-	if want := (schedulerConfigView{Algorithm: "binpack", Workers: 3, Source: "agent"}); got != want {
+	if want := (httpapi.SchedulerConfigView{Algorithm: "binpack", Workers: 3, Source: "agent"}); got != want {
 		t.Fatalf("default config %+v, want %+v", got, want)
 	}
 	waitFor(t, "3 workers", func() bool { return ts.srv.metrics.workers.Load() == 3 })

@@ -49,6 +49,9 @@ type Backend interface {
 	// HeartbeatTTL is how long the leader waits before it marks a silent
 	// node down.
 	HeartbeatTTL() time.Duration
+	// SchedulerConfig is the scheduler configuration in force given the
+	// stored one (nil: never set): stored over the agent's defaults.
+	SchedulerConfig(stored *structs.SchedulerConfig) structs.SchedulerConfig
 	// LogStore is the server's store of job log lines.
 	LogStore() LogStore
 	// PublishLogs copies log lines just appended to the event bus (NATS),

@@ -121,8 +121,8 @@ func (a *API) Routes() []Route {
 		read("GET", "/v1/ui/nodes", capNodeRead, a.handleUINodes),
 		local("GET", "/v1/ui/cluster", capOperatorRead, h.UICluster),
 		// Scheduler (issue 5).
-		read("GET", "/v1/operator/scheduler", capOperatorRead, h.SchedulerConfigGet),
-		write("PUT", "/v1/operator/scheduler", capOperatorWrite, h.SchedulerConfigPut),
+		read("GET", "/v1/operator/scheduler", capOperatorRead, a.handleSchedulerConfigGet),
+		write("PUT", "/v1/operator/scheduler", capOperatorWrite, a.handleSchedulerConfigPut),
 		spec(read("POST", "/v1/schedule", capSubmitJob, h.Schedule)),
 		local("GET", "/v1/metrics", capOperatorRead, h.Metrics),
 		// Worker Manager API (issue 6).
