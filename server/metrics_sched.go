@@ -115,7 +115,7 @@ func (p promWriter) one(name, typ, help string, v float64) {
 
 func (s *Server) writeMetrics(w *bufio.Writer) {
 	p := promWriter{w}
-	s.writeWSMetrics(p) // http_ws.go
+	s.writeWSMetrics(p) // metrics_http.go
 	bm := &s.broker.m
 	m := s.metrics
 	s.writeLogMetrics(p) // log_retention.go

@@ -54,8 +54,9 @@ type Backend interface {
 	SchedulerConfig(stored *structs.SchedulerConfig) structs.SchedulerConfig
 	// LogStore is the server's store of job log lines.
 	LogStore() LogStore
-	// PublishLogs copies log lines just appended to the event bus (NATS),
-	// when the server has one; it never blocks on a slow bus.
+	// PublishLogs copies log lines just appended to the event bus (a
+	// core NATS publish: buffered, not acknowledged), when the server has
+	// one; a failed publish is only logged.
 	PublishLogs(entries []*api.LogEntry)
 	// Feed is the server's WebSocket feed; the server creates it and runs
 	// it for its whole life (Feed.Run).
@@ -64,43 +65,35 @@ type Backend interface {
 	Handlers() ServerHandlers
 }
 
-// ServerHandlers are the routes' handlers that still live in package server
-// (they need its log store, WebSocket hub, Raft or serf directly). Each
-// moves into this package, behind Backend methods, in a later step; the
-// route table (routes.go) lists them with the others so every route is
-// served through the same middleware chain.
+// ServerHandlers are the routes' handlers that still live in package
+// server: they answer about the server itself (Raft, serf, NATS,
+// snapshots, readiness, metrics) or run its scheduler (the dry run). The
+// route table (routes.go) lists them with the others, so every route is
+// served through the same middleware chain; each may move here behind a
+// Backend method later.
 type ServerHandlers struct {
-	PipelineLogs, JobLogs                         HandlerFunc
-	StatusLeader, StatusReady, StatusPeers        HandlerFunc
-	AgentMembers, AgentLeave, AgentGossip         HandlerFunc
-	RaftConfiguration, RaftRemovePeer             HandlerFunc
-	SnapshotSave, SnapshotRestore                 HandlerFunc
-	ClientNodeRegister, ClientAllocs              HandlerFunc
-	ClientAllocUpdate, ClientLogs                 HandlerFunc
-	EventStream, WS                               HandlerFunc
-	UIPipelines, UINodes, UICluster               HandlerFunc
-	SchedulerConfigGet, SchedulerConfigPut        HandlerFunc
-	Schedule, Metrics                             HandlerFunc
-	WorkerList, WorkerGet, WorkerStop, WorkerLogs HandlerFunc
-	PipelineGet, PipelineList, PipelineCancel     HandlerFunc
-	JobGet, EvalList, NodeList, NodeGet           HandlerFunc
+	StatusLeader, StatusReady, StatusPeers HandlerFunc
+	AgentMembers, AgentLeave, AgentGossip  HandlerFunc
+	RaftConfiguration, RaftRemovePeer      HandlerFunc
+	SnapshotSave, SnapshotRestore          HandlerFunc
+	UICluster, Schedule, Metrics           HandlerFunc
 }
 
 // LogStore is the part of the server's log store (server.LogStore) the
 // HTTP layer uses: lines are appended by POST /v1/client/logs and read by
-// the log routes. All methods are safe for concurrent use; a reader never
-// blocks a writer (the store copies files through the caller's buffer).
+// the log routes. All methods are safe for concurrent use.
 type LogStore interface {
-	// Append stores entries of jobID; dropped counts the newest entries it
-	// refused (over the job's quota), which are not published.
+	// Append stores entries of jobID in order and wakes its followers;
+	// entries past the job's byte cap are dropped (the first replaced by a
+	// marker line) and counted in dropped.
 	Append(jobID string, entries []*api.LogEntry) (dropped int, err error)
 	// CopyAfter writes jobID's NDJSON lines after Seq after to w through
 	// buf and returns the newest Seq written.
 	CopyAfter(w io.Writer, buf []byte, jobID string, after uint64) (uint64, error)
 	// ScanAfter calls fn for each of jobID's entries after Seq after.
 	ScanAfter(jobID string, after uint64, fn func(e *api.LogEntry, raw []byte) error) (uint64, error)
-	// TailAfter is the Seq after which the last n entries match holds
-	// start.
+	// TailAfter is the Seq after which the last n entries of jobID that
+	// match accepts (all when match is nil) begin.
 	TailAfter(jobID string, n int, match func(*api.LogEntry) bool) (uint64, error)
 	// Subscribe wakes the caller when any of jobIDs gets lines.
 	Subscribe(jobIDs []string) (LogSubscription, error)

@@ -1,17 +1,23 @@
-// Package httpapi is the servers' HTTP layer: the /v1 route table, the one
-// middleware chain every route is served through (request limits, leader
-// forwarding, consistency headers, the error writer), the security headers,
-// the deadline writer of streamed answers and the OpenAPI document served at
-// /v1/openapi.json, which a test keeps equal to the route table.
+// Package httpapi is the servers' HTTP layer: the /v1 route table
+// (routes.go), the one middleware chain every route is served through
+// (handler.go: large-body deadline, leader forwarding and consistency
+// headers, request body limits; the ACL check of wave 2 goes there), the
+// error writer, the security headers, the deadline writer of streamed
+// answers, the OpenAPI document served at /v1/openapi.json (a test keeps it
+// equal to the route table), the handlers of pipelines, jobs, evaluations,
+// nodes, workers, logs, the client routes, the event stream, the scheduler
+// configuration, and the web UI's aggregated reads and WebSocket feed.
 //
-// It reaches the server only through the Backend interface (backend.go) and
-// imports fsm/state, fsm/structs, scheduler and api, never package server
-// (.golangci.yml enforces it). Package server builds it with New and serves
-// API.Handler from Server.HTTPHandler.
+// It may import fsm/state, fsm/structs, scheduler and api; never package
+// server, server/events, Raft or serf (.golangci.yml enforces it). It
+// reaches the server only through Backend (backend.go), whose concurrency
+// rules are documented there. Package server builds an API with New and
+// serves API.Handler from Server.HTTPHandler.
 //
-// Routes whose handlers still live in package server (they need its log
-// store, its WebSocket hub, Raft or serf directly) are listed here all the
-// same, with the handler the Backend hands over in ServerHandlers, so the
-// route table stays one list and a middleware added to the chain (the ACL
-// check of wave 2) wraps every route.
+// The handlers that answer about the server itself (status and agent
+// members, Raft configuration and snapshots, readiness, metrics, the UI's
+// cluster view, the gossip view) and the scheduler's dry run still live in
+// package server and are handed over in ServerHandlers; the route table
+// lists them with the others, so it stays one list and every middleware
+// wraps every route.
 package httpapi
