@@ -12,14 +12,14 @@ import (
 // because the scheduler is saturated.
 const busyRetryAfter = 5
 
-// Admit (httpapi.Backend) is the scheduler's backpressure on submits (POST /v1/pipelines and
+// admit is the scheduler's backpressure on submits (POST /v1/pipelines and
 // /v1/jobs, answered on the leader): when the evaluation broker is full,
 // or more evaluations wait in state (pending or blocked) than
 // Config.MaxPendingEvals, the submit is refused with 429 Too Many Requests
 // and a Retry-After header instead of queueing without bound. The counts
 // are atomics kept by the broker and the leader's watch loops, so the
 // check takes no lock on state.
-func (s *Server) Admit(w http.ResponseWriter) error {
+func (s *Server) admit(w http.ResponseWriter) error {
 	reason := ""
 	if s.broker.Full() {
 		reason = fmt.Sprintf("the evaluation broker holds its limit of %d evaluations", s.broker.cfg.MaxEvals)

@@ -127,12 +127,12 @@ func (s *Server) forwardTimeout(r *http.Request, rt httpapi.Route) time.Duration
 	return d
 }
 
-// ForwardToLeader (httpapi.Backend) handles a request that must be answered by the leader.
+// forwardToLeader handles a request that must be answered by the leader.
 // It returns false when this server is the leader with its duties running
 // (answer locally); otherwise it proxies the request to the leader, or,
 // when no leader appears within ForwardWait (an election in progress, no
 // quorum), writes 503 with Retry-After. Either way it returns true then.
-func (s *Server) ForwardToLeader(w http.ResponseWriter, r *http.Request, rt httpapi.Route) bool {
+func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request, rt httpapi.Route) bool {
 	deadline := time.Now().Add(s.cfg.ForwardWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -170,8 +170,8 @@ func (s *Server) ForwardToLeader(w http.ResponseWriter, r *http.Request, rt http
 	}
 }
 
-// SetConsistency (httpapi.Backend) writes how current a locally answered read is.
-func (s *Server) SetConsistency(w http.ResponseWriter) {
+// setConsistency writes how current a locally answered read is.
+func (s *Server) setConsistency(w http.ResponseWriter) {
 	var ms int64
 	if !s.IsLeader() {
 		if last := s.raft.LastContact(); last.IsZero() {

@@ -5,18 +5,20 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/api"
+	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/server/httpapi"
 )
 
-// The server is the HTTP layer's Backend; this file is all of it that
-// package httpapi sees besides State (server.go), ForwardToLeader and
-// SetConsistency (forward.go) and Admit (admission.go).
-var _ httpapi.Backend = (*Server)(nil)
+// httpBackend is the server as the HTTP layer's Backend: the one place
+// package httpapi reaches the server through, kept off Server's own API.
+type httpBackend struct{ s *Server }
+
+var _ httpapi.Backend = httpBackend{}
 
 // httpAPI is the HTTP layer over this server.
 func (s *Server) httpAPI() *httpapi.API {
-	return httpapi.New(s, httpapi.Config{
+	return httpapi.New(httpBackend{s}, httpapi.Config{
 		Logger:           s.log,
 		SpecLimits:       s.cfg.SpecLimits,
 		IdempotencyTTL:   s.cfg.IdempotencyTTL,
@@ -29,26 +31,35 @@ func (s *Server) httpAPI() *httpapi.API {
 // known paths with another method 405, both as JSON errors.
 func (s *Server) HTTPHandler() http.Handler { return s.httpAPI().Handler() }
 
-// Apply (httpapi.Backend) commits one Raft entry on the leader.
-func (s *Server) Apply(t structs.MessageType, req any) (any, uint64, error) {
-	return s.apply(t, req)
+func (b httpBackend) State() *state.StateStore { return b.s.State() }
+
+func (b httpBackend) Apply(t structs.MessageType, req any) (any, uint64, error) {
+	return b.s.apply(t, req)
 }
 
-// Now (httpapi.Backend) is the server's clock, in UTC.
-func (s *Server) Now() time.Time { return s.now() }
+func (b httpBackend) Now() time.Time { return b.s.now() }
 
-// NodeHeartbeat (httpapi.Backend) records a heartbeat of node id now.
-func (s *Server) NodeHeartbeat(id string) { s.nodes.heartbeat(id, s.now()) }
+// ForwardToLeader: forward.go.
+func (b httpBackend) ForwardToLeader(w http.ResponseWriter, r *http.Request, rt httpapi.Route) bool {
+	return b.s.forwardToLeader(w, r, rt)
+}
 
-// HeartbeatTTL (httpapi.Backend) is how long a node may stay silent.
-func (s *Server) HeartbeatTTL() time.Duration { return s.nodes.cfg.HeartbeatTTL }
+func (b httpBackend) SetConsistency(w http.ResponseWriter) { b.s.setConsistency(w) }
 
-// LogStore (httpapi.Backend) is the log store (Logs, in server.go, is the
-// same store with its concrete type).
-func (s *Server) LogStore() httpapi.LogStore { return httpLogStore{s.logs} }
+// Admit: admission.go.
+func (b httpBackend) Admit(w http.ResponseWriter) error { return b.s.admit(w) }
 
-// PublishLogs (httpapi.Backend) copies appended lines to NATS.
-func (s *Server) PublishLogs(entries []*api.LogEntry) { s.publishLogs(entries) }
+func (b httpBackend) NodeHeartbeat(id string) { b.s.nodes.heartbeat(id, b.s.now()) }
+
+func (b httpBackend) HeartbeatTTL() time.Duration { return b.s.nodes.cfg.HeartbeatTTL }
+
+func (b httpBackend) SchedulerConfig(stored *structs.SchedulerConfig) structs.SchedulerConfig {
+	return b.s.sched.effective(stored)
+}
+
+func (b httpBackend) LogStore() httpapi.LogStore { return httpLogStore{b.s.logs} }
+
+func (b httpBackend) PublishLogs(entries []*api.LogEntry) { b.s.publishLogs(entries) }
 
 // httpLogStore is the LogStore as httpapi.LogStore: Subscribe returns the
 // interface (nil on error, never a typed nil).
@@ -62,29 +73,25 @@ func (l httpLogStore) Subscribe(jobIDs []string) (httpapi.LogSubscription, error
 	return sub, nil
 }
 
-// SchedulerConfig (httpapi.Backend) is the configuration in force.
-func (s *Server) SchedulerConfig(stored *structs.SchedulerConfig) structs.SchedulerConfig {
-	return s.sched.effective(stored)
-}
+// Feed is the WebSocket feed startLive runs.
+func (b httpBackend) Feed() *httpapi.Feed { return b.s.live.hub }
 
-// Feed (httpapi.Backend) is the WebSocket feed startLive runs.
-func (s *Server) Feed() *httpapi.Feed { return s.live.hub }
-
-// Handlers (httpapi.Backend) are the route handlers still in this package.
-func (s *Server) Handlers() httpapi.ServerHandlers {
+// Handlers are the route handlers still in this package.
+func (b httpBackend) Handlers() httpapi.ServerHandlers {
+	s := b.s
 	return httpapi.ServerHandlers{
-		StatusLeader:      s.handleStatusLeader,
-		StatusReady:       s.handleStatusReady, // readiness.go
+		StatusLeader:      s.handleStatusLeader, // readiness.go
+		StatusReady:       s.handleStatusReady,  // readiness.go
 		StatusPeers:       s.handleStatusPeers,
 		AgentMembers:      s.handleAgentMembers,
 		AgentLeave:        s.handleAgentLeave,
-		AgentGossip:       s.handleAgentGossip,
+		AgentGossip:       s.handleAgentGossip, // gossip.go
 		RaftConfiguration: s.handleRaftConfiguration,
 		RaftRemovePeer:    s.handleRaftRemovePeer,
 		SnapshotSave:      s.handleSnapshotSave,
 		SnapshotRestore:   s.handleSnapshotRestore,
-		UICluster:         s.handleUICluster,
+		UICluster:         s.handleUICluster, // http_ui_cluster.go
 		Schedule:          s.handleSchedule,
-		Metrics:           s.handleMetrics,
+		Metrics:           s.handleMetrics, // metrics_sched.go
 	}
 }
