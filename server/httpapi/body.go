@@ -6,9 +6,9 @@ import (
 	"strings"
 )
 
-// DecodeBody decodes a JSON request body into out; unknown fields and bad
+// decodeBody decodes a JSON request body into out; unknown fields and bad
 // JSON are 400, a body over the route's limit 413.
-func DecodeBody(r *http.Request, out any) error {
+func decodeBody(r *http.Request, out any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {

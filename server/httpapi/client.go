@@ -22,7 +22,7 @@ var safeID = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,128}$`)
 
 func (h *API) handleClientNodeRegister(w http.ResponseWriter, r *http.Request) (any, error) {
 	var n structs.Node
-	if err := DecodeBody(r, &n); err != nil {
+	if err := decodeBody(r, &n); err != nil {
 		return nil, err
 	}
 	if n.ID == "" || !safeID.MatchString(n.ID) {
@@ -113,7 +113,7 @@ func (h *API) handleClientAllocs(w http.ResponseWriter, r *http.Request) (any, e
 
 func (h *API) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request) (any, error) {
 	var updates []*structs.AllocUpdate
-	if err := DecodeBody(r, &updates); err != nil {
+	if err := decodeBody(r, &updates); err != nil {
 		return nil, err
 	}
 	if len(updates) == 0 {
@@ -146,7 +146,7 @@ func (h *API) handleClientAllocUpdate(w http.ResponseWriter, r *http.Request) (a
 
 func (h *API) handleClientLogs(w http.ResponseWriter, r *http.Request) (any, error) {
 	var entries []*api.LogEntry
-	if err := DecodeBody(r, &entries); err != nil {
+	if err := decodeBody(r, &entries); err != nil {
 		return nil, err
 	}
 	byJob := map[string][]*api.LogEntry{}

@@ -84,7 +84,7 @@ type WSMessage struct {
 	Reason   string         `json:"reason,omitempty"`
 	Event    *structs.Event `json:"event,omitempty"`
 	Pipeline *pipelineRow   `json:"pipeline,omitempty"`
-	Job      *JobView       `json:"job,omitempty"`
+	Job      *jobView       `json:"job,omitempty"`
 	Node     *uiNodeRow     `json:"node,omitempty"`
 }
 
@@ -287,7 +287,7 @@ func buildWSBatch(st *state.StateStore, evs []*structs.Event) []*wsOut {
 	}
 	for _, id := range jobs {
 		if j, _ := st.JobByID(nil, id); j != nil {
-			out = append(out, encodeWS(wsTopicJobs, j.PipelineID, &WSMessage{Type: "job", Index: index, Job: NewJobView(j)}))
+			out = append(out, encodeWS(wsTopicJobs, j.PipelineID, &WSMessage{Type: "job", Index: index, Job: newJobView(j)}))
 		}
 	}
 	for _, id := range nodes {

@@ -77,7 +77,7 @@ func (a *API) leaderOnly(rt Route, next HandlerFunc) HandlerFunc {
 		return next
 	}
 	return func(w http.ResponseWriter, r *http.Request) (any, error) {
-		stale := rt.Kind == KindRead && IsStale(r)
+		stale := rt.Kind == KindRead && isStale(r)
 		if !stale && a.b.ForwardToLeader(w, r, rt) {
 			return Streamed{}, nil
 		}

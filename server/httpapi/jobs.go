@@ -15,13 +15,13 @@ func (a *API) handleJobGet(w http.ResponseWriter, r *http.Request) (any, error) 
 		return nil, err
 	}
 	id := r.PathValue("id")
-	var out *JobView
+	var out *jobView
 	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		j, err := st.JobByIDPrefix(ws, id)
 		if err != nil {
 			return 0, err
 		}
-		out = NewJobView(j)
+		out = newJobView(j)
 		return st.Index("jobs"), nil
 	})
 	if err != nil {

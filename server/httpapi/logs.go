@@ -22,7 +22,7 @@ func (a *API) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	follow, err := ParseBool(r, "follow")
+	follow, err := parseBool(r, "follow")
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (a *API) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
-	follow, err := ParseBool(r, "follow")
+	follow, err := parseBool(r, "follow")
 	if err != nil {
 		return nil, err
 	}

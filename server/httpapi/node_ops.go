@@ -21,7 +21,7 @@ func resolveNode(st *state.StateStore, id string) (*structs.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n, err = UniquePrefix("node", id, nodes, func(n *structs.Node) string { return n.ID })
+	n, err = uniquePrefix("node", id, nodes, func(n *structs.Node) string { return n.ID })
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +41,7 @@ type drainRequest struct {
 
 func (a *API) handleNodeDrain(w http.ResponseWriter, r *http.Request) (any, error) {
 	var req drainRequest
-	if err := DecodeBody(r, &req); err != nil {
+	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
 	var d time.Duration
@@ -74,7 +74,7 @@ type eligibilityRequest struct {
 
 func (a *API) handleNodeEligibility(w http.ResponseWriter, r *http.Request) (any, error) {
 	var req eligibilityRequest
-	if err := DecodeBody(r, &req); err != nil {
+	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
 	if req.Eligible == nil {

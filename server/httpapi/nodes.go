@@ -70,7 +70,7 @@ func (a *API) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, error)
 		if err != nil {
 			return nil, err
 		}
-		if n, err = UniquePrefix("node", id, nodes, func(n *structs.Node) string { return n.ID }); err != nil {
+		if n, err = uniquePrefix("node", id, nodes, func(n *structs.Node) string { return n.ID }); err != nil {
 			return nil, err
 		}
 	}

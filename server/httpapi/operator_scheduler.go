@@ -67,7 +67,7 @@ func (a *API) handleSchedulerConfigGet(w http.ResponseWriter, r *http.Request) (
 // (0: never set), else 409.
 func (a *API) handleSchedulerConfigPut(w http.ResponseWriter, r *http.Request) (any, error) {
 	var body schedulerConfigBody
-	if err := DecodeBody(r, &body); err != nil {
+	if err := decodeBody(r, &body); err != nil {
 		return nil, err
 	}
 	c := &structs.SchedulerConfig{Algorithm: body.Algorithm, Preemption: body.Preemption, Workers: body.Workers}

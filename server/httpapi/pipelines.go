@@ -15,18 +15,18 @@ import (
 // pipelineView is GET /v1/pipelines/{id}: the pipeline with its jobs.
 type pipelineView struct {
 	*structs.Pipeline
-	Jobs []*JobView `json:"jobs"`
+	Jobs []*jobView `json:"jobs"`
 }
 
-// JobView is a job as the API shows it, with its placement explained in words.
-type JobView struct {
+// jobView is a job as the API shows it, with its placement explained in words.
+type jobView struct {
 	*structs.Job
 	Explain string `json:"explain,omitempty"`
 }
 
-// NewJobView is the API view of j.
-func NewJobView(j *structs.Job) *JobView {
-	v := &JobView{Job: j}
+// newJobView is the API view of j.
+func newJobView(j *structs.Job) *jobView {
+	v := &jobView{Job: j}
 	if j.State == structs.JobPending && j.Placement != nil {
 		v.Explain = scheduler.Explain(j.Placement)
 	}
@@ -64,9 +64,9 @@ func (a *API) pipelineView(ws memdb.WatchSet, st *state.StateStore, id string) (
 	if err != nil {
 		return nil, err
 	}
-	v := &pipelineView{Pipeline: p, Jobs: make([]*JobView, 0, len(jobs))}
+	v := &pipelineView{Pipeline: p, Jobs: make([]*jobView, 0, len(jobs))}
 	for _, j := range jobs {
-		v.Jobs = append(v.Jobs, NewJobView(j))
+		v.Jobs = append(v.Jobs, newJobView(j))
 	}
 	return v, nil
 }

@@ -11,11 +11,11 @@ import (
 // state store's own prefix lookups do.
 const maxPrefixMatches = 5
 
-// UniquePrefix picks the one row of rows whose ID starts with prefix, for
+// uniquePrefix picks the one row of rows whose ID starts with prefix, for
 // tables the state store has no prefix index on (nodes, workers). It
 // returns nil when none matches and a *state.AmbiguousPrefixError (400,
 // naming up to five matches in ID order) when several do.
-func UniquePrefix[T any](kind, prefix string, rows []*T, idOf func(*T) string) (*T, error) {
+func uniquePrefix[T any](kind, prefix string, rows []*T, idOf func(*T) string) (*T, error) {
 	if prefix == "" {
 		return nil, nil
 	}

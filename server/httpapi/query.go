@@ -41,8 +41,8 @@ func SetIndex(w http.ResponseWriter, idx uint64) {
 	w.Header().Set("X-Ciplat-Index", strconv.FormatUint(max(idx, 1), 10))
 }
 
-// ParseBool reads a boolean query parameter (absent: false).
-func ParseBool(r *http.Request, name string) (bool, error) {
+// parseBool reads a boolean query parameter (absent: false).
+func parseBool(r *http.Request, name string) (bool, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
 		return false, nil
@@ -54,9 +54,9 @@ func ParseBool(r *http.Request, name string) (bool, error) {
 	return b, nil
 }
 
-// IsStale reports whether a read asked to be answered by any server
+// isStale reports whether a read asked to be answered by any server
 // (?stale or ?stale=true).
-func IsStale(r *http.Request) bool {
+func isStale(r *http.Request) bool {
 	q := r.URL.Query()
 	if !q.Has("stale") {
 		return false

@@ -101,7 +101,7 @@ func resolveWorker(st *state.StateStore, ws memdb.WatchSet, id string) (*structs
 	if err != nil {
 		return nil, err
 	}
-	a, err = UniquePrefix("worker", id, allocs, func(a *structs.Allocation) string { return a.ID })
+	a, err = uniquePrefix("worker", id, allocs, func(a *structs.Allocation) string { return a.ID })
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +122,7 @@ const workerMaxPerPage = 1000
 // by its creation time and ID, so a page boundary stays put while workers
 // come and go; a token whose worker is gone starts at the next older one.
 func (h *API) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, error) {
-	all, err := ParseBool(r, "all")
+	all, err := parseBool(r, "all")
 	if err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func (h *API) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	follow, err := ParseBool(r, "follow")
+	follow, err := parseBool(r, "follow")
 	if err != nil {
 		return nil, err
 	}
