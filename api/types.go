@@ -41,17 +41,19 @@ type Pipeline struct {
 	ModifyIndex     uint64          `json:"modify_index"`
 }
 
-// PipelineStub is one row of GET /v1/pipelines.
+// PipelineStub is one row of GET /v1/pipelines and GET /v1/ui/pipelines,
+// and the payload of the WebSocket feed's "pipeline" messages.
 type PipelineStub struct {
-	ID          string         `json:"id"`
-	Name        string         `json:"name"`
-	State       string         `json:"state"`
-	Jobs        int            `json:"jobs"`
-	JobStates   map[string]int `json:"job_states,omitempty"`
-	SubmittedAt time.Time      `json:"submitted_at"`
-	FinishedAt  time.Time      `json:"finished_at,omitzero"`
-	CreateIndex uint64         `json:"create_index"`
-	ModifyIndex uint64         `json:"modify_index"`
+	ID              string         `json:"id"`
+	Name            string         `json:"name"`
+	State           string         `json:"state"`
+	CancelRequested bool           `json:"cancel_requested,omitempty"`
+	Jobs            int            `json:"jobs"`
+	JobStates       map[string]int `json:"job_states,omitempty"`
+	SubmittedAt     time.Time      `json:"submitted_at"`
+	FinishedAt      time.Time      `json:"finished_at,omitzero"`
+	CreateIndex     uint64         `json:"create_index"`
+	ModifyIndex     uint64         `json:"modify_index"`
 }
 
 // Resources are CPU in millicores and memory in MiB.

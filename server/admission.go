@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // busyRetryAfter is the Retry-After, in seconds, of a submit refused
@@ -29,6 +31,6 @@ func (s *Server) admit(w http.ResponseWriter) error {
 	}
 	s.metrics.submits429.Add(1)
 	w.Header().Set("Retry-After", strconv.Itoa(busyRetryAfter))
-	return &HTTPError{Code: http.StatusTooManyRequests, Msg: fmt.Sprintf(
+	return &httpapi.HTTPError{Code: http.StatusTooManyRequests, Msg: fmt.Sprintf(
 		"cluster is busy: %s; nothing was submitted, retry in %d seconds (Retry-After)", reason, busyRetryAfter)}
 }

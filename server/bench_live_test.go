@@ -22,6 +22,7 @@ import (
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/jobspec"
 	"github.com/ciplat/ciplat/server/events"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // The live-state benchmarks (make bench) measure what issue 7 asks:
@@ -67,7 +68,7 @@ func registerPipeline(b *testing.B, s *Server, id string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	p, jobs := newPipeline(spec, "")
+	p, jobs := httpapi.NewPipeline(spec, "")
 	p.ID = id
 	for _, j := range jobs {
 		j.PipelineID = id
@@ -129,10 +130,10 @@ func BenchmarkEvents_Latency(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	_ = conn.WriteJSON(wsSubscribe{Subscribe: []string{"events"}})
+	_ = conn.WriteJSON(httpapi.WSSubscribe{Subscribe: []string{"events"}})
 	go func() {
 		for {
-			var m wsMessage
+			var m httpapi.WSMessage
 			if err := conn.ReadJSON(&m); err != nil {
 				return
 			}
@@ -180,7 +181,7 @@ func BenchmarkEvents_Latency(b *testing.B) {
 // clients together).
 func BenchmarkWS_FanOut500(b *testing.B) {
 	s, web := benchServer(b, nil)
-	s.live.hub.setOptions(func(o *wsOptions) { o.queueLen = 1024 })
+	s.live.hub.SetOptions(func(o *httpapi.FeedOptions) { o.QueueLen = 1024 })
 	const clients, pipelines = 500, 100
 	url := "ws" + strings.TrimPrefix(web.URL, "http") + "/v1/ws"
 	b.ResetTimer()
@@ -192,8 +193,8 @@ func BenchmarkWS_FanOut500(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			_ = c.WriteJSON(wsSubscribe{Subscribe: []string{"events", "jobs"}})
-			var m wsMessage
+			_ = c.WriteJSON(httpapi.WSSubscribe{Subscribe: []string{"events", "jobs"}})
+			var m httpapi.WSMessage
 			if err := c.ReadJSON(&m); err != nil || m.Type != "subscribed" {
 				b.Fatalf("subscribe: %v %+v", err, m)
 			}
@@ -210,7 +211,7 @@ func BenchmarkWS_FanOut500(b *testing.B) {
 				events, msgs := 0, 0
 				for events < 2*pipelines {
 					_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-					var m wsMessage
+					var m httpapi.WSMessage
 					if err := c.ReadJSON(&m); err != nil {
 						b.Errorf("client: %v after %d events", err, events)
 						return
@@ -272,7 +273,7 @@ func BenchmarkUIPipelines_10k(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					var page uiPipelinePage
+					var page httpapi.UIPipelinePage
 					if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || page.Total == 0 {
 						b.Fatalf("decode: %v (total %d)", err, page.Total)
 					}

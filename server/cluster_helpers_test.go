@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // clusterServer is one server of an in-process cluster: real Raft over TCP
@@ -97,7 +99,7 @@ func (cs *clusterServer) start() {
 	cs.httpAddr = ln.Addr().String()
 	cs.raftAddr = s.RaftAddr()
 	cs.serfAddr = s.SerfAddr()
-	cs.web = &http.Server{Handler: SecurityHeaders(s.HTTPHandler())} // as the agent mounts it
+	cs.web = &http.Server{Handler: httpapi.SecurityHeaders(s.HTTPHandler())} // as the agent mounts it
 	go func() { _ = cs.web.Serve(ln) }()
 	cs.running = true
 }

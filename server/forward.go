@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // forwardedHeader marks a request a follower forwarded to the leader; a
@@ -80,7 +82,7 @@ func (f *forwarder) proxy(w http.ResponseWriter, r *http.Request, leaderID, http
 				return errForwardTimeout // fired as the headers came in
 			}
 			// This server's SecurityHeaders set them on w already.
-			dropSecurityHeaders(resp.Header)
+			httpapi.DropSecurityHeaders(resp.Header)
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
@@ -89,22 +91,22 @@ func (f *forwarder) proxy(w http.ResponseWriter, r *http.Request, leaderID, http
 			}
 			if errors.Is(err, errForwardTimeout) || errors.Is(context.Cause(ctx), errForwardTimeout) {
 				w.Header().Set("Retry-After", "1")
-				writeError(w, &HTTPError{Code: http.StatusGatewayTimeout, Msg: fmt.Sprintf(
+				httpapi.WriteError(w, &httpapi.HTTPError{Code: http.StatusGatewayTimeout, Msg: fmt.Sprintf(
 					"the leader %s at %s did not answer within %s (-forward-timeout): it may be cut off from this server; retry, or read with ?stale",
 					leaderID, httpAddr, timeout)})
 				return
 			}
-			writeError(w, fmt.Errorf("%w: forwarding to the leader %s at %s failed (%v); retry", ErrNoLeader, leaderID, httpAddr, err))
+			httpapi.WriteError(w, fmt.Errorf("%w: forwarding to the leader %s at %s failed (%v); retry", ErrNoLeader, leaderID, httpAddr, err))
 		},
 	}
 	// The proxy copies the leader's answer (a log follow, the event stream,
 	// a snapshot download) to the client under a write deadline
 	// (-log-write-timeout): a client that stops reading is dropped, and with
 	// it this goroutine and the connection to the leader.
-	out := newDeadlineWriter(w, f.s.cfg.Logs.WriteTimeout)
+	out := httpapi.NewDeadlineWriter(w, f.s.cfg.Logs.WriteTimeout)
 	rp.ServeHTTP(out, r.WithContext(ctx))
-	if !out.failed {
-		out.end()
+	if !out.Failed() {
+		out.End()
 	}
 }
 
@@ -112,15 +114,15 @@ func (f *forwarder) proxy(w http.ResponseWriter, r *http.Request, leaderID, http
 // this server forwards: ForwardTimeout, plus the wait of a blocking read
 // (?index), plus a long upload's read time for routes with a large body
 // (a snapshot restore).
-func (s *Server) forwardTimeout(r *http.Request, rt route) time.Duration {
+func (s *Server) forwardTimeout(r *http.Request, rt httpapi.Route) time.Duration {
 	d := s.cfg.ForwardTimeout
 	if r.URL.Query().Has("index") {
-		if q, err := parseQuery(r); err == nil {
-			d += q.wait
+		if q, err := httpapi.ParseQuery(r); err == nil {
+			d += q.Wait
 		}
 	}
-	if rt.largeBody {
-		d += largeBodyReadTimeout
+	if rt.LargeBody {
+		d += httpapi.LargeBodyReadTimeout
 	}
 	return d
 }
@@ -130,7 +132,7 @@ func (s *Server) forwardTimeout(r *http.Request, rt route) time.Duration {
 // (answer locally); otherwise it proxies the request to the leader, or,
 // when no leader appears within ForwardWait (an election in progress, no
 // quorum), writes 503 with Retry-After. Either way it returns true then.
-func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request, rt route) bool {
+func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request, rt httpapi.Route) bool {
 	deadline := time.Now().Add(s.cfg.ForwardWait)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -141,7 +143,7 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request, rt rout
 			}
 		} else if addr, id := s.raft.LeaderWithID(); addr != "" {
 			if by := r.Header.Get(forwardedHeader); by != "" {
-				writeError(w, fmt.Errorf("%w: %s forwarded this request here as to the leader, but leadership moved to %s; retry", ErrNoLeader, by, id))
+				httpapi.WriteError(w, fmt.Errorf("%w: %s forwarded this request here as to the leader, but leadership moved to %s; retry", ErrNoLeader, by, id))
 				return true
 			}
 			if m, ok := s.memberByID(string(id)); ok && m.HTTPAddr != "" {
@@ -151,36 +153,21 @@ func (s *Server) forwardToLeader(w http.ResponseWriter, r *http.Request, rt rout
 		}
 		if time.Now().After(deadline) {
 			if s.IsLeader() {
-				writeError(w, fmt.Errorf("%w: this server was just elected and is still starting its duties (applying the log); retry, or read with ?stale", ErrNoLeader))
+				httpapi.WriteError(w, fmt.Errorf("%w: this server was just elected and is still starting its duties (applying the log); retry, or read with ?stale", ErrNoLeader))
 				return true
 			}
-			writeError(w, fmt.Errorf("%w: none elected within %s; check that a majority of servers is up ('ciplat server members'), or read with ?stale", ErrNoLeader, s.cfg.ForwardWait))
+			httpapi.WriteError(w, fmt.Errorf("%w: none elected within %s; check that a majority of servers is up ('ciplat server members'), or read with ?stale", ErrNoLeader, s.cfg.ForwardWait))
 			return true
 		}
 		select {
 		case <-r.Context().Done():
 			return true
 		case <-s.shutdownCtx.Done():
-			writeError(w, fmt.Errorf("%w: this server is shutting down", ErrNoLeader))
+			httpapi.WriteError(w, fmt.Errorf("%w: this server is shutting down", ErrNoLeader))
 			return true
 		case <-tick.C:
 		}
 	}
-}
-
-// isStale reports whether a read asked to be answered by any server
-// (?stale or ?stale=true).
-func isStale(r *http.Request) bool {
-	q := r.URL.Query()
-	if !q.Has("stale") {
-		return false
-	}
-	v := q.Get("stale")
-	if v == "" {
-		return true
-	}
-	b, err := strconv.ParseBool(v)
-	return err == nil && b
 }
 
 // setConsistency writes how current a locally answered read is.

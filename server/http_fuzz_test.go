@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // fuzzRouteSkipped are write routes FuzzHTTPRoutes leaves out: they act on
@@ -21,13 +23,13 @@ var fuzzRouteSkipped = map[string]bool{
 
 // fuzzRoutes lists the routes that take a body (POST, PUT, DELETE), with
 // their path parameters filled in ("n1": the node the fuzz server has).
-func fuzzRoutes(s *Server) []route {
-	var out []route
-	for _, rt := range s.routes() {
-		if rt.method == "GET" || fuzzRouteSkipped[rt.method+" "+rt.path] {
+func fuzzRoutes(s *Server) []httpapi.Route {
+	var out []httpapi.Route
+	for _, rt := range s.httpAPI().Routes() {
+		if rt.Method == "GET" || fuzzRouteSkipped[rt.Method+" "+rt.Pattern] {
 			continue
 		}
-		rt.path = strings.ReplaceAll(rt.path, "{id}", "n1")
+		rt.Pattern = strings.ReplaceAll(rt.Pattern, "{id}", "n1")
 		out = append(out, rt)
 	}
 	return out
@@ -57,14 +59,14 @@ func FuzzHTTPRoutes(f *testing.F) {
 	}
 	h := s.HTTPHandler()
 	routes := fuzzRoutes(s)
-	send := func(rt route, body []byte) *httptest.ResponseRecorder {
-		req := httptest.NewRequest(rt.method, rt.path, bytes.NewReader(body))
+	send := func(rt httpapi.Route, body []byte) *httptest.ResponseRecorder {
+		req := httptest.NewRequest(rt.Method, rt.Pattern, bytes.NewReader(body))
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		return w
 	}
 	node := `{"id":"n1","name":"n1","resources":{"cpu":4000,"memory":4096},"drivers":{"exec":{"detected":true,"healthy":true}}}`
-	if w := send(route{method: "POST", path: "/v1/client/nodes"}, []byte(node)); w.Code != http.StatusOK {
+	if w := send(httpapi.Route{Method: "POST", Pattern: "/v1/client/nodes"}, []byte(node)); w.Code != http.StatusOK {
 		f.Fatalf("register n1: %d %s", w.Code, w.Body)
 	}
 
@@ -92,14 +94,14 @@ func FuzzHTTPRoutes(f *testing.F) {
 		rt := routes[int(which)%len(routes)]
 		w := send(rt, body)
 		if w.Code >= 500 {
-			t.Fatalf("%s %s %q = %d %s: a body problem must be a 4xx", rt.method, rt.path, body, w.Code, w.Body)
+			t.Fatalf("%s %s %q = %d %s: a body problem must be a 4xx", rt.Method, rt.Pattern, body, w.Code, w.Body)
 		}
 		if w.Code >= 400 {
 			var e struct {
 				Error *string `json:"error"`
 			}
 			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Error == nil || *e.Error == "" {
-				t.Fatalf("%s %s %q = %d %q: want JSON {\"error\": \"...\"}", rt.method, rt.path, body, w.Code, w.Body)
+				t.Fatalf("%s %s %q = %d %q: want JSON {\"error\": \"...\"}", rt.Method, rt.Pattern, body, w.Code, w.Body)
 			}
 		}
 	})

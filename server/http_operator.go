@@ -5,6 +5,8 @@ import (
 	"net/http"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // snapshotFormat names ciplat's operator snapshot file: one JSON line of
@@ -62,7 +64,7 @@ func (s *Server) handleRaftConfiguration(w http.ResponseWriter, r *http.Request)
 func (s *Server) handleRaftRemovePeer(w http.ResponseWriter, r *http.Request) (any, error) {
 	id := r.URL.Query().Get("id")
 	if id == "" {
-		return nil, badRequest("missing ?id=: the Raft server ID to remove ('ciplat operator raft list-peers' shows them)")
+		return nil, httpapi.BadRequest("missing ?id=: the Raft server ID to remove ('ciplat operator raft list-peers' shows them)")
 	}
 	if err := s.RemovePeer(id); err != nil {
 		return nil, err
@@ -85,24 +87,24 @@ func (s *Server) handleSnapshotSave(w http.ResponseWriter, r *http.Request) (any
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Disposition", `attachment; filename="ciplat.snap"`)
-	setIndex(w, meta.Index)
+	httpapi.SetIndex(w, meta.Index)
 	// Every write has a deadline (-log-write-timeout): a reader that stops
 	// reading fails the download instead of pinning a memdb snapshot.
-	out := newDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
+	out := httpapi.NewDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
 	out.WriteHeader(http.StatusOK)
 	if _, err := out.Write(append(b, '\n')); err != nil {
-		return streamed{}, nil
+		return httpapi.Streamed{}, nil
 	}
 	if err := st.Persist(out); err != nil {
-		if !out.failed {
+		if !out.Failed() {
 			s.log.Warn("snapshot save", "err", err)
 		}
-		return streamed{}, nil
+		return httpapi.Streamed{}, nil
 	}
 	if out.Flush() == nil {
-		out.end()
+		out.End()
 	}
-	return streamed{}, nil
+	return httpapi.Streamed{}, nil
 }
 
 // handleSnapshotRestore replaces the cluster state with an uploaded
@@ -114,13 +116,13 @@ func (s *Server) handleSnapshotRestore(w http.ResponseWriter, r *http.Request) (
 		return nil, snapshotTooLarge(limit)
 	}
 	if !s.restoring.CompareAndSwap(false, true) {
-		return nil, &HTTPError{Code: http.StatusConflict, Msg: "a snapshot restore is already running on the leader; wait for it to finish, then retry"}
+		return nil, &httpapi.HTTPError{Code: http.StatusConflict, Msg: "a snapshot restore is already running on the leader; wait for it to finish, then retry"}
 	}
 	defer s.restoring.Store(false)
 	meta, idx, err := s.restoreSnapshot(r.Body, limit)
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	httpapi.SetIndex(w, idx)
 	return map[string]any{"index": idx, "snapshot_index": meta.Index, "snapshot_server": meta.Server}, nil
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // TestHTTP_AmbiguousPrefix: a short ID that matches several rows is the
@@ -91,7 +93,7 @@ func TestRaftChangeError(t *testing.T) {
 		{errors.New("disk full"), http.StatusInternalServerError},
 	} {
 		rec := httptest.NewRecorder()
-		writeError(rec, raftChangeError("s2", tc.err))
+		httpapi.WriteError(rec, raftChangeError("s2", tc.err))
 		if rec.Code != tc.code {
 			t.Errorf("%v: HTTP %d, want %d", tc.err, rec.Code, tc.code)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/jobspec"
 	"github.com/ciplat/ciplat/scheduler"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // scheduleView is POST /v1/schedule's answer: where the job would go now
@@ -58,17 +59,17 @@ type schedulePreemption struct {
 // scheduler, configuration and preemption as the workers, on a state
 // snapshot, and commits nothing. ?seed=N fixes the random node sample.
 func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, error) {
-	body, err := readSpec(r)
+	body, err := httpapi.ReadSpec(r)
 	if err != nil {
 		return nil, err
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
-		return nil, badRequest("empty body: send a job spec as YAML or JSON (the body of POST /v1/jobs)")
+		return nil, httpapi.BadRequest("empty body: send a job spec as YAML or JSON (the body of POST /v1/jobs)")
 	}
 	seed := uint64(s.now().UnixNano())
 	if v := r.URL.Query().Get("seed"); v != "" {
 		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
-			return nil, badRequest("invalid seed %q: want a non-negative integer", v)
+			return nil, httpapi.BadRequest("invalid seed %q: want a non-negative integer", v)
 		}
 	}
 	spec, err := s.cfg.SpecLimits.ParseJob(body)
@@ -77,11 +78,11 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, er
 		if errors.As(err, &se) {
 			return nil, err
 		}
-		return nil, badRequest("invalid job spec: %v", err)
+		return nil, httpapi.BadRequest("invalid job spec: %v", err)
 	}
-	_, jobs := newPipeline(spec, "")
+	_, jobs := httpapi.NewPipeline(spec, "")
 	if len(jobs) != 1 {
-		return nil, badRequest("the spec has %d jobs: POST /v1/schedule takes one job (the body of POST /v1/jobs)", len(jobs))
+		return nil, httpapi.BadRequest("the spec has %d jobs: POST /v1/schedule takes one job (the body of POST /v1/jobs)", len(jobs))
 	}
 	job := jobs[0]
 	job.Placement = nil
@@ -120,7 +121,7 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, er
 	why := scheduler.Explain(plan.Metrics)
 	if plan.Placement == nil {
 		out.Explain = "no node can run it: " + why
-		setIndex(w, out.Index)
+		httpapi.SetIndex(w, out.Index)
 		return out, nil
 	}
 	a := plan.Placement
@@ -138,6 +139,6 @@ func (s *Server) handleSchedule(w http.ResponseWriter, r *http.Request) (any, er
 	if n := len(out.Preemptions); n > 0 {
 		out.Explain += fmt.Sprintf("; after preempting %d lower-priority allocation(s)", n)
 	}
-	setIndex(w, out.Index)
+	httpapi.SetIndex(w, out.Index)
 	return out, nil
 }

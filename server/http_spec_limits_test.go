@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -101,4 +102,42 @@ func (ts *testServer) pipelineCount() int {
 	var list []map[string]any
 	ts.do("GET", "/v1/pipelines", nil, nil, &list)
 	return len(list)
+}
+
+// specWideEnv is a pipeline of jobs one-step jobs under a pipeline env of
+// one value of envBytes, which every job's record copies.
+func specWideEnv(jobs, envBytes int) string {
+	var b strings.Builder
+	b.WriteString("name: p\nenv: {E: " + strings.Repeat("e", envBytes) + "}\njobs:\n")
+	for i := 0; i < jobs; i++ {
+		fmt.Fprintf(&b, "  j%d: {steps: ['true']}\n", i)
+	}
+	return b.String()
+}
+
+// TestServer_RegisterEntryCap: a spec within every parser limit whose
+// register entry would pass 16 × -limit-spec-bytes (the pipeline env copied
+// into each of its jobs) gets 413 naming the flag, and nothing reaches Raft;
+// a spec of the full size limit still passes.
+func TestServer_RegisterEntryCap(t *testing.T) {
+	ts := newSchedServer(t, "", func(c *Config) {
+		c.SpecLimits = jobspec.Limits{SpecBytes: 2000}
+	})
+	body := specWideEnv(36, 1000)
+	if len(body) > 2000 {
+		t.Fatalf("the test spec is %d bytes, over the 2000 limit", len(body))
+	}
+	var e map[string]any
+	resp := ts.do("POST", "/v1/pipelines", []byte(body), nil, &e)
+	msg, _ := e["error"].(string)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "-limit-spec-bytes") || !strings.Contains(msg, "more than the 32000 allowed") {
+		t.Fatalf("env copied into 36 jobs: HTTP %d %q, want 413 naming -limit-spec-bytes", resp.StatusCode, msg)
+	}
+	if n := ts.pipelineCount(); n != 0 {
+		t.Fatalf("a refused spec made %d pipelines", n)
+	}
+	resp = ts.do("POST", "/v1/pipelines", []byte(specWideEnv(3, 2000-130)), nil, &e)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("an honest spec near the size limit: HTTP %d %v", resp.StatusCode, e)
+	}
 }

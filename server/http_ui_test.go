@@ -9,6 +9,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // seedPipelines writes n pipelines of two jobs straight into a state store,
@@ -52,7 +53,7 @@ func TestUIPipelines_FilterAndPages(t *testing.T) {
 	ts := newLiveServer(t, nil)
 	seedPipelines(t, ts.srv.State(), 1000, 120)
 
-	var page uiPipelinePage
+	var page httpapi.UIPipelinePage
 	resp := ts.do("GET", "/v1/ui/pipelines?per_page=25", nil, nil, &page)
 	if resp.StatusCode != 200 || page.Total != 120 || len(page.Pipelines) != 25 || page.NextToken == "" {
 		t.Fatalf("first page: HTTP %d total %d rows %d next %q", resp.StatusCode, page.Total, len(page.Pipelines), page.NextToken)
@@ -68,7 +69,7 @@ func TestUIPipelines_FilterAndPages(t *testing.T) {
 	last := "p99999"
 	next := ""
 	for pages := 0; ; pages++ {
-		var pg uiPipelinePage
+		var pg httpapi.UIPipelinePage
 		ts.do("GET", "/v1/ui/pipelines?per_page=25&next_token="+next, nil, nil, &pg)
 		for _, r := range pg.Pipelines {
 			if seen[r.ID] || r.ID >= last {
@@ -106,7 +107,7 @@ func TestUINodes_Allocated(t *testing.T) {
 	registerNode(ts, "n1")
 	registerNode(ts, "n2")
 	submit(ts, twoJobs, nil)
-	var nodes uiNodes
+	var nodes httpapi.UINodes
 	waitFor(t, "job a placed", func() bool {
 		ts.do("GET", "/v1/ui/nodes", nil, nil, &nodes)
 		return nodes.Nodes[0].Allocs+nodes.Nodes[1].Allocs == 1

@@ -7,14 +7,16 @@ import (
 	"testing"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // TestWS_ClientCap: at the cap every client is served; one more gets 503
 // with Retry-After, counted in /v1/metrics; a slot freed is taken again.
 func TestWS_ClientCap(t *testing.T) {
 	ts := newTestServer(t, "")
-	ts.srv.live.hub.setOptions(func(o *wsOptions) { o.maxClients = 2 })
-	sub := wsSubscribe{Subscribe: []string{"pipelines"}}
+	ts.srv.live.hub.SetOptions(func(o *httpapi.FeedOptions) { o.MaxClients = 2 })
+	sub := httpapi.WSSubscribe{Subscribe: []string{"pipelines"}}
 	a := dialWS(t, ts, sub, nil)
 	dialWS(t, ts, sub, nil) // at the cap: served
 
@@ -32,6 +34,6 @@ func TestWS_ClientCap(t *testing.T) {
 	}
 
 	a.conn.Close()
-	waitFor(t, "the closed client's slot to be freed", func() bool { return ts.srv.live.hub.conns.Load() == 1 })
+	waitFor(t, "the closed client's slot to be freed", func() bool { return ts.srv.live.hub.Stats().Conns == 1 })
 	dialWS(t, ts, sub, nil)
 }

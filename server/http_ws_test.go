@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // wsConn is a test WebSocket client of /v1/ws.
@@ -22,7 +24,7 @@ type wsConn struct {
 	last uint64
 }
 
-func dialWS(t *testing.T, ts *testServer, sub wsSubscribe, dialer *websocket.Dialer) *wsConn {
+func dialWS(t *testing.T, ts *testServer, sub httpapi.WSSubscribe, dialer *websocket.Dialer) *wsConn {
 	t.Helper()
 	if dialer == nil {
 		dialer = websocket.DefaultDialer
@@ -44,10 +46,10 @@ func dialWS(t *testing.T, ts *testServer, sub wsSubscribe, dialer *websocket.Dia
 }
 
 // read returns the next message (10s at most).
-func (c *wsConn) read() *wsMessage {
+func (c *wsConn) read() *httpapi.WSMessage {
 	c.t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	var m wsMessage
+	var m httpapi.WSMessage
 	if err := c.conn.ReadJSON(&m); err != nil {
 		c.t.Fatalf("read: %v", err)
 	}
@@ -56,9 +58,9 @@ func (c *wsConn) read() *wsMessage {
 }
 
 // until reads messages until cond holds for one, and returns all read.
-func (c *wsConn) until(cond func(*wsMessage) bool) []*wsMessage {
+func (c *wsConn) until(cond func(*httpapi.WSMessage) bool) []*httpapi.WSMessage {
 	c.t.Helper()
-	var out []*wsMessage
+	var out []*httpapi.WSMessage
 	for {
 		m := c.read()
 		out = append(out, m)
@@ -68,8 +70,8 @@ func (c *wsConn) until(cond func(*wsMessage) bool) []*wsMessage {
 	}
 }
 
-func pipelineDone(id string) func(*wsMessage) bool {
-	return func(m *wsMessage) bool {
+func pipelineDone(id string) func(*httpapi.WSMessage) bool {
+	return func(m *httpapi.WSMessage) bool {
 		return m.Type == "pipeline" && m.Pipeline.ID == id && m.Pipeline.State == "SUCCEEDED"
 	}
 }
@@ -82,9 +84,9 @@ func TestWS_ManyClients(t *testing.T) {
 	const n = 40
 	clients := make([]*wsConn, n)
 	for i := range clients {
-		clients[i] = dialWS(t, ts, wsSubscribe{Subscribe: allTopics}, nil)
+		clients[i] = dialWS(t, ts, httpapi.WSSubscribe{Subscribe: allTopics}, nil)
 	}
-	if got := ts.srv.live.hub.clientCount(); got != n {
+	if got := ts.srv.live.hub.ClientCount(); got != n {
 		t.Fatalf("hub has %d clients, want %d", got, n)
 	}
 	p := runPipeline(ts, "n1", twoJobs)
@@ -118,10 +120,10 @@ func TestWS_PipelineFilterAndTopics(t *testing.T) {
 	ts := newLiveServer(t, nil)
 	registerNode(ts, "n1")
 	p1, _ := submit(ts, twoJobs, nil)
-	jobsOnly := dialWS(t, ts, wsSubscribe{Subscribe: []string{"jobs"}, Pipeline: p1.ID}, nil)
+	jobsOnly := dialWS(t, ts, httpapi.WSSubscribe{Subscribe: []string{"jobs"}, Pipeline: p1.ID}, nil)
 	p2, _ := submit(ts, twoJobs, nil)
 	ts.do("POST", "/v1/pipelines/"+p1.ID+"/cancel", nil, nil, nil)
-	msgs := jobsOnly.until(func(m *wsMessage) bool { return m.Type == "job" && m.Job.State == "CANCELLED" })
+	msgs := jobsOnly.until(func(m *httpapi.WSMessage) bool { return m.Type == "job" && m.Job.State == "CANCELLED" })
 	for _, m := range msgs {
 		if m.Type != "job" || m.Job.PipelineID != p1.ID {
 			t.Fatalf("a jobs-only client of %s got %s %+v", p1.ID, m.Type, m)
@@ -133,7 +135,7 @@ func TestWS_PipelineFilterAndTopics(t *testing.T) {
 func TestWS_ReconnectResumes(t *testing.T) {
 	ts := newLiveServer(t, nil)
 	registerNode(ts, "n1")
-	c := dialWS(t, ts, wsSubscribe{Subscribe: allTopics}, nil)
+	c := dialWS(t, ts, httpapi.WSSubscribe{Subscribe: allTopics}, nil)
 	p1 := runPipeline(ts, "n1", twoJobs)
 	c.until(pipelineDone(p1.ID))
 	seen := c.last
@@ -141,7 +143,7 @@ func TestWS_ReconnectResumes(t *testing.T) {
 
 	// While disconnected, another pipeline runs.
 	p2 := runPipeline(ts, "n1", twoJobs)
-	c2 := dialWS(t, ts, wsSubscribe{Subscribe: allTopics, Index: seen}, nil)
+	c2 := dialWS(t, ts, httpapi.WSSubscribe{Subscribe: allTopics, Index: seen}, nil)
 	msgs := c2.until(pipelineDone(p2.ID))
 	events := 0
 	for _, m := range msgs {
@@ -172,14 +174,14 @@ func TestWS_ResyncWhenIndexPruned(t *testing.T) {
 	ts.srv.State().SetEventLimit(3)
 	registerNode(ts, "n1")
 	runPipeline(ts, "n1", twoJobs)
-	c := dialWS(t, ts, wsSubscribe{Subscribe: allTopics, Index: 1}, nil)
+	c := dialWS(t, ts, httpapi.WSSubscribe{Subscribe: allTopics, Index: 1}, nil)
 	if m := c.read(); m.Type != "resync" {
 		t.Fatalf("got %+v, want resync", m)
 	}
 	_ = c.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, _, err := c.conn.ReadMessage()
-	if !websocket.IsCloseError(err, wsCloseResync) {
-		t.Fatalf("after resync: %v, want close %d", err, wsCloseResync)
+	if !websocket.IsCloseError(err, httpapi.WSCloseResync) {
+		t.Fatalf("after resync: %v, want close %d", err, httpapi.WSCloseResync)
 	}
 }
 
@@ -190,7 +192,7 @@ func TestWS_SlowClientDropped(t *testing.T) {
 	ts := newLiveServer(t, nil)
 	// A long write timeout: the slow client's blocked write must wait
 	// until the test reads, however loaded the machine.
-	ts.srv.live.hub.setOptions(func(o *wsOptions) { o.queueLen = 2; o.sockBuffer = 4096; o.writeTimeout = time.Minute })
+	ts.srv.live.hub.SetOptions(func(o *httpapi.FeedOptions) { o.QueueLen = 2; o.SockBuffer = 4096; o.WriteTimeout = time.Minute })
 	small := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 		if tcp, ok := c.(*net.TCPConn); ok {
@@ -198,8 +200,8 @@ func TestWS_SlowClientDropped(t *testing.T) {
 		}
 		return c, err
 	}, ReadBufferSize: 1024}
-	slow := dialWS(t, ts, wsSubscribe{Subscribe: allTopics}, small)
-	fast := dialWS(t, ts, wsSubscribe{Subscribe: allTopics}, nil)
+	slow := dialWS(t, ts, httpapi.WSSubscribe{Subscribe: allTopics}, small)
+	fast := dialWS(t, ts, httpapi.WSSubscribe{Subscribe: allTopics}, nil)
 
 	var fastJobs atomic.Int64
 	fastDone := make(chan error, 1)
@@ -208,7 +210,7 @@ func TestWS_SlowClientDropped(t *testing.T) {
 		seen := map[string]bool{}
 		for {
 			_ = fast.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
-			var m wsMessage
+			var m httpapi.WSMessage
 			if err := fast.conn.ReadJSON(&m); err != nil {
 				fastDone <- err
 				return
@@ -237,7 +239,7 @@ func TestWS_SlowClientDropped(t *testing.T) {
 	// The slow client now reads what was buffered, then the resync.
 	for {
 		_ = slow.conn.SetReadDeadline(time.Now().Add(15 * time.Second))
-		var m wsMessage
+		var m httpapi.WSMessage
 		if err := slow.conn.ReadJSON(&m); err != nil {
 			t.Fatalf("slow client closed without a resync: %v", err)
 		}
@@ -248,13 +250,13 @@ func TestWS_SlowClientDropped(t *testing.T) {
 			break
 		}
 	}
-	waitFor(t, "the slow client to be dropped", func() bool { return ts.srv.live.hub.clientCount() == 1 })
+	waitFor(t, "the slow client to be dropped", func() bool { return ts.srv.live.hub.ClientCount() == 1 })
 }
 
 func TestWS_PingKeepalive(t *testing.T) {
 	ts := newLiveServer(t, nil)
-	ts.srv.live.hub.setOptions(func(o *wsOptions) { o.pingEvery = 30 * time.Millisecond })
-	c := dialWS(t, ts, wsSubscribe{Subscribe: []string{"nodes"}}, nil)
+	ts.srv.live.hub.SetOptions(func(o *httpapi.FeedOptions) { o.PingEvery = 30 * time.Millisecond })
+	c := dialWS(t, ts, httpapi.WSSubscribe{Subscribe: []string{"nodes"}}, nil)
 	pings := make(chan struct{}, 16)
 	c.conn.SetPingHandler(func(data string) error {
 		select {
@@ -278,7 +280,7 @@ func TestWS_PingKeepalive(t *testing.T) {
 		}
 	}
 	// Still connected after several ping periods: pongs keep it alive.
-	if ts.srv.live.hub.clientCount() != 1 {
+	if ts.srv.live.hub.ClientCount() != 1 {
 		t.Fatal("client was dropped although it answered pings")
 	}
 }

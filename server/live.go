@@ -9,6 +9,7 @@ import (
 
 	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/server/events"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // live is the server's live-state machinery: the NATS event bus and the
@@ -17,7 +18,7 @@ import (
 type live struct {
 	bus *events.Bus
 	pub *events.Publisher
-	hub *wsHub
+	hub *httpapi.Feed
 }
 
 // startLive starts the event bus and the WebSocket hub. The publisher runs
@@ -43,11 +44,11 @@ func (s *Server) startLive() error {
 		s.live.pub = bus.NewPublisher(s.State)
 		s.log.Info("event bus ready", "nats", bus.ClientURL(), "embedded", bus.Embedded() != nil)
 	}
-	s.live.hub = newWSHub(s)
+	s.live.hub = httpapi.NewFeed(s.State, s.log, s.cfg.MaxWSClients)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.live.hub.run(s.shutdownCtx)
+		s.live.hub.Run(s.shutdownCtx)
 	}()
 	return nil
 }

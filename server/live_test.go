@@ -293,32 +293,14 @@ func TestEventStream_SSEResumesWithLastEventID(t *testing.T) {
 	}
 }
 
-func TestEventStream_Heartbeat(t *testing.T) {
-	ts := newLiveServer(t, nil)
-	pr, pw := io.Pipe()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		ts.srv.streamEvents(ctx, &eventWriter{w: pw}, &eventFilter{keys: map[string]bool{}}, eventCursor{}, 20*time.Millisecond)
-		pw.Close()
-	}()
-	r := bufio.NewReader(pr)
-	for i := 0; i < 3; i++ {
-		line, err := r.ReadString('\n')
-		if err != nil || line != "{}\n" {
-			t.Fatalf("heartbeat %d = %q, %v", i, line, err)
-		}
-	}
-}
-
 func TestEventStream_TruncatedAndBadInput(t *testing.T) {
 	ts := newLiveServer(t, nil)
 	ts.srv.State().SetEventLimit(4)
 	registerNode(ts, "n1")
 	runPipeline(ts, "n1", twoJobs)
 	resp, _ := openStream(t, ts, "?index=1", nil)
-	if got := resp.Header.Get(truncatedHeader); got == "" {
-		t.Fatalf("no %s header on a stream from a pruned index", truncatedHeader)
+	if got := resp.Header.Get(eventsTruncatedHeader); got == "" {
+		t.Fatalf("no %s header on a stream from a pruned index", eventsTruncatedHeader)
 	}
 	evs := readEvents(t, bufio.NewReader(resp.Body), 4)
 	if oldest, _ := ts.srv.State().OldestEvent(); evs[0].ID() != oldest.ID() {
@@ -420,3 +402,7 @@ func TestServer_NATSCLISeesEvents(t *testing.T) {
 		t.Fatalf("nats sub saw %v\nwant %v\noutput:\n%s", ids, want, out)
 	}
 }
+
+// eventsTruncatedHeader is the header httpapi sets on an event stream that
+// starts past pruned events.
+const eventsTruncatedHeader = "X-Ciplat-Events-Truncated"

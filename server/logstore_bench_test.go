@@ -11,7 +11,7 @@ import (
 // BenchmarkLogStore_FollowManyJobs is one wake-up of a follower of a
 // 5,000-job pipeline: one job gets a line, the follower copies what is new.
 // "changed" reads only the jobs its subscription marked (what
-// streamLogsFiltered does); "every-job" looks at every job's log on each
+// httpapi's streamLogsFiltered does); "every-job" looks at every job's log on each
 // wake-up, as the follow did before subscriptions.
 func BenchmarkLogStore_FollowManyJobs(b *testing.B) {
 	const jobs = 5000

@@ -343,3 +343,7 @@ func TestLogStore_TailAfter(t *testing.T) {
 		t.Fatalf("tail of a job without logs: %d, %v", got, err)
 	}
 }
+
+// logCopyBuffer is the size of the buffer httpapi's log streams copy
+// through (its logCopyBuffer).
+const logCopyBuffer = 32 * 1024

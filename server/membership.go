@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/hashicorp/serf/serf"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // reconcileLoop runs on the leader: it makes the Raft voters follow serf
@@ -120,10 +122,10 @@ func (s *Server) RemovePeer(id string) error {
 		}
 	}
 	if !found {
-		return &HTTPError{Code: 404, Msg: fmt.Sprintf("no raft peer with id %q; 'ciplat operator raft list-peers' shows the ids", id)}
+		return &httpapi.HTTPError{Code: 404, Msg: fmt.Sprintf("no raft peer with id %q; 'ciplat operator raft list-peers' shows the ids", id)}
 	}
 	if voter && voters == 1 {
-		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
+		return &httpapi.HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
 			"raft refused the configuration change: %q is the last voter, and a cluster needs at least one (add another server first)", id)}
 	}
 	if m, ok := s.memberByID(id); ok && m.Status != serf.StatusAlive {
@@ -260,10 +262,10 @@ func raftChangeError(id string, err error) error {
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return fmt.Errorf("%w: this server is shutting down", ErrNoLeader)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
-		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
+		return &httpapi.HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
 			"raft refused to remove %q: another configuration change is still being committed (%v); retry when 'ciplat operator raft list-peers' settles", id, err)}
 	case errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
+		return &httpapi.HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf(
 			"raft refused to remove %q: a leadership transfer is in progress; retry once a leader is elected", id)}
 	case errors.Is(err, raft.ErrCantBootstrap), errors.Is(err, raft.ErrUnsupportedProtocol):
 		return err
@@ -271,7 +273,7 @@ func raftChangeError(id string, err error) error {
 	// nextConfiguration and checkConfiguration refuse with plain errors
 	// ("configuration changed since …", "need at least one voter …").
 	if msg := err.Error(); strings.Contains(msg, "configuration") {
-		return &HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("raft refused to remove %q: %s", id, msg)}
+		return &httpapi.HTTPError{Code: http.StatusConflict, Msg: fmt.Sprintf("raft refused to remove %q: %s", id, msg)}
 	}
 	return err
 }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // schedMetrics are the scheduler's counters and gauges. Workers, the plan
@@ -89,7 +91,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) (any, err
 	bw := bufio.NewWriter(w)
 	s.writeMetrics(bw)
 	_ = bw.Flush()
-	return streamed{}, nil
+	return httpapi.Streamed{}, nil
 }
 
 // promWriter writes Prometheus text exposition.
@@ -113,7 +115,7 @@ func (p promWriter) one(name, typ, help string, v float64) {
 
 func (s *Server) writeMetrics(w *bufio.Writer) {
 	p := promWriter{w}
-	s.writeWSMetrics(p) // http_ws.go
+	s.writeWSMetrics(p) // metrics_http.go
 	bm := &s.broker.m
 	m := s.metrics
 	s.writeLogMetrics(p) // log_retention.go

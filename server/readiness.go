@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // readiness says whether this server can answer reads and writes now, and
@@ -69,8 +71,8 @@ func (s *Server) handleStatusReady(w http.ResponseWriter, r *http.Request) (any,
 	v := &readyView{Ready: ready, Role: role, Leader: s.Leader(), Error: reason}
 	if !ready {
 		w.Header().Set("Retry-After", notReadyRetry)
-		writeJSON(w, http.StatusServiceUnavailable, v)
-		return streamed{}, nil
+		httpapi.WriteJSON(w, http.StatusServiceUnavailable, v)
+		return httpapi.Streamed{}, nil
 	}
 	return v, nil
 }
@@ -81,7 +83,7 @@ func (s *Server) handleStatusReady(w http.ResponseWriter, r *http.Request) (any,
 func (s *Server) handleStatusLeader(w http.ResponseWriter, r *http.Request) (any, error) {
 	if ready, _, reason := s.readiness(); !ready {
 		w.Header().Set("Retry-After", notReadyRetry)
-		return nil, &HTTPError{Code: http.StatusServiceUnavailable, Msg: "not ready: " + reason}
+		return nil, &httpapi.HTTPError{Code: http.StatusServiceUnavailable, Msg: "not ready: " + reason}
 	}
 	return s.Leader(), nil
 }

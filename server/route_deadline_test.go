@@ -4,6 +4,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // TestRoutes_OnlyRestoreGetsLargeBodyDeadlines: raising -limit-spec-bytes
@@ -14,22 +16,22 @@ func TestRoutes_OnlyRestoreGetsLargeBodyDeadlines(t *testing.T) {
 	cfg.SpecLimits.SpecBytes = 2 << 20 // -limit-spec-bytes 2097152
 	s := &Server{cfg: cfg}
 	var sawSpec, sawRestore bool
-	for _, rt := range s.routes() {
-		r := httptest.NewRequest(rt.method, rt.path, nil)
+	for _, rt := range s.httpAPI().Routes() {
+		r := httptest.NewRequest(rt.Method, rt.Pattern, nil)
 		got := s.forwardTimeout(r, rt)
-		restore := rt.method == "PUT" && rt.path == "/v1/operator/snapshot"
+		restore := rt.Method == "PUT" && rt.Pattern == "/v1/operator/snapshot"
 		if restore {
 			sawRestore = true
-			if !rt.largeBody || got != cfg.ForwardTimeout+largeBodyReadTimeout {
-				t.Errorf("restore: largeBody=%v forward timeout %s, want true and %s", rt.largeBody, got, cfg.ForwardTimeout+largeBodyReadTimeout)
+			if !rt.LargeBody || got != cfg.ForwardTimeout+httpapi.LargeBodyReadTimeout {
+				t.Errorf("restore: largeBody=%v forward timeout %s, want true and %s", rt.LargeBody, got, cfg.ForwardTimeout+httpapi.LargeBodyReadTimeout)
 			}
 			continue
 		}
-		if rt.maxBody == 2<<20 {
+		if rt.MaxBody == 2<<20 {
 			sawSpec = true
 		}
-		if rt.largeBody || got != cfg.ForwardTimeout {
-			t.Errorf("%s %s (maxBody %d): largeBody=%v forward timeout %s, want false and %s", rt.method, rt.path, rt.maxBody, rt.largeBody, got, cfg.ForwardTimeout)
+		if rt.LargeBody || got != cfg.ForwardTimeout {
+			t.Errorf("%s %s (maxBody %d): largeBody=%v forward timeout %s, want false and %s", rt.Method, rt.Pattern, rt.MaxBody, rt.LargeBody, got, cfg.ForwardTimeout)
 		}
 	}
 	if !sawSpec || !sawRestore {

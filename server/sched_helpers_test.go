@@ -13,6 +13,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // newSchedServer is newTestServer with the scheduling options a test sets.
@@ -117,11 +118,11 @@ func isState(s structs.JobState) func(*jobJSON) bool {
 
 // setSchedConfig PUTs a scheduler configuration and returns the answer:
 // the configuration, the status and the body (the error message on error).
-func setSchedConfig(ts *testServer, body, query string) (*schedulerConfigView, int, string) {
+func setSchedConfig(ts *testServer, body, query string) (*httpapi.SchedulerConfigView, int, string) {
 	ts.t.Helper()
 	resp := ts.do("PUT", "/v1/operator/scheduler"+query, []byte(body), nil, nil)
 	b, _ := io.ReadAll(resp.Body)
-	var v schedulerConfigView
+	var v httpapi.SchedulerConfigView
 	if resp.StatusCode != 200 {
 		var e map[string]string
 		_ = json.Unmarshal(b, &e)

@@ -1,6 +1,10 @@
 package server
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/ciplat/ciplat/server/httpapi"
+)
 
 // TestCluster_SchedulerConfigSurvivesFailover: the scheduler configuration
 // stored through Raft is the one the next leader uses: its worker pool and
@@ -8,7 +12,7 @@ import "testing"
 func TestCluster_SchedulerConfigSurvivesFailover(t *testing.T) {
 	c := newTestCluster(t, 3, nil)
 	l := c.waitStable(3)
-	var v schedulerConfigView
+	var v httpapi.SchedulerConfigView
 	// Through a follower: the write is forwarded to the leader.
 	f := c.followers()[0]
 	if resp := f.do("PUT", "/v1/operator/scheduler", []byte(`{"algorithm": "spread", "preemption": true, "workers": 5}`), nil, &v); resp.StatusCode != 200 {

@@ -14,6 +14,7 @@ import (
 	"github.com/ciplat/ciplat/fsm"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // TestEvalBroker_DeliveryLimitFailsEval: an evaluation nacked (or left
@@ -164,9 +165,9 @@ func TestServer_OperatorSchedulerConfig(t *testing.T) {
 	dir := t.TempDir()
 	opt := func(c *Config) { c.SchedulerWorkers = 3 }
 	ts := newSchedServer(t, dir, opt)
-	var got schedulerConfigView
+	var got httpapi.SchedulerConfigView
 	ts.do("GET", "/v1/operator/scheduler", nil, nil, &got)
-	if want := (schedulerConfigView{Algorithm: "binpack", Workers: 3, Source: "agent"}); got != want {
+	if want := (httpapi.SchedulerConfigView{Algorithm: "binpack", Workers: 3, Source: "agent"}); got != want {
 		t.Fatalf("default config %+v, want %+v", got, want)
 	}
 	waitFor(t, "3 workers", func() bool { return ts.srv.metrics.workers.Load() == 3 })
@@ -260,7 +261,7 @@ func TestServer_Preemption(t *testing.T) {
 	if old.DesiredStatus != structs.AllocDesiredStop || old.PreemptedBy != jh.AllocID {
 		t.Fatalf("evicted allocation = %+v; want desired stop, preempted by %s", old, jh.AllocID)
 	}
-	var listed []*clientAlloc
+	var listed []*httpapi.ClientAlloc
 	ts.do("GET", "/v1/client/nodes/n1/allocations", nil, nil, &listed)
 	if len(listed) != 1 || listed[0].ID != jh.AllocID {
 		t.Fatalf("n1's client lists %d allocations; want only high's (the evicted one is stopped)", len(listed))
@@ -509,7 +510,7 @@ func finishAllocs(ts *testServer, nodeID string, stop <-chan struct{}) {
 		if err != nil {
 			return
 		}
-		var allocs []*clientAlloc
+		var allocs []*httpapi.ClientAlloc
 		_ = json.NewDecoder(resp.Body).Decode(&allocs)
 		resp.Body.Close()
 		fmt.Sscan(resp.Header.Get("X-Ciplat-Index"), &index)

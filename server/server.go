@@ -23,6 +23,7 @@ import (
 	"github.com/ciplat/ciplat/fsm"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // Server is one server agent.
@@ -93,7 +94,7 @@ type Server struct {
 }
 
 // ErrNoLeader is returned for writes while the cluster has no leader.
-var ErrNoLeader = errors.New("no cluster leader")
+var ErrNoLeader = httpapi.ErrNoLeader
 
 // New starts a server on cfg.DataDir.
 func New(cfg Config) (*Server, error) {
@@ -253,7 +254,7 @@ func (s *Server) apply(t structs.MessageType, req any) (any, uint64, error) {
 		case errors.Is(err, raft.ErrAbortedByRestore):
 			// Not applied: an operator's snapshot restore replaced the
 			// state while the write waited. Safe to send again.
-			return nil, 0, &HTTPError{Code: http.StatusServiceUnavailable, RetryAfter: true,
+			return nil, 0, &httpapi.HTTPError{Code: http.StatusServiceUnavailable, RetryAfter: true,
 				Msg: "a snapshot restore replaced the cluster's state while this write waited; it was not applied: send it again"}
 		case errors.Is(err, raft.ErrRaftShutdown):
 			// Raft stopped while the write waited: it may or may not

@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // DefaultSnapshotMaxBytes is the default bound of an uploaded snapshot
@@ -44,7 +45,7 @@ const restoreUploadPattern = "snapshot-restore-*.tmp"
 const maxSnapshotMetaLine = 4 << 10
 
 func snapshotTooLarge(limit int64) error {
-	return &HTTPError{Code: http.StatusRequestEntityTooLarge,
+	return &httpapi.HTTPError{Code: http.StatusRequestEntityTooLarge,
 		Msg: fmt.Sprintf("snapshot is larger than %d bytes, this server's limit (-snapshot-max-bytes)", limit)}
 }
 
@@ -86,13 +87,13 @@ func (s *Server) restoreSnapshot(body io.Reader, limit int64) (*snapshotMeta, ui
 		if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 			return nil, 0, snapshotTooLarge(limit)
 		}
-		return nil, 0, badRequest("snapshot is damaged: %v", err)
+		return nil, 0, httpapi.BadRequest("snapshot is damaged: %v", err)
 	}
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, 0, err
 	}
 	if _, err := state.Verify(bufio.NewReaderSize(tmp, 64<<10)); err != nil {
-		return nil, 0, badRequest("snapshot is damaged: %v", err)
+		return nil, 0, httpapi.BadRequest("snapshot is damaged: %v", err)
 	}
 	fi, err := tmp.Stat()
 	if err != nil {
@@ -128,14 +129,14 @@ func readSnapshotMeta(br *bufio.Reader, limit int64) (*snapshotMeta, error) {
 		return nil, snapshotTooLarge(limit)
 	}
 	if err != nil {
-		return nil, badRequest("not a ciplat snapshot: no metadata line (save one with 'ciplat operator snapshot save FILE')")
+		return nil, httpapi.BadRequest("not a ciplat snapshot: no metadata line (save one with 'ciplat operator snapshot save FILE')")
 	}
 	var meta snapshotMeta
 	if err := json.Unmarshal(line, &meta); err != nil || meta.Format != snapshotFormat {
-		return nil, badRequest("not a ciplat snapshot: the first line is not its metadata (save one with 'ciplat operator snapshot save FILE')")
+		return nil, httpapi.BadRequest("not a ciplat snapshot: the first line is not its metadata (save one with 'ciplat operator snapshot save FILE')")
 	}
 	if meta.Version != snapshotVersion {
-		return nil, badRequest("snapshot version %d: this server reads version %d", meta.Version, snapshotVersion)
+		return nil, httpapi.BadRequest("snapshot version %d: this server reads version %d", meta.Version, snapshotVersion)
 	}
 	return &meta, nil
 }

@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/ciplat/ciplat/server"
+	"github.com/ciplat/ciplat/server/httpapi"
 )
 
 // HTTPConfig bounds the agent's HTTP listener, so idle keep-alives, slow
@@ -151,7 +151,7 @@ func (c HTTPConfig) withDefaults() HTTPConfig {
 // headers on every answer. There is no WriteTimeout (see HTTPConfig).
 func (c *HTTPConfig) httpServer(h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           server.SecurityHeaders(h),
+		Handler:           httpapi.SecurityHeaders(h),
 		ReadHeaderTimeout: c.ReadHeaderTimeout,
 		ReadTimeout:       c.ReadTimeout,
 		IdleTimeout:       c.IdleTimeout,

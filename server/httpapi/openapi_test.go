@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"encoding/json"
@@ -22,9 +22,8 @@ func TestOpenAPI_MatchesRoutes(t *testing.T) {
 			documented = append(documented, strings.ToUpper(m)+" "+p)
 		}
 	}
-	s := &Server{}
-	for _, r := range s.routes() {
-		routed = append(routed, r.method+" "+r.path)
+	for _, r := range New(stubBackend{}, Config{}).Routes() {
+		routed = append(routed, r.Method+" "+r.Pattern)
 	}
 	sort.Strings(documented)
 	sort.Strings(routed)

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"net/http"
@@ -9,14 +9,14 @@ import (
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
-func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+func (a *API) handleJobGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	id := r.PathValue("id")
 	var out *jobView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		j, err := st.JobByIDPrefix(ws, id)
 		if err != nil {
 			return 0, err
@@ -27,11 +27,11 @@ func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	SetIndex(w, idx)
 	return out, nil
 }
 
-func (s *Server) handleEvalList(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *API) handleEvalList(w http.ResponseWriter, r *http.Request) (any, error) {
 	status := r.URL.Query().Get("status")
 	if status == "" {
 		status = structs.EvalPending
@@ -39,21 +39,15 @@ func (s *Server) handleEvalList(w http.ResponseWriter, r *http.Request) (any, er
 	switch status {
 	case structs.EvalPending, structs.EvalBlocked, structs.EvalComplete, structs.EvalFailed, structs.EvalCancelled:
 	default:
-		return nil, badRequest("invalid status %q: want pending, blocked, complete, failed or cancelled", status)
+		return nil, BadRequest("invalid status %q: want pending, blocked, complete, failed or cancelled", status)
 	}
-	evals, err := s.State().EvalsByStatus(nil, status)
+	evals, err := a.b.State().EvalsByStatus(nil, status)
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, s.State().Index("evals"))
+	SetIndex(w, a.b.State().Index("evals"))
 	if evals == nil {
 		evals = []*structs.Evaluation{}
 	}
 	return evals, nil
-}
-
-func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) (any, error) {
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(openAPIDoc)
-	return streamed{}, nil
 }

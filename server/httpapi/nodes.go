@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"net/http"
@@ -29,13 +29,13 @@ func nodeViewOf(st *state.StateStore, ws memdb.WatchSet, n *structs.Node) (*node
 	return v, nil
 }
 
-func (s *Server) handleNodeList(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+func (a *API) handleNodeList(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	var out []*nodeView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		nodes, err := st.Nodes(ws)
 		if err != nil {
 			return 0, err
@@ -53,12 +53,12 @@ func (s *Server) handleNodeList(w http.ResponseWriter, r *http.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	SetIndex(w, idx)
 	return out, nil
 }
 
-func (s *Server) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	st := s.State()
+func (a *API) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	st := a.b.State()
 	id := r.PathValue("id")
 	n, err := st.NodeByID(nil, id)
 	if err != nil {
@@ -77,6 +77,6 @@ func (s *Server) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, err
 	if n == nil {
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found"}
 	}
-	setIndex(w, st.Index("nodes"))
+	SetIndex(w, st.Index("nodes"))
 	return nodeViewOf(st, nil, n)
 }

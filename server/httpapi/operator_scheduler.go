@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"fmt"
@@ -11,11 +11,11 @@ import (
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
-// schedulerConfigView is GET /v1/operator/scheduler: the configuration in
+// SchedulerConfigView is GET /v1/operator/scheduler: the configuration in
 // force. Source says where it comes from: "raft" once an operator stored
 // one (it then survives restarts and leader changes), else "agent" (the
 // leader's flags). ModifyIndex is what ?cas= must name to replace it.
-type schedulerConfigView struct {
+type SchedulerConfigView struct {
 	Algorithm   string `json:"algorithm"`
 	Preemption  bool   `json:"preemption"`
 	Workers     int    `json:"workers"`
@@ -32,40 +32,40 @@ type schedulerConfigBody struct {
 	Workers    *int   `json:"workers"`
 }
 
-func (s *Server) schedulerConfigView(stored *structs.SchedulerConfig) *schedulerConfigView {
-	c := s.sched.effective(stored)
-	v := &schedulerConfigView{Algorithm: c.Algorithm, Preemption: c.Preemption, Workers: *c.Workers, Source: "agent"}
+func (a *API) schedulerConfigView(stored *structs.SchedulerConfig) *SchedulerConfigView {
+	c := a.b.SchedulerConfig(stored)
+	v := &SchedulerConfigView{Algorithm: c.Algorithm, Preemption: c.Preemption, Workers: *c.Workers, Source: "agent"}
 	if stored != nil {
 		v.Source, v.ModifyIndex = "raft", stored.ModifyIndex
 	}
 	return v
 }
 
-func (s *Server) handleSchedulerConfigGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+func (a *API) handleSchedulerConfigGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
-	var out *schedulerConfigView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	var out *SchedulerConfigView
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		stored, err := st.SchedulerConfig(ws)
 		if err != nil {
 			return 0, err
 		}
-		out = s.schedulerConfigView(stored)
+		out = a.schedulerConfigView(stored)
 		return st.Index(state.TableSchedulerConfig), nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	SetIndex(w, idx)
 	return out, nil
 }
 
 // handleSchedulerConfigPut stores a new configuration through Raft. With
 // ?cas=N it applies only if the stored configuration's modify index is N
 // (0: never set), else 409.
-func (s *Server) handleSchedulerConfigPut(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *API) handleSchedulerConfigPut(w http.ResponseWriter, r *http.Request) (any, error) {
 	var body schedulerConfigBody
 	if err := decodeBody(r, &body); err != nil {
 		return nil, err
@@ -75,17 +75,17 @@ func (s *Server) handleSchedulerConfigPut(w http.ResponseWriter, r *http.Request
 		c.Algorithm = "binpack"
 	}
 	if err := c.Validate(); err != nil {
-		return nil, badRequest("invalid scheduler configuration: %v", err)
+		return nil, BadRequest("invalid scheduler configuration: %v", err)
 	}
-	req := &structs.SchedulerConfigRequest{WriteRequest: structs.WriteRequest{Timestamp: s.now()}, Config: c}
+	req := &structs.SchedulerConfigRequest{WriteRequest: structs.WriteRequest{Timestamp: a.b.Now()}, Config: c}
 	if v := r.URL.Query().Get("cas"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return nil, badRequest("invalid cas %q: want the modify_index of GET /v1/operator/scheduler (0 when never set)", v)
+			return nil, BadRequest("invalid cas %q: want the modify_index of GET /v1/operator/scheduler (0 when never set)", v)
 		}
 		req.CAS, req.CASIndex = true, n
 	}
-	resp, idx, err := s.apply(structs.SchedulerConfigRequestType, req)
+	resp, idx, err := a.b.Apply(structs.SchedulerConfigRequestType, req)
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +98,10 @@ func (s *Server) handleSchedulerConfigPut(w http.ResponseWriter, r *http.Request
 			"scheduler configuration changed since: its modify_index is %d, not %d; read it again and retry with ?cas=%d",
 			rr.Index, req.CASIndex, rr.Index)}
 	}
-	setIndex(w, idx)
-	stored, err := s.State().SchedulerConfig(nil)
+	SetIndex(w, idx)
+	stored, err := a.b.State().SchedulerConfig(nil)
 	if err != nil {
 		return nil, err
 	}
-	return s.schedulerConfigView(stored), nil
+	return a.schedulerConfigView(stored), nil
 }

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"cmp"
@@ -79,7 +79,7 @@ func newWorkerView(a *structs.Allocation, j *structs.Job, n *structs.Node, now t
 }
 
 // workerViewOf reads the job and node of a and builds its view.
-func (s *Server) workerViewOf(st *state.StateStore, ws memdb.WatchSet, a *structs.Allocation) (*workerView, error) {
+func (h *API) workerViewOf(st *state.StateStore, ws memdb.WatchSet, a *structs.Allocation) (*workerView, error) {
 	j, err := st.JobByID(ws, a.JobID)
 	if err != nil {
 		return nil, err
@@ -88,7 +88,7 @@ func (s *Server) workerViewOf(st *state.StateStore, ws memdb.WatchSet, a *struct
 	if err != nil {
 		return nil, err
 	}
-	return newWorkerView(a, j, n, s.now()), nil
+	return newWorkerView(a, j, n, h.b.Now()), nil
 }
 
 // resolveWorker finds a worker's allocation by ID or unique ID prefix.
@@ -121,12 +121,12 @@ const workerMaxPerPage = 1000
 // (Nomad's pagination). A token names the first worker of the next page
 // by its creation time and ID, so a page boundary stays put while workers
 // come and go; a token whose worker is gone starts at the next older one.
-func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, error) {
+func (h *API) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, error) {
 	all, err := parseBool(r, "all")
 	if err != nil {
 		return nil, err
 	}
-	q, err := parseQuery(r)
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
@@ -136,7 +136,7 @@ func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, 
 	}
 	var out []*workerView
 	var nextToken string
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := h.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		allocs, err := st.Allocs(ws)
 		if err != nil {
 			return 0, err
@@ -160,7 +160,7 @@ func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, 
 		}
 		out = make([]*workerView, 0, len(picked))
 		for _, a := range picked {
-			v, err := s.workerViewOf(st, nil, a)
+			v, err := h.workerViewOf(st, nil, a)
 			if err != nil {
 				return 0, err
 			}
@@ -171,7 +171,7 @@ func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, 
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	SetIndex(w, idx)
 	if nextToken != "" {
 		w.Header().Set("X-Ciplat-Next-Token", nextToken)
 	}
@@ -205,7 +205,7 @@ func parseWorkerPage(r *http.Request) (int, *workerCursor, error) {
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > workerMaxPerPage {
-			return 0, nil, badRequest("invalid per_page %q: want 1 to %d", v, workerMaxPerPage)
+			return 0, nil, BadRequest("invalid per_page %q: want 1 to %d", v, workerMaxPerPage)
 		}
 		perPage = n
 	}
@@ -216,25 +216,25 @@ func parseWorkerPage(r *http.Request) (int, *workerCursor, error) {
 	ns, id, ok := strings.Cut(v, ".")
 	n, err := strconv.ParseInt(ns, 10, 64)
 	if !ok || err != nil || id == "" {
-		return 0, nil, badRequest("invalid next_token %q: pass the X-Ciplat-Next-Token of the previous page", v)
+		return 0, nil, BadRequest("invalid next_token %q: pass the X-Ciplat-Next-Token of the previous page", v)
 	}
 	return perPage, &workerCursor{created: n, id: id}, nil
 }
 
 // handleWorkerGet is GET /v1/workers/{id}.
-func (s *Server) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+func (h *API) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
 	id := r.PathValue("id")
 	var out *workerView
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	idx, err := h.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		a, err := resolveWorker(st, ws, id)
 		if err != nil {
 			return 0, err
 		}
-		if out, err = s.workerViewOf(st, nil, a); err != nil {
+		if out, err = h.workerViewOf(st, nil, a); err != nil {
 			return 0, err
 		}
 		return st.Index("allocs"), nil
@@ -242,7 +242,7 @@ func (s *Server) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, e
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	SetIndex(w, idx)
 	return out, nil
 }
 
@@ -251,35 +251,35 @@ func (s *Server) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, e
 // retried or fails per its policy with workerStopReason. Stopping a worker
 // that already ended, or is already being stopped, commits nothing and
 // answers 200 with the worker as it is.
-func (s *Server) handleWorkerStop(w http.ResponseWriter, r *http.Request) (any, error) {
-	st := s.State()
+func (h *API) handleWorkerStop(w http.ResponseWriter, r *http.Request) (any, error) {
+	st := h.b.State()
 	a, err := resolveWorker(st, nil, r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
 	if a.Live() && a.DesiredStatus != structs.AllocDesiredStop {
-		_, idx, err := s.apply(structs.WorkerStopRequestType, &structs.WorkerStopRequest{
-			WriteRequest: structs.WriteRequest{Timestamp: s.now()}, AllocID: a.ID, Reason: workerStopReason})
+		_, idx, err := h.b.Apply(structs.WorkerStopRequestType, &structs.WorkerStopRequest{
+			WriteRequest: structs.WriteRequest{Timestamp: h.b.Now()}, AllocID: a.ID, Reason: workerStopReason})
 		if err != nil {
 			return nil, err
 		}
-		setIndex(w, idx)
-		st = s.State()
+		SetIndex(w, idx)
+		st = h.b.State()
 		if a, err = st.AllocByID(nil, a.ID); err != nil || a == nil {
 			return nil, err
 		}
 	} else {
-		setIndex(w, st.Index("allocs"))
+		SetIndex(w, st.Index("allocs"))
 	}
-	return s.workerViewOf(st, nil, a)
+	return h.workerViewOf(st, nil, a)
 }
 
 // handleWorkerLogs is GET /v1/workers/{id}/logs: the log lines of the job
 // attempt the worker ran (?step, ?follow, ?after, ?tail as for job logs). A follow
 // ends when the worker's attempt is no longer the job's current one, or the
 // job ended.
-func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, error) {
-	a, err := resolveWorker(s.State(), nil, r.PathValue("id"))
+func (h *API) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, error) {
+	a, err := resolveWorker(h.b.State(), nil, r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
@@ -293,7 +293,7 @@ func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, 
 	}
 	step := r.URL.Query().Get("step")
 	if step != "" {
-		j, err := s.State().JobByID(nil, a.JobID)
+		j, err := h.b.State().JobByID(nil, a.JobID)
 		if err != nil {
 			return nil, err
 		}
@@ -303,16 +303,16 @@ func (s *Server) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, 
 	}
 	attempt := a.Attempt
 	ofAttempt := func(e *api.LogEntry) bool { return e.Attempt == attempt }
-	if after, err = s.tailStart(r, a.JobID, after, logMatcher(step, ofAttempt)); err != nil {
+	if after, err = h.tailStart(r, a.JobID, after, logMatcher(step, ofAttempt)); err != nil {
 		return nil, err
 	}
-	s.streamLogsFiltered(r.Context(), w, []string{a.JobID}, step, after, follow, func(ws memdb.WatchSet) bool {
-		cur, err := s.State().AllocByID(ws, a.ID)
+	h.streamLogsFiltered(r.Context(), w, []string{a.JobID}, step, after, follow, func(ws memdb.WatchSet) bool {
+		cur, err := h.b.State().AllocByID(ws, a.ID)
 		if err != nil || cur == nil || !cur.Live() {
 			return true
 		}
-		j, err := s.State().JobByID(ws, a.JobID)
+		j, err := h.b.State().JobByID(ws, a.JobID)
 		return err != nil || j == nil || j.State.Terminal() || j.AllocID != a.ID
 	}, ofAttempt)
-	return streamed{}, nil
+	return Streamed{}, nil
 }

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"net/http"
@@ -18,7 +18,7 @@ func TestWriteError_RetryAfter(t *testing.T) {
 		{&HTTPError{Code: http.StatusBadRequest, Msg: "x"}, ""},
 	} {
 		rec := httptest.NewRecorder()
-		writeError(rec, tc.err)
+		WriteError(rec, tc.err)
 		if rec.Code != tc.err.Code || rec.Header().Get("Retry-After") != tc.want {
 			t.Errorf("%+v: HTTP %d Retry-After %q, want %d %q", tc.err, rec.Code, rec.Header().Get("Retry-After"), tc.err.Code, tc.want)
 		}

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 // and clients know it is alive.
 const logHeartbeat = 15 * time.Second
 
-func (s *Server) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, error) {
-	job, err := s.State().JobByIDPrefix(nil, r.PathValue("id"))
+func (a *API) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, error) {
+	job, err := a.b.State().JobByIDPrefix(nil, r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
@@ -34,18 +34,18 @@ func (s *Server) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, err
 	if step != "" && !hasStep(job, step) {
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "job " + job.Name + " has no step " + strconv.Quote(step)}
 	}
-	if after, err = s.tailStart(r, job.ID, after, logMatcher(step, nil)); err != nil {
+	if after, err = a.tailStart(r, job.ID, after, logMatcher(step, nil)); err != nil {
 		return nil, err
 	}
-	s.streamLogs(r.Context(), w, []string{job.ID}, step, after, follow, func(ws memdb.WatchSet) bool {
-		j, err := s.State().JobByID(ws, job.ID)
+	a.streamLogs(r.Context(), w, []string{job.ID}, step, after, follow, func(ws memdb.WatchSet) bool {
+		j, err := a.b.State().JobByID(ws, job.ID)
 		return err != nil || j == nil || j.State.Terminal()
 	})
-	return streamed{}, nil
+	return Streamed{}, nil
 }
 
-func (s *Server) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any, error) {
-	p, err := s.State().PipelineByIDPrefix(nil, r.PathValue("id"))
+func (a *API) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any, error) {
+	p, err := a.b.State().PipelineByIDPrefix(nil, r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
@@ -53,11 +53,11 @@ func (s *Server) handlePipelineLogs(w http.ResponseWriter, r *http.Request) (any
 	if err != nil {
 		return nil, err
 	}
-	s.streamLogs(r.Context(), w, p.JobIDs, "", 0, follow, func(ws memdb.WatchSet) bool {
-		cur, err := s.State().PipelineByID(ws, p.ID)
+	a.streamLogs(r.Context(), w, p.JobIDs, "", 0, follow, func(ws memdb.WatchSet) bool {
+		cur, err := a.b.State().PipelineByID(ws, p.ID)
 		return err != nil || cur == nil || cur.State.Terminal()
 	})
-	return streamed{}, nil
+	return Streamed{}, nil
 }
 
 // logTailMax bounds ?tail.
@@ -65,16 +65,16 @@ const logTailMax = 100000
 
 // tailStart applies ?tail=N (the last N entries that match; match nil: all)
 // to a read that starts after `after`: it returns where the read starts.
-func (s *Server) tailStart(r *http.Request, jobID string, after uint64, match func(*api.LogEntry) bool) (uint64, error) {
+func (a *API) tailStart(r *http.Request, jobID string, after uint64, match func(*api.LogEntry) bool) (uint64, error) {
 	v := r.URL.Query().Get("tail")
 	if v == "" {
 		return after, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 || n > logTailMax {
-		return 0, badRequest("invalid tail %q: want a number of log lines from 0 to %d", v, logTailMax)
+		return 0, BadRequest("invalid tail %q: want a number of log lines from 0 to %d", v, logTailMax)
 	}
-	start, err := s.logs.TailAfter(jobID, n, match)
+	start, err := a.b.LogStore().TailAfter(jobID, n, match)
 	if err != nil {
 		return 0, err
 	}
@@ -108,7 +108,7 @@ func parseAfter(r *http.Request) (uint64, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return 0, badRequest("invalid after %q: want a log sequence number", v)
+		return 0, BadRequest("invalid after %q: want a log sequence number", v)
 	}
 	return n, nil
 }
@@ -117,8 +117,8 @@ func parseAfter(r *http.Request) (uint64, error) {
 // going until done reports true (the job or pipeline ended) and every line
 // that arrived before that was written; it waits on the log store's and the
 // state store's notifications, never polling.
-func (s *Server) streamLogs(ctx context.Context, w http.ResponseWriter, jobIDs []string, step string, after uint64, follow bool, done func(memdb.WatchSet) bool) {
-	s.streamLogsFiltered(ctx, w, jobIDs, step, after, follow, done, nil)
+func (a *API) streamLogs(ctx context.Context, w http.ResponseWriter, jobIDs []string, step string, after uint64, follow bool, done func(memdb.WatchSet) bool) {
+	a.streamLogsFiltered(ctx, w, jobIDs, step, after, follow, done, nil)
 }
 
 // logCopyBuffer is the one buffer a log stream reads its files through.
@@ -134,19 +134,19 @@ const logCopyBuffer = 32 * 1024
 // follow subscribes to its jobs and, once caught up, reads only the jobs
 // that got lines (LogSubscription): following a pipeline of thousands of
 // jobs costs nothing while they are quiet.
-func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, jobIDs []string, step string, after uint64, follow bool, done func(memdb.WatchSet) bool, keep func(*api.LogEntry) bool) {
-	var sub *LogSubscription
+func (a *API) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, jobIDs []string, step string, after uint64, follow bool, done func(memdb.WatchSet) bool, keep func(*api.LogEntry) bool) {
+	var sub LogSubscription
 	if follow {
 		var err error
-		if sub, err = s.logs.Subscribe(jobIDs); err != nil {
-			writeError(w, err)
+		if sub, err = a.b.LogStore().Subscribe(jobIDs); err != nil {
+			WriteError(w, err)
 			return
 		}
 		defer sub.Close()
 	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
-	out := newDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
+	out := NewDeadlineWriter(w, a.cfg.WriteTimeout)
 	buf := make([]byte, logCopyBuffer)
 	last := make([]uint64, len(jobIDs))
 	pending := make([]int, len(jobIDs))
@@ -162,10 +162,10 @@ func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, 
 		ws := memdb.NewWatchSet()
 		finished := done(ws)
 		for _, i := range pending {
-			seen, err := s.copyLogs(out, buf, jobIDs[i], step, last[i], keep)
+			seen, err := a.copyLogs(out, buf, jobIDs[i], step, last[i], keep)
 			if err != nil {
-				if !out.failed {
-					s.log.Warn("read logs", "job", jobIDs[i], "err", err)
+				if !out.Failed() {
+					a.log.Warn("read logs", "job", jobIDs[i], "err", err)
 				}
 				return
 			}
@@ -175,7 +175,7 @@ func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, 
 			return
 		}
 		if !follow || finished {
-			out.end()
+			out.End()
 			return
 		}
 		for waiting := true; waiting; {
@@ -196,11 +196,11 @@ func (s *Server) streamLogsFiltered(ctx context.Context, w http.ResponseWriter, 
 
 // copyLogs writes jobID's entries after `after` (of one step, and those keep
 // accepts) to w and returns the newest Seq it looked at.
-func (s *Server) copyLogs(w io.Writer, buf []byte, jobID, step string, after uint64, keep func(*api.LogEntry) bool) (uint64, error) {
+func (a *API) copyLogs(w io.Writer, buf []byte, jobID, step string, after uint64, keep func(*api.LogEntry) bool) (uint64, error) {
 	if step == "" && keep == nil {
-		return s.logs.CopyAfter(w, buf, jobID, after)
+		return a.b.LogStore().CopyAfter(w, buf, jobID, after)
 	}
-	return s.logs.ScanAfter(jobID, after, func(e *api.LogEntry, raw []byte) error {
+	return a.b.LogStore().ScanAfter(jobID, after, func(e *api.LogEntry, raw []byte) error {
 		if (step != "" && e.Step != step) || (keep != nil && !keep(e)) {
 			return nil
 		}
@@ -246,8 +246,8 @@ func waitAny(ctx context.Context, ws memdb.WatchSet, logs <-chan struct{}, tick 
 // checkLogJobs refuses a log push, before anything is written, when one of
 // its jobs is unknown (404) or has ended (409): logs are only taken for a
 // job that a client may still be running.
-func (s *Server) checkLogJobs(jobIDs []string) error {
-	st := s.State()
+func (a *API) checkLogJobs(jobIDs []string) error {
+	st := a.b.State()
 	for _, id := range jobIDs {
 		j, err := st.JobByID(nil, id)
 		if err != nil {

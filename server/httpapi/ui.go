@@ -1,10 +1,9 @@
-package server
+package httpapi
 
 import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -21,24 +20,9 @@ const (
 	uiMaxPerPage     = 500
 )
 
-// uiPipelineRow is one pipeline of the UI's list, and the payload of the
-// WebSocket feed's "pipeline" messages.
-type uiPipelineRow struct {
-	ID              string         `json:"id"`
-	Name            string         `json:"name"`
-	State           string         `json:"state"`
-	CancelRequested bool           `json:"cancel_requested,omitempty"`
-	Jobs            int            `json:"jobs"`
-	JobStates       map[string]int `json:"job_states"`
-	SubmittedAt     time.Time      `json:"submitted_at"`
-	FinishedAt      time.Time      `json:"finished_at,omitzero"`
-	CreateIndex     uint64         `json:"create_index"`
-	ModifyIndex     uint64         `json:"modify_index"`
-}
-
-// uiPipelinePage is GET /v1/ui/pipelines.
-type uiPipelinePage struct {
-	Pipelines []*uiPipelineRow `json:"pipelines"`
+// UIPipelinePage is GET /v1/ui/pipelines.
+type UIPipelinePage struct {
+	Pipelines []*pipelineRow `json:"pipelines"`
 	// Total is how many pipelines match the filters (all pages).
 	Total int `json:"total"`
 	// StateCounts counts the pipelines matching the name filter by state,
@@ -59,28 +43,13 @@ type uiNodeRow struct {
 	Allocs int `json:"allocs"`
 }
 
-// uiNodes is GET /v1/ui/nodes.
-type uiNodes struct {
+// UINodes is GET /v1/ui/nodes.
+type UINodes struct {
 	Nodes []*uiNodeRow `json:"nodes"`
 	// Capacity and Allocated add up the ready nodes.
 	Capacity  structs.Resources `json:"capacity"`
 	Allocated structs.Resources `json:"allocated"`
 	Index     uint64            `json:"index"`
-}
-
-func pipelineRow(st *state.StateStore, p *structs.Pipeline) *uiPipelineRow {
-	row := &uiPipelineRow{
-		ID: p.ID, Name: p.Name, State: string(p.State), CancelRequested: p.CancelRequested,
-		Jobs: len(p.JobIDs), JobStates: map[string]int{},
-		SubmittedAt: p.SubmittedAt, FinishedAt: p.FinishedAt,
-		CreateIndex: p.CreateIndex, ModifyIndex: p.ModifyIndex,
-	}
-	for _, id := range p.JobIDs {
-		if j, _ := st.JobByID(nil, id); j != nil {
-			row.JobStates[string(j.State)]++
-		}
-	}
-	return row
 }
 
 // uiPipelineFilter is the query of GET /v1/ui/pipelines.
@@ -103,7 +72,7 @@ func parseUIPipelineFilter(r *http.Request) (*uiPipelineFilter, error) {
 			switch structs.PipelineState(s) {
 			case structs.PipelinePending, structs.PipelineRunning, structs.PipelineSucceeded, structs.PipelineFailed, structs.PipelineCancelled:
 			default:
-				return nil, badRequest("invalid state %q: want PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED", s)
+				return nil, BadRequest("invalid state %q: want PENDING, RUNNING, SUCCEEDED, FAILED or CANCELLED", s)
 			}
 			f.states[s] = true
 		}
@@ -111,14 +80,14 @@ func parseUIPipelineFilter(r *http.Request) (*uiPipelineFilter, error) {
 	if v := q.Get("per_page"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > uiMaxPerPage {
-			return nil, badRequest("invalid per_page %q: want 1 to %d", v, uiMaxPerPage)
+			return nil, BadRequest("invalid per_page %q: want 1 to %d", v, uiMaxPerPage)
 		}
 		f.perPage = n
 	}
 	if v := q.Get("next_token"); v != "" {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return nil, badRequest("invalid next_token %q: pass the next_token of the previous page", v)
+			return nil, BadRequest("invalid next_token %q: pass the next_token of the previous page", v)
 		}
 		f.next = n
 	}
@@ -154,10 +123,10 @@ func containsFold(s, lower string) bool {
 // uiPipelines reads one page. Rows are filtered on the pipeline records
 // alone (cheap for 10,000 pipelines, no allocation per row); job counts are
 // read for the page only.
-func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (*uiPipelinePage, error) {
+func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (*UIPipelinePage, error) {
 	// Any job change changes some row's counts.
 	st.IndexWatch(ws, state.TableJobs)
-	page := &uiPipelinePage{Pipelines: make([]*uiPipelineRow, 0, f.perPage), StateCounts: map[string]int{}}
+	page := &UIPipelinePage{Pipelines: make([]*pipelineRow, 0, f.perPage), StateCounts: map[string]int{}}
 	// counts by pipelineStates position: no map write per row.
 	var counts [8]int
 	// Newest first.
@@ -179,7 +148,7 @@ func uiPipelines(ws memdb.WatchSet, st *state.StateStore, f *uiPipelineFilter) (
 			}
 			return true
 		}
-		page.Pipelines = append(page.Pipelines, pipelineRow(st, p))
+		page.Pipelines = append(page.Pipelines, newPipelineRow(st, p))
 		return true
 	})
 	if err != nil {
@@ -208,8 +177,8 @@ func stateSlot(s structs.PipelineState) int {
 	return len(pipelineStates) - 1
 }
 
-func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+func (a *API) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
@@ -217,8 +186,8 @@ func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any,
 	if err != nil {
 		return nil, err
 	}
-	var out *uiPipelinePage
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	var out *UIPipelinePage
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		var err error
 		out, err = uiPipelines(ws, st, f)
 		if err != nil {
@@ -229,17 +198,17 @@ func (s *Server) handleUIPipelines(w http.ResponseWriter, r *http.Request) (any,
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
+	SetIndex(w, idx)
 	return out, nil
 }
 
-func uiNodeList(ws memdb.WatchSet, st *state.StateStore) (*uiNodes, error) {
+func uiNodeList(ws memdb.WatchSet, st *state.StateStore) (*UINodes, error) {
 	nodes, err := st.Nodes(ws)
 	if err != nil {
 		return nil, err
 	}
 	st.IndexWatch(ws, state.TableAllocs)
-	out := &uiNodes{Nodes: make([]*uiNodeRow, 0, len(nodes))}
+	out := &UINodes{Nodes: make([]*uiNodeRow, 0, len(nodes))}
 	for _, n := range nodes {
 		row, err := uiNodeOf(st, n)
 		if err != nil {
@@ -270,13 +239,13 @@ func uiNodeOf(st *state.StateStore, n *structs.Node) (*uiNodeRow, error) {
 	return row, nil
 }
 
-func (s *Server) handleUINodes(w http.ResponseWriter, r *http.Request) (any, error) {
-	q, err := parseQuery(r)
+func (a *API) handleUINodes(w http.ResponseWriter, r *http.Request) (any, error) {
+	q, err := ParseQuery(r)
 	if err != nil {
 		return nil, err
 	}
-	var out *uiNodes
-	idx, err := s.State().BlockingQuery(r.Context(), q.index, q.wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+	var out *UINodes
+	idx, err := a.b.State().BlockingQuery(r.Context(), q.Index, q.Wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 		var err error
 		out, err = uiNodeList(ws, st)
 		if err != nil {
@@ -287,49 +256,6 @@ func (s *Server) handleUINodes(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
-	return out, nil
-}
-
-// uiCluster is GET /v1/ui/cluster: this server's view of the cluster and
-// of its event bus.
-type uiCluster struct {
-	Server     string        `json:"server"`
-	Leader     string        `json:"leader"`
-	IsLeader   bool          `json:"is_leader"`
-	RaftState  string        `json:"raft_state"`
-	RaftIndex  uint64        `json:"raft_index"`
-	StateIndex uint64        `json:"state_index"`
-	Members    any           `json:"members"`
-	Events     *uiEventsInfo `json:"events"`
-}
-
-// uiEventsInfo describes the events table and the NATS bus.
-type uiEventsInfo struct {
-	Kept          int    `json:"kept"`
-	Oldest        uint64 `json:"oldest_index"`
-	Latest        uint64 `json:"latest_index"`
-	PrunedThrough uint64 `json:"pruned_through"`
-	NATS          any    `json:"nats,omitempty"`
-}
-
-func (s *Server) handleUICluster(w http.ResponseWriter, r *http.Request) (any, error) {
-	st := s.State()
-	out := &uiCluster{
-		Server: s.cfg.NodeName, Leader: s.Leader(), IsLeader: s.IsLeader(),
-		RaftState: s.raft.State().String(), RaftIndex: s.raft.AppliedIndex(), StateIndex: st.LatestIndex(),
-		Events: &uiEventsInfo{Kept: st.EventCount(), PrunedThrough: st.EventsPrunedThrough()},
-	}
-	if m, err := s.handleAgentMembers(w, r); err == nil {
-		out.Members = m
-	}
-	if e, _ := st.OldestEvent(); e != nil {
-		out.Events.Oldest = e.Index
-	}
-	if e, _ := st.LatestEvent(); e != nil {
-		out.Events.Latest = e.Index
-	}
-	out.Events.NATS = s.natsInfo(r.Context())
-	setIndex(w, out.StateIndex)
+	SetIndex(w, idx)
 	return out, nil
 }

@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import "net/http"
 
@@ -38,10 +38,10 @@ func setSecurityHeaders(h http.Header) {
 	}
 }
 
-// dropSecurityHeaders removes securityHeaders from a response the leader
+// DropSecurityHeaders removes securityHeaders from a response the leader
 // answered to a forwarded request: the follower's own SecurityHeaders has
 // set them already, and the proxy would otherwise add them a second time.
-func dropSecurityHeaders(h http.Header) {
+func DropSecurityHeaders(h http.Header) {
 	for _, kv := range securityHeaders {
 		h.Del(kv[0])
 	}

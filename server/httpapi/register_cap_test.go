@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"encoding/json"
@@ -24,33 +24,6 @@ func specWideEnv(jobs, envBytes int) string {
 	return b.String()
 }
 
-// TestServer_RegisterEntryCap: a spec within every parser limit whose
-// register entry would pass 16 × -limit-spec-bytes (the pipeline env copied
-// into each of its jobs) gets 413 naming the flag, and nothing reaches Raft;
-// a spec of the full size limit still passes.
-func TestServer_RegisterEntryCap(t *testing.T) {
-	ts := newSchedServer(t, "", func(c *Config) {
-		c.SpecLimits = jobspec.Limits{SpecBytes: 2000}
-	})
-	body := specWideEnv(36, 1000)
-	if len(body) > 2000 {
-		t.Fatalf("the test spec is %d bytes, over the 2000 limit", len(body))
-	}
-	var e map[string]any
-	resp := ts.do("POST", "/v1/pipelines", []byte(body), nil, &e)
-	msg, _ := e["error"].(string)
-	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(msg, "-limit-spec-bytes") || !strings.Contains(msg, "more than the 32000 allowed") {
-		t.Fatalf("env copied into 36 jobs: HTTP %d %q, want 413 naming -limit-spec-bytes", resp.StatusCode, msg)
-	}
-	if n := ts.pipelineCount(); n != 0 {
-		t.Fatalf("a refused spec made %d pipelines", n)
-	}
-	resp = ts.do("POST", "/v1/pipelines", []byte(specWideEnv(3, 2000-130)), nil, &e)
-	if resp.StatusCode != http.StatusCreated {
-		t.Fatalf("an honest spec near the size limit: HTTP %d %v", resp.StatusCode, e)
-	}
-}
-
 // TestRegisterEntryCheck_AtLimit: an entry of exactly the cap passes, one
 // byte more is refused with 413.
 func TestRegisterEntryCheck_AtLimit(t *testing.T) {
@@ -58,7 +31,7 @@ func TestRegisterEntryCheck_AtLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, jobs := newPipeline(spec, "")
+	p, jobs := NewPipeline(spec, "")
 	req := &structs.PipelineRegisterRequest{Pipeline: p, Jobs: jobs}
 	b, err := json.Marshal(req)
 	if err != nil {
@@ -83,7 +56,7 @@ func TestRegisterEntryCheck_WideEnvNotEncoded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, jobs := newPipeline(spec, "")
+	p, jobs := NewPipeline(spec, "")
 	req := &structs.PipelineRegisterRequest{Pipeline: p, Jobs: jobs}
 	var err2 error
 	allocs := testing.AllocsPerRun(1, func() { err2 = registerEntryCheck(req, 1<<20) })

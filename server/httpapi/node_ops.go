@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"net/http"
@@ -39,7 +39,7 @@ type drainRequest struct {
 	Deadline string `json:"deadline,omitempty"`
 }
 
-func (s *Server) handleNodeDrain(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *API) handleNodeDrain(w http.ResponseWriter, r *http.Request) (any, error) {
 	var req drainRequest
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
@@ -49,22 +49,22 @@ func (s *Server) handleNodeDrain(w http.ResponseWriter, r *http.Request) (any, e
 		var err error
 		d, err = time.ParseDuration(req.Deadline)
 		if err != nil || d < 0 {
-			return nil, badRequest("invalid deadline %q: want a duration such as \"10m\" (\"0\" for none)", req.Deadline)
+			return nil, BadRequest("invalid deadline %q: want a duration such as \"10m\" (\"0\" for none)", req.Deadline)
 		}
 	}
 	if !req.Enable && d != 0 {
-		return nil, badRequest("a deadline needs \"enable\": true")
+		return nil, BadRequest("a deadline needs \"enable\": true")
 	}
-	n, err := resolveNode(s.State(), r.PathValue("id"))
+	n, err := resolveNode(a.b.State(), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	now := s.now()
+	now := a.b.Now()
 	dr := &structs.NodeDrainRequest{WriteRequest: structs.WriteRequest{Timestamp: now}, NodeID: n.ID, Enable: req.Enable}
 	if d > 0 {
 		dr.Deadline = now.Add(d)
 	}
-	return s.applyNodeOp(w, n.ID, structs.NodeDrainRequestType, dr)
+	return a.applyNodeOp(w, n.ID, structs.NodeDrainRequestType, dr)
 }
 
 // eligibilityRequest is the body of POST /v1/nodes/{id}/eligibility.
@@ -72,31 +72,31 @@ type eligibilityRequest struct {
 	Eligible *bool `json:"eligible"`
 }
 
-func (s *Server) handleNodeEligibility(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *API) handleNodeEligibility(w http.ResponseWriter, r *http.Request) (any, error) {
 	var req eligibilityRequest
 	if err := decodeBody(r, &req); err != nil {
 		return nil, err
 	}
 	if req.Eligible == nil {
-		return nil, badRequest("body needs \"eligible\": true or false")
+		return nil, BadRequest("body needs \"eligible\": true or false")
 	}
-	n, err := resolveNode(s.State(), r.PathValue("id"))
+	n, err := resolveNode(a.b.State(), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	return s.applyNodeOp(w, n.ID, structs.NodeEligibilityRequestType, &structs.NodeEligibilityRequest{
-		WriteRequest: structs.WriteRequest{Timestamp: s.now()}, NodeID: n.ID, Eligible: *req.Eligible})
+	return a.applyNodeOp(w, n.ID, structs.NodeEligibilityRequestType, &structs.NodeEligibilityRequest{
+		WriteRequest: structs.WriteRequest{Timestamp: a.b.Now()}, NodeID: n.ID, Eligible: *req.Eligible})
 }
 
 // applyNodeOp commits an operator's node entry and answers with the node
 // as committed.
-func (s *Server) applyNodeOp(w http.ResponseWriter, id string, t structs.MessageType, req any) (any, error) {
-	_, idx, err := s.apply(t, req)
+func (a *API) applyNodeOp(w http.ResponseWriter, id string, t structs.MessageType, req any) (any, error) {
+	_, idx, err := a.b.Apply(t, req)
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, idx)
-	st := s.State()
+	SetIndex(w, idx)
+	st := a.b.State()
 	n, err := st.NodeByID(nil, id)
 	if err != nil || n == nil {
 		return nil, err
@@ -118,9 +118,9 @@ type heartbeatResponse struct {
 // handleClientNodeHeartbeat is a client saying it is alive. It is a write
 // route (forwarded to the leader, which keeps heartbeats in memory) that
 // writes nothing to Raft. An unknown node gets 404: it must register.
-func (s *Server) handleClientNodeHeartbeat(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *API) handleClientNodeHeartbeat(w http.ResponseWriter, r *http.Request) (any, error) {
 	id := r.PathValue("id")
-	n, err := s.State().NodeByID(nil, id)
+	n, err := a.b.State().NodeByID(nil, id)
 	if err != nil {
 		return nil, err
 	}
@@ -128,7 +128,7 @@ func (s *Server) handleClientNodeHeartbeat(w http.ResponseWriter, r *http.Reques
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " is not registered: register it first (POST /v1/client/nodes)"}
 	}
 	if n.Status == structs.NodeStatusReady {
-		s.nodes.heartbeat(id, s.now())
+		a.b.NodeHeartbeat(id)
 	}
-	return &heartbeatResponse{Status: n.Status, HeartbeatTTL: s.nodes.cfg.HeartbeatTTL.String()}, nil
+	return &heartbeatResponse{Status: n.Status, HeartbeatTTL: a.b.HeartbeatTTL().String()}, nil
 }

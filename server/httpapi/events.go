@@ -1,4 +1,4 @@
-package server
+package httpapi
 
 import (
 	"context"
@@ -52,7 +52,7 @@ func parseEventFilter(q map[string][]string) (*eventFilter, error) {
 			default:
 				t = strings.TrimSuffix(strings.TrimSuffix(t, ">"), "*")
 				if strings.ContainsAny(t, " *>") {
-					return nil, badRequest("invalid topic %q: give a topic or topic prefix such as domain.pipeline.job", t)
+					return nil, BadRequest("invalid topic %q: give a topic or topic prefix such as domain.pipeline.job", t)
 				}
 				f.prefixes = append(f.prefixes, t)
 			}
@@ -96,7 +96,7 @@ func parseEventCursor(r *http.Request) (eventCursor, bool, error) {
 	if id := r.Header.Get("Last-Event-ID"); id != "" {
 		i, s, err := structs.ParseEventID(id)
 		if err != nil {
-			return eventCursor{}, false, badRequest("invalid Last-Event-ID: %v", err)
+			return eventCursor{}, false, BadRequest("invalid Last-Event-ID: %v", err)
 		}
 		return eventCursor{i, s}, true, nil
 	}
@@ -106,7 +106,7 @@ func parseEventCursor(r *http.Request) (eventCursor, bool, error) {
 	}
 	n, err := strconv.ParseUint(v, 10, 64)
 	if err != nil {
-		return eventCursor{}, false, badRequest("invalid index %q: want the Raft index of the last event you saw", v)
+		return eventCursor{}, false, BadRequest("invalid index %q: want the Raft index of the last event you saw", v)
 	}
 	return eventCursor{n, math.MaxUint64}, n > 0, nil
 }
@@ -167,7 +167,7 @@ func (ew *eventWriter) flush() error {
 // client goes away. NDJSON by default (heartbeat lines are {}), server-sent
 // events with Accept: text/event-stream (id "<index>-<seq>", so a browser's
 // EventSource resumes by itself with Last-Event-ID).
-func (s *Server) handleEventStream(w http.ResponseWriter, r *http.Request) (any, error) {
+func (a *API) handleEventStream(w http.ResponseWriter, r *http.Request) (any, error) {
 	f, err := parseEventFilter(r.URL.Query())
 	if err != nil {
 		return nil, err
@@ -184,31 +184,31 @@ func (s *Server) handleEventStream(w http.ResponseWriter, r *http.Request) (any,
 	}
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no")
-	st := s.State()
+	st := a.b.State()
 	if pruned := st.EventsPrunedThrough(); resumed && pruned > cur.index {
 		w.Header().Set(truncatedHeader, strconv.FormatUint(pruned, 10))
 	}
-	setIndex(w, st.Index(state.TableEvents))
+	SetIndex(w, st.Index(state.TableEvents))
 	// Every write and flush has a deadline (-log-write-timeout), so a
 	// reader that stops reading is dropped instead of pinning the stream.
-	out := newDeadlineWriter(w, s.cfg.Logs.WriteTimeout)
+	out := NewDeadlineWriter(w, a.cfg.WriteTimeout)
 	out.WriteHeader(http.StatusOK)
 	ew := &eventWriter{w: out, f: out, sse: sse}
 	if ew.flush() != nil {
-		return streamed{}, nil
+		return Streamed{}, nil
 	}
-	s.streamEvents(r.Context(), ew, f, cur, eventHeartbeat)
-	if !out.failed {
-		out.end()
+	streamEvents(r.Context(), a.b.State, ew, f, cur, eventHeartbeat)
+	if !out.Failed() {
+		out.End()
 	}
-	return streamed{}, nil
+	return Streamed{}, nil
 }
 
 // streamEvents writes the events after cur that f selects until ctx ends or
 // a write fails, with a heartbeat whenever nothing was written for
 // heartbeat. A reader so slow that events it had not read yet were pruned
 // gets an error line and the stream ends (it resumes with a fresh read).
-func (s *Server) streamEvents(ctx context.Context, ew *eventWriter, f *eventFilter, cur eventCursor, heartbeat time.Duration) {
+func streamEvents(ctx context.Context, stateOf func() *state.StateStore, ew *eventWriter, f *eventFilter, cur eventCursor, heartbeat time.Duration) {
 	var seen uint64
 	first := true
 	lastWrite := time.Now()
@@ -216,7 +216,7 @@ func (s *Server) streamEvents(ctx context.Context, ew *eventWriter, f *eventFilt
 		wait := max(heartbeat-time.Since(lastWrite), time.Millisecond)
 		var evs []*structs.Event
 		var pruned uint64
-		idx, err := s.State().BlockingQuery(ctx, seen, wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
+		idx, err := stateOf().BlockingQuery(ctx, seen, wait, func(ws memdb.WatchSet, st *state.StateStore) (uint64, error) {
 			var err error
 			evs, err = st.EventsAfter(ws, cur.index, cur.seq, eventStreamBatch)
 			pruned = st.EventsPrunedThrough()
