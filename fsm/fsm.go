@@ -7,7 +7,9 @@
 // Apply is a pure function of (state, entry): no clock, no randomness, no
 // I/O. Timestamps come from the request's WriteRequest, IDs from the request
 // or from structs.EvalID(index, jobID), so every server reaches the same
-// state and any bug replays from the log.
+// state and any bug replays from the log. The linter holds fsm/ and its
+// sub-packages to it (depguard rule "fsm-pure": no uuid, math/rand, net,
+// os) and so does TestFSM_NoClock (no time.Now or other clock read).
 //
 // An entry of a message type this server does not know (written by a newer
 // server) panics unless its type carries structs.IgnoreUnknownTypeFlag, in
