@@ -105,7 +105,7 @@ func (s *Server) handleClientAllocs(w http.ResponseWriter, r *http.Request) (any
 			}
 			out = append(out, &clientAlloc{Allocation: a, Job: j})
 		}
-		return st.Index("allocs"), nil
+		return st.Index(state.TableAllocs), nil
 	})
 	if err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ func (s *Server) handleJobGet(w http.ResponseWriter, r *http.Request) (any, erro
 			return 0, err
 		}
 		out = newJobView(j)
-		return st.Index("jobs"), nil
+		return st.Index(state.TableJobs), nil
 	})
 	if err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func (s *Server) handleEvalList(w http.ResponseWriter, r *http.Request) (any, er
 	if err != nil {
 		return nil, err
 	}
-	setIndex(w, s.State().Index("evals"))
+	setIndex(w, s.State().Index(state.TableEvals))
 	if evals == nil {
 		evals = []*structs.Evaluation{}
 	}

@@ -48,7 +48,7 @@ func (s *Server) handleNodeList(w http.ResponseWriter, r *http.Request) (any, er
 			}
 			out = append(out, v)
 		}
-		return max(st.Index("nodes"), st.Index("allocs")), nil
+		return max(st.Index(state.TableNodes), st.Index(state.TableAllocs)), nil
 	})
 	if err != nil {
 		return nil, err
@@ -77,6 +77,6 @@ func (s *Server) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, err
 	if n == nil {
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found"}
 	}
-	setIndex(w, st.Index("nodes"))
+	setIndex(w, st.Index(state.TableNodes))
 	return nodeViewOf(st, nil, n)
 }

@@ -199,7 +199,7 @@ func (s *Server) handlePipelineGet(w http.ResponseWriter, r *http.Request) (any,
 		if err != nil {
 			return 0, err
 		}
-		return max(st.Index("pipelines"), st.Index("jobs")), nil
+		return max(st.Index(state.TablePipelines), st.Index(state.TableJobs)), nil
 	})
 	if err != nil {
 		return nil, err
@@ -236,7 +236,7 @@ func (s *Server) handlePipelineList(w http.ResponseWriter, r *http.Request) (any
 			}
 			out = append(out, stub)
 		}
-		return st.Index("pipelines"), nil
+		return st.Index(state.TablePipelines), nil
 	})
 	if err != nil {
 		return nil, err

@@ -166,7 +166,7 @@ func (s *Server) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, 
 			}
 			out = append(out, v)
 		}
-		return st.Index("allocs"), nil
+		return st.Index(state.TableAllocs), nil
 	})
 	if err != nil {
 		return nil, err
@@ -237,7 +237,7 @@ func (s *Server) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, e
 		if out, err = s.workerViewOf(st, nil, a); err != nil {
 			return 0, err
 		}
-		return st.Index("allocs"), nil
+		return st.Index(state.TableAllocs), nil
 	})
 	if err != nil {
 		return nil, err
@@ -269,7 +269,7 @@ func (s *Server) handleWorkerStop(w http.ResponseWriter, r *http.Request) (any, 
 			return nil, err
 		}
 	} else {
-		setIndex(w, st.Index("allocs"))
+		setIndex(w, st.Index(state.TableAllocs))
 	}
 	return s.workerViewOf(st, nil, a)
 }

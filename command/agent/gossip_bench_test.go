@@ -131,7 +131,7 @@ func waitState(b *testing.B, srv *server.Server, what string, within time.Durati
 			if ok {
 				return idx + 1, nil
 			}
-			return st.IndexWatch(ws, "nodes"), nil
+			return st.IndexWatch(ws, state.TableNodes), nil
 		})
 		if ok {
 			return
