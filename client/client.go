@@ -417,7 +417,7 @@ func (c *Client) reportOrphans(ups []*api.AllocUpdate) {
 // sink the others; a single refused update is logged and dropped.
 func (c *Client) sendUpdates(ctx context.Context, ups []*api.AllocUpdate) error {
 	err := c.retry(ctx, "report allocation status", newBackoff(100*time.Millisecond, 5*time.Second),
-		func(ctx context.Context) error { return c.cfg.API.UpdateAllocs(ctx, ups) })
+		func(ctx context.Context) error { return c.cfg.API.UpdateAllocations(ctx, ups) })
 	if err == nil || !permanent(err) {
 		return err
 	}
