@@ -1,6 +1,14 @@
 // Package api is the Go client of ciplat's HTTP API (/v1) and its JSON wire
 // types. It imports only the standard library, so tools can import it alone;
 // the ciplat CLI talks to agents only through it.
+//
+// Method names follow one style: a read is named after what it returns
+// (Pipelines, Pipeline, Job, Nodes, Node, Workers, Worker, NodeAllocations,
+// RaftConfiguration, SchedulerConfiguration), its paged form adds Page
+// (WorkersPage), a stream of logs is <Thing>Logs; a write or an action is a
+// verb then its object (SubmitPipeline, CancelPipeline, DrainNode,
+// SetNodeEligibility, StopWorker, RemoveRaftPeer, SaveSnapshot,
+// RestoreSnapshot, UpdateAllocations). No Get or List prefixes.
 package api
 
 import (

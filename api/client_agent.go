@@ -27,9 +27,9 @@ func (c *Client) NodeAllocations(ctx context.Context, nodeID string, q *QueryOpt
 	return out, m, err
 }
 
-// UpdateAllocs reports allocation and job progress; the server commits them
+// UpdateAllocations reports allocation and job progress; the server commits them
 // through Raft in one entry.
-func (c *Client) UpdateAllocs(ctx context.Context, updates []*AllocUpdate) error {
+func (c *Client) UpdateAllocations(ctx context.Context, updates []*AllocUpdate) error {
 	return c.send(ctx, http.MethodPost, "/v1/client/allocations", updates, nil, nil)
 }
 

@@ -32,10 +32,10 @@ func (c *Client) RaftConfiguration(ctx context.Context, q *QueryOptions) (*RaftC
 	return &out, nil
 }
 
-// RaftRemovePeer removes a server (by its Raft ID, the server's node name)
+// RemoveRaftPeer removes a server (by its Raft ID, the server's node name)
 // from the Raft configuration: for a server that failed and will not come
 // back. 404 when no peer has that ID.
-func (c *Client) RaftRemovePeer(ctx context.Context, id string) error {
+func (c *Client) RemoveRaftPeer(ctx context.Context, id string) error {
 	resp, err := c.do(ctx, http.MethodDelete, "/v1/operator/raft/peer", &QueryOptions{Params: map[string]string{"id": id}}, nil, nil)
 	if err != nil {
 		return err
@@ -44,9 +44,9 @@ func (c *Client) RaftRemovePeer(ctx context.Context, id string) error {
 	return resp.Body.Close()
 }
 
-// SnapshotSave streams a snapshot of the whole cluster state into w and
+// SaveSnapshot streams a snapshot of the whole cluster state into w and
 // returns the Raft index it reflects.
-func (c *Client) SnapshotSave(ctx context.Context, w io.Writer) (uint64, error) {
+func (c *Client) SaveSnapshot(ctx context.Context, w io.Writer) (uint64, error) {
 	resp, err := c.do(ctx, http.MethodGet, "/v1/operator/snapshot", nil, nil, nil)
 	if err != nil {
 		return 0, err
@@ -67,9 +67,9 @@ type SnapshotRestoreResult struct {
 	SnapshotServer string `json:"snapshot_server"`
 }
 
-// SnapshotRestore replaces the whole cluster state with a snapshot saved by
-// SnapshotSave.
-func (c *Client) SnapshotRestore(ctx context.Context, r io.Reader) (*SnapshotRestoreResult, error) {
+// RestoreSnapshot replaces the whole cluster state with a snapshot saved by
+// SaveSnapshot.
+func (c *Client) RestoreSnapshot(ctx context.Context, r io.Reader) (*SnapshotRestoreResult, error) {
 	hdr := http.Header{}
 	hdr.Set("Content-Type", "application/octet-stream")
 	var out SnapshotRestoreResult

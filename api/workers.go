@@ -45,30 +45,30 @@ type Worker struct {
 	Age string `json:"age"`
 }
 
-// WorkerListOptions filter ListWorkers.
+// WorkerListOptions filter Workers.
 type WorkerListOptions struct {
 	// All includes workers that ended.
 	All bool
 	// PerPage, when positive, reads the list in pages of at most this
 	// many workers (the server allows 1 to 1000).
 	PerPage int
-	// NextToken starts ListWorkersPage at the page a previous call's
+	// NextToken starts WorkersPage at the page a previous call's
 	// token names.
 	NextToken string
 }
 
-// ListWorkers lists the live workers of every node (all workers with
+// Workers lists the live workers of every node (all workers with
 // o.All), newest first. With o.PerPage it reads page after page until the
 // last; a worker created meanwhile may be missing (it sorts before the
 // pages already read), none is listed twice.
-func (c *Client) ListWorkers(ctx context.Context, o *WorkerListOptions) ([]*Worker, error) {
+func (c *Client) Workers(ctx context.Context, o *WorkerListOptions) ([]*Worker, error) {
 	var opts WorkerListOptions
 	if o != nil {
 		opts = *o
 	}
 	var all []*Worker
 	for {
-		page, next, err := c.ListWorkersPage(ctx, &opts)
+		page, next, err := c.WorkersPage(ctx, &opts)
 		if err != nil {
 			return nil, err
 		}
@@ -80,9 +80,9 @@ func (c *Client) ListWorkers(ctx context.Context, o *WorkerListOptions) ([]*Work
 	}
 }
 
-// ListWorkersPage reads one page of ListWorkers and returns the token of
+// WorkersPage reads one page of Workers and returns the token of
 // the next page, empty on the last.
-func (c *Client) ListWorkersPage(ctx context.Context, o *WorkerListOptions) ([]*Worker, string, error) {
+func (c *Client) WorkersPage(ctx context.Context, o *WorkerListOptions) ([]*Worker, string, error) {
 	q := &QueryOptions{Params: map[string]string{}}
 	if o != nil {
 		if o.All {
@@ -103,8 +103,8 @@ func (c *Client) ListWorkersPage(ctx context.Context, o *WorkerListOptions) ([]*
 	return out, meta.NextToken, nil
 }
 
-// GetWorker reads one worker; id may be a unique prefix.
-func (c *Client) GetWorker(ctx context.Context, id string) (*Worker, error) {
+// Worker reads one worker; id may be a unique prefix.
+func (c *Client) Worker(ctx context.Context, id string) (*Worker, error) {
 	var out Worker
 	if _, err := c.get(ctx, "/v1/workers/"+url.PathEscape(id), nil, &out); err != nil {
 		return nil, err

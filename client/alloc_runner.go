@@ -23,7 +23,7 @@ import (
 // Lifecycle: newAllocRunner → run (once, on its own goroutine) → returns after
 // the worker is destroyed and the final report was delivered or given up.
 //
-// Reports, in order, each one UpdateAllocs call that returns before the next
+// Reports, in order, each one UpdateAllocations call that returns before the next
 // step starts (so the servers' record never runs ahead of the worker):
 //
 //	running / RUNNING    step 1 RUNNING

@@ -10,7 +10,7 @@
 //   - Run's goroutine: registration, restart recovery, then the watch loop;
 //   - the re-fingerprint loop (driver health every 30 s);
 //   - the heartbeat loop (heartbeat.go) and, with a gossip pool, the
-//     gossip loop that publishes the node record (gossip.go);
+//     gossip loop that publishes the node record (node_record_gossip.go);
 //   - one allocRunner per allocation being run here (alloc_runner.go), each
 //     with its own log shipper goroutine (log_shipper.go).
 //
@@ -66,7 +66,7 @@ type Config struct {
 	// -reserve-memory).
 	Reserved api.Resources
 	// Gossip, if set, is the capacity gossip member the node record is
-	// published through (gossip.go); nil: the client talks only HTTP.
+	// published through (node_record_gossip.go); nil: the client talks only HTTP.
 	Gossip GossipPool
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
@@ -417,7 +417,7 @@ func (c *Client) reportOrphans(ups []*api.AllocUpdate) {
 // sink the others; a single refused update is logged and dropped.
 func (c *Client) sendUpdates(ctx context.Context, ups []*api.AllocUpdate) error {
 	err := c.retry(ctx, "report allocation status", newBackoff(100*time.Millisecond, 5*time.Second),
-		func(ctx context.Context) error { return c.cfg.API.UpdateAllocs(ctx, ups) })
+		func(ctx context.Context) error { return c.cfg.API.UpdateAllocations(ctx, ups) })
 	if err == nil || !permanent(err) {
 		return err
 	}

@@ -27,11 +27,11 @@ type fakeServer struct {
 	changed     chan struct{} // closed and replaced on every change
 	nodes       []*api.Node   // every registration, in order
 	allocs      []*api.Allocation
-	calls       [][]*api.AllocUpdate // every accepted UpdateAllocs call
+	calls       [][]*api.AllocUpdate // every accepted UpdateAllocations call
 	logsAtCall  []int                // len(logs) when each call arrived
 	logs        []*api.LogEntry
 	waitIndexes []uint64 // WaitIndex of every list request
-	failUpdates int      // answer the next n UpdateAllocs with 503
+	failUpdates int      // answer the next n UpdateAllocations with 503
 	failLogs    int      // answer the next n PushLogs with 503
 	// Heartbeats and gossip (heartbeat_test.go): the status heartbeats
 	// answer ("" = ready), how many arrived, the gossip seeds served.

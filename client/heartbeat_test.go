@@ -13,9 +13,9 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ciplat/ciplat/api"
-	"github.com/ciplat/ciplat/client/gossip"
 	"github.com/ciplat/ciplat/drivers"
 	"github.com/ciplat/ciplat/drivers/mock"
+	"github.com/ciplat/ciplat/gossip"
 )
 
 func (s *fakeServer) heartbeat(w http.ResponseWriter, r *http.Request) {

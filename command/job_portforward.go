@@ -65,7 +65,7 @@ func (c *jobPortForwardCommand) Run(ui *UI, args []string) int {
 	if err != nil {
 		return m.apiError(cl, fmt.Sprintf("read job %q", pos[0]), err)
 	}
-	ws, err := cl.ListWorkers(ctx, nil)
+	ws, err := cl.Workers(ctx, nil)
 	if err != nil {
 		return m.apiError(cl, "list workers", err)
 	}

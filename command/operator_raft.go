@@ -104,7 +104,7 @@ func (c *operatorRaftRemovePeerCommand) Run(ui *UI, args []string) int {
 	if !ok {
 		return code
 	}
-	if err := cl.RaftRemovePeer(context.Background(), *id); err != nil {
+	if err := cl.RemoveRaftPeer(context.Background(), *id); err != nil {
 		return m.apiError(cl, fmt.Sprintf("remove peer %q", *id), err)
 	}
 	fmt.Fprintf(ui.Stdout, "==> Removed peer %s\n", *id)

@@ -45,7 +45,7 @@ func (c *operatorSnapshotSaveCommand) Run(ui *UI, args []string) int {
 		return exitFailure
 	}
 	defer func() { _ = os.Remove(tmp.Name()) }()
-	idx, err := cl.SnapshotSave(context.Background(), tmp)
+	idx, err := cl.SaveSnapshot(context.Background(), tmp)
 	if err != nil {
 		tmp.Close()
 		return m.apiError(cl, "save snapshot", err)
@@ -105,7 +105,7 @@ func (c *operatorSnapshotRestoreCommand) Run(ui *UI, args []string) int {
 		return exitUsage
 	}
 	defer f.Close()
-	res, err := cl.SnapshotRestore(context.Background(), f)
+	res, err := cl.RestoreSnapshot(context.Background(), f)
 	if err != nil {
 		return m.apiError(cl, "restore snapshot "+pos[0], err)
 	}

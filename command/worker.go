@@ -83,7 +83,7 @@ func (c *workerListCommand) Run(ui *UI, args []string) int {
 	if !ok {
 		return code
 	}
-	ws, err := cl.ListWorkers(context.Background(), &api.WorkerListOptions{All: *all, PerPage: workerPageSize})
+	ws, err := cl.Workers(context.Background(), &api.WorkerListOptions{All: *all, PerPage: workerPageSize})
 	if err != nil {
 		return m.apiError(cl, "list workers", err)
 	}
@@ -150,7 +150,7 @@ func (c *workerStatusCommand) Run(ui *UI, args []string) int {
 	if !ok {
 		return code
 	}
-	w, err := cl.GetWorker(context.Background(), pos[0])
+	w, err := cl.Worker(context.Background(), pos[0])
 	if err != nil {
 		return m.apiError(cl, fmt.Sprintf("read worker %q", pos[0]), err)
 	}

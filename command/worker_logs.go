@@ -51,7 +51,7 @@ func (c *workerLogsCommand) Run(ui *UI, args []string) int {
 	if !ok {
 		return code
 	}
-	w, err := cl.GetWorker(context.Background(), pos[0])
+	w, err := cl.Worker(context.Background(), pos[0])
 	if err != nil {
 		return m.apiError(cl, fmt.Sprintf("read worker %q", pos[0]), err)
 	}

@@ -31,6 +31,12 @@ const fuzzMaxEntries = 16
 // answer each entry alike, and must end in byte-identical snapshots that
 // restore to the same bytes again.
 //
+// The one panic allowed is the rule for unknown types: an entry whose type
+// number has no applier and lacks structs.IgnoreUnknownTypeFlag must make
+// both FSMs panic (a real server stops there, so the input's later entries
+// are not applied); an unknown type with the flag is skipped like any
+// entry, without a panic.
+//
 // The seed corpus is a valid entry of each type (built with
 // structs.Encode), the same with each of its JSON fields set to null, to a
 // wrong type or to a huge number, and the whole valid sequence in one input.
@@ -45,6 +51,9 @@ func FuzzApply(f *testing.F) {
 		}
 	}
 	f.Add(bytes.Join(all, []byte{fuzzSep}))
+	// Unknown types: flagged ignorable (skipped), then not (a panic).
+	f.Add(append([]byte{byte(unknownTypeNumber | structs.IgnoreUnknownTypeFlag)}, "{}"...))
+	f.Add(bytes.Join([][]byte{all[0], {byte(unknownTypeNumber), '{', '}'}, all[1]}, []byte{fuzzSep}))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		entries := bytes.Split(data, []byte{fuzzSep})
@@ -59,6 +68,14 @@ func FuzzApply(f *testing.F) {
 		index := prefixIndex
 		for _, e := range entries {
 			index++
+			if unknownNonIgnorable(e) {
+				_, pa := applyRecover(a, &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: slices.Clone(e)})
+				_, pb := applyRecover(b, &raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: slices.Clone(e)})
+				if pa == nil || pb == nil {
+					t.Fatalf("entry %d of unknown type %d without the ignorable flag: want both FSMs to panic, got %v / %v", index, e[0], pa, pb)
+				}
+				break
+			}
 			ra := a.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: slices.Clone(e)})
 			rb := b.Apply(&raft.Log{Index: index, Term: 1, Type: raft.LogCommand, Data: slices.Clone(e)})
 			if sa, sb := fmt.Sprint(ra), fmt.Sprint(rb); sa != sb {
@@ -81,6 +98,20 @@ func FuzzApply(f *testing.F) {
 			t.Fatalf("the snapshot does not restore to the same bytes:\n%s\nvs\n%s", pa, again.Bytes())
 		}
 	})
+}
+
+// unknownNonIgnorable reports whether e's type number has no applier and
+// lacks structs.IgnoreUnknownTypeFlag: Apply must panic on it.
+func unknownNonIgnorable(e []byte) bool {
+	if len(e) == 0 {
+		return false // refused as empty, not a type
+	}
+	raw := structs.MessageType(e[0])
+	if raw.Ignorable() || raw == structs.StateRestoreRequestType {
+		return false
+	}
+	_, known := appliers[raw]
+	return !known
 }
 
 // The state every FuzzApply input starts from, built once.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
@@ -183,7 +184,7 @@ func TestFSM_IdempotencyKeySweep(t *testing.T) {
 	if a, b := persisted(t, h.f), persisted(t, replay); !bytes.Equal(a, b) {
 		t.Fatalf("replayed state differs:\n%s\nvs\n%s", a, b)
 	}
-	if !strings.Contains(string(persisted(t, replay)), `"table":"idempotency_keys"`) {
+	if !strings.Contains(string(persisted(t, replay)), `"table":"`+state.TableIdempotencyKeys+`"`) {
 		t.Fatalf("the replayed snapshot has no idempotency keys")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
@@ -109,9 +110,9 @@ func TestFSM_WorkerStop_RetriesThenFails(t *testing.T) {
 	}
 	// Idempotent: a second stop changes nothing.
 	before := h.index
-	idx := h.f.State().Index("allocs")
+	idx := h.f.State().Index(state.TableAllocs)
 	h.stopWorker(a1)
-	if h.f.State().Index("allocs") != idx || len(h.eventsSince(before)) != 0 {
+	if h.f.State().Index(state.TableAllocs) != idx || len(h.eventsSince(before)) != 0 {
 		t.Fatal("a second stop changed state or emitted events")
 	}
 	// The client reports the worker gone: worker.terminated.

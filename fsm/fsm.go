@@ -7,7 +7,14 @@
 // Apply is a pure function of (state, entry): no clock, no randomness, no
 // I/O. Timestamps come from the request's WriteRequest, IDs from the request
 // or from structs.EvalID(index, jobID), so every server reaches the same
-// state and any bug replays from the log.
+// state and any bug replays from the log. The linter holds fsm/ and its
+// sub-packages to it (depguard rule "fsm-pure": no uuid, math/rand, net,
+// os) and so does TestFSM_NoClock (no time.Now or other clock read).
+//
+// An entry of a message type this server does not know (written by a newer
+// server) panics unless its type carries structs.IgnoreUnknownTypeFlag, in
+// which case it is logged and skipped (Nomad's rule; structs.MessageType
+// says how to add a type).
 package fsm
 
 import (
@@ -61,7 +68,9 @@ func (f *FSM) State() *state.StateStore { return f.state.Load() }
 type applyFunc func(s *state.StateStore, index uint64, buf []byte) (any, error)
 
 // appliers maps each message type to its apply function. Message types are
-// append-only (structs.MessageType): add, never renumber or remove.
+// append-only (structs.MessageType): add, never renumber or remove. A type
+// missing here panics in Apply unless the entry carries
+// structs.IgnoreUnknownTypeFlag (see apply).
 var appliers = map[structs.MessageType]applyFunc{
 	structs.PipelineRegisterRequestType:  entry(applyPipelineRegister),
 	structs.PlanApplyRequestType:         entry(applyPlan),
@@ -110,7 +119,7 @@ func entry[R any, PR interface {
 // decodeValid decodes an entry into req and validates it; either failure
 // wraps structs.ErrInvalidRequest.
 func decodeValid(buf []byte, req structs.RequestValidator) error {
-	t := structs.MessageType(buf[0])
+	t := structs.MessageType(buf[0]).Number()
 	if err := structs.Decode(buf, req); err != nil {
 		return fmt.Errorf("%w: decode %s entry: %v", structs.ErrInvalidRequest, t, err)
 	}
@@ -121,7 +130,9 @@ func decodeValid(buf []byte, req structs.RequestValidator) error {
 }
 
 // Apply applies one committed entry. It returns the entry's response, or an
-// error value when the entry was refused (nothing of it was written).
+// error value when the entry was refused (nothing of it was written). It
+// panics on an entry whose message type this server does not know unless
+// the type carries structs.IgnoreUnknownTypeFlag (unknownType).
 func (f *FSM) Apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
@@ -145,14 +156,14 @@ func (f *FSM) apply(index uint64, buf []byte) any {
 		f.refused(structs.MessageType(0), index, err)
 		return err
 	}
-	t := structs.MessageType(buf[0])
+	raw := structs.MessageType(buf[0])
+	t := raw.Number()
 	if t == structs.StateRestoreRequestType {
 		return f.applyStateRestore(index, buf)
 	}
 	fn, ok := appliers[t]
 	if !ok {
-		f.logger.Error("unknown raft message type; is this server older than the leader?", "type", uint8(t), "index", index)
-		return fmt.Errorf("apply entry %d: unknown message type %d; upgrade this server", index, uint8(t))
+		return f.unknownType(raw, index)
 	}
 	resp, err := fn(f.State(), index, buf)
 	if err != nil {
@@ -160,6 +171,25 @@ func (f *FSM) apply(index uint64, buf []byte) any {
 		return err
 	}
 	return resp
+}
+
+// unknownType handles an entry whose type this server does not know, as
+// Nomad does: a newer server wrote it. Flagged ignorable
+// (structs.IgnoreUnknownTypeFlag), it is logged and skipped (nil
+// response). Otherwise Apply panics: the other servers applied the entry,
+// and skipping it would leave this one's state silently different from
+// theirs; the server must be upgraded before it replays the log again.
+// Only the type number decides this: a known type with a malformed body is
+// refused (ErrInvalidRequest), never a panic.
+func (f *FSM) unknownType(raw structs.MessageType, index uint64) any {
+	if raw.Ignorable() {
+		f.logger.Warn("raft entry skipped: unknown message type flagged ignorable (written by a newer server)",
+			"type", uint8(raw), "index", index)
+		return nil
+	}
+	f.logger.Error("raft entry of unknown message type; this server is older than the one that wrote it: upgrade it",
+		"type", uint8(raw), "index", index)
+	panic(fmt.Sprintf("fsm: apply entry %d: unknown message type %d (not flagged ignorable); upgrade this server", index, uint8(raw)))
 }
 
 // refused logs an entry Apply refused. A malformed entry (one no correct

@@ -41,7 +41,10 @@ func scenario(h *harness) {
 	h.must(structs.PipelineCancelRequestType, &structs.PipelineCancelRequest{WriteRequest: h.wr(), PipelineID: "p1"})
 }
 
-func TestFSM_Apply_UnknownMessage(t *testing.T) {
+// TestFSM_Apply_RefusedEntries: an empty entry and a known type whose body
+// does not decode are refused with an error (no panic, nothing written); a
+// non-command log is ignored. Unknown types: unknown_type_test.go.
+func TestFSM_Apply_RefusedEntries(t *testing.T) {
 	f, err := New(nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -51,7 +54,6 @@ func TestFSM_Apply_UnknownMessage(t *testing.T) {
 		log  *raft.Log
 		want string // "" means a nil response
 	}{
-		{"unknown type", &raft.Log{Index: 1, Type: raft.LogCommand, Data: []byte{200, '{', '}'}}, "unknown message type 200"},
 		{"empty entry", &raft.Log{Index: 2, Type: raft.LogCommand}, "empty log entry"},
 		{"bad JSON", &raft.Log{Index: 3, Type: raft.LogCommand, Data: []byte{byte(structs.NodeRegisterRequestType), '{'}}, "decode NodeRegister entry"},
 		{"not a command", &raft.Log{Index: 4, Type: raft.LogConfiguration, Data: []byte{200}}, ""},

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ciplat/ciplat/fsm/state"
 )
 
 // procStatusKiB reads a field (VmRSS, VmHWM) of /proc/self/status in KiB.
@@ -67,10 +69,10 @@ func bigSnapshot(tb testing.TB, tmpl []byte, path string, size int64, broken boo
 		switch {
 		case i == 0:
 			header = append(line, '\n')
-		case rec.End, rec.Table == "index":
-		case rec.Table == "jobs" && jobRow == nil:
+		case rec.End, rec.Table == state.TableIndex:
+		case rec.Table == state.TableJobs && jobRow == nil:
 			jobRow = rec.Row
-		case rec.Table == "nodes" || rec.Table == "scheduler_config":
+		case rec.Table == state.TableNodes || rec.Table == state.TableSchedulerConfig:
 			others = append(append(others, line...), '\n')
 		}
 	}
@@ -94,7 +96,7 @@ func bigSnapshot(tb testing.TB, tmpl []byte, path string, size int64, broken boo
 		if broken && written+int64(4200) >= size {
 			jobRow["id"] = ""
 		}
-		line, _ := json.Marshal(map[string]any{"table": "jobs", "row": jobRow})
+		line, _ := json.Marshal(map[string]any{"table": state.TableJobs, "row": jobRow})
 		_, _ = w.Write(append(line, '\n'))
 		written += int64(len(line) + 1)
 		rows++

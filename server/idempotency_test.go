@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/api"
+	"github.com/ciplat/ciplat/fsm/state"
 )
 
 // settableClock is a Config.Now that tests move by hand; safe for the
@@ -163,14 +164,14 @@ func TestServer_IdempotencyKey_Expiry(t *testing.T) {
 	if p, c, _ := submitErr(ts, twoJobs, key); c != http.StatusOK || p.ID != p1.ID {
 		t.Fatalf("retry within the TTL: HTTP %d, want 200 with %s", c, p1.ID)
 	}
-	before := ts.srv.State().Index("idempotency_keys")
+	before := ts.srv.State().Index(state.TableIdempotencyKeys)
 
 	clk.advance(time.Second)
 	waitFor(t, "the leader to sweep the expired key", func() bool {
 		k, _ := ts.srv.State().IdempotencyKey(nil, "", "nightly")
 		return k == nil
 	})
-	if after := ts.srv.State().Index("idempotency_keys"); after <= before {
+	if after := ts.srv.State().Index(state.TableIdempotencyKeys); after <= before {
 		t.Fatalf("key gone but the table index stayed at %d", after)
 	}
 	p2, c2, msg := submitErr(ts, otherSpec, key)
@@ -194,13 +195,13 @@ func TestServer_SweepExpiredIdempotencyKeys(t *testing.T) {
 		t.Fatalf("submit: HTTP %d", c)
 	}
 	st := ts.srv.State
-	registered := st().Index("idempotency_keys")
+	registered := st().Index(state.TableIdempotencyKeys)
 
 	clk.advance(10*time.Minute - time.Nanosecond)
 	ts.srv.sweepExpiredIdempotencyKeys(context.Background())
-	if k, _ := st().IdempotencyKey(nil, "", "k"); k == nil || st().Index("idempotency_keys") != registered {
+	if k, _ := st().IdempotencyKey(nil, "", "k"); k == nil || st().Index(state.TableIdempotencyKeys) != registered {
 		t.Fatalf("sweep before the expiry: key %v, table index %d → %d; want the key kept, the table untouched",
-			k, registered, st().Index("idempotency_keys"))
+			k, registered, st().Index(state.TableIdempotencyKeys))
 	}
 
 	clk.advance(time.Nanosecond)
@@ -208,7 +209,7 @@ func TestServer_SweepExpiredIdempotencyKeys(t *testing.T) {
 	if k, _ := st().IdempotencyKey(nil, "", "k"); k != nil {
 		t.Fatalf("sweep at the expiry left the key: %+v", k)
 	}
-	if got := st().Index("idempotency_keys"); got <= registered {
+	if got := st().Index(state.TableIdempotencyKeys); got <= registered {
 		t.Fatalf("idempotency_keys index = %d after the sweep, want past %d", got, registered)
 	}
 }

@@ -58,7 +58,7 @@ func (s *Server) watchDrains(ctx context.Context) {
 					next = min(next, n.DrainDeadline.Sub(now))
 				}
 			}
-			return max(st.Index("nodes"), st.Index("allocs")), nil
+			return max(st.Index(state.TableNodes), st.Index(state.TableAllocs)), nil
 		})
 		if err != nil {
 			if ctx.Err() == nil {

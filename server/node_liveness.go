@@ -9,8 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ciplat/ciplat/client/gossip"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/gossip"
 )
 
 // The leader turns what it hears about client nodes — gossip members and

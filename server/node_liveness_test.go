@@ -5,9 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ciplat/ciplat/api"
-	"github.com/ciplat/ciplat/client/gossip"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/gossip"
 )
 
 var lt0 = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
@@ -21,7 +20,7 @@ func readyNode(id string, registered time.Time) *structs.Node {
 
 func rec(id, member string, cpu int) *gossip.NodeRecord {
 	return &gossip.NodeRecord{NodeID: id, Name: "build-" + id, Member: member, Version: 1,
-		Resources: api.Resources{CPU: cpu, MemoryMB: 8192}, Labels: map[string]string{"zone": "a"},
+		Resources: gossip.Resources{CPU: cpu, MemoryMB: 8192}, Labels: map[string]string{"zone": "a"},
 		Drivers: map[string]gossip.DriverHealth{"exec": {Detected: true, Healthy: true}}}
 }
 
@@ -138,7 +137,7 @@ func TestNodeFromRecord(t *testing.T) {
 	old.Attributes["driver.docker"] = "false"
 	r := rec("n1", "m1", 6000)
 	r.Labels = map[string]string{"arch": "arm"}
-	r.Reserved = api.Resources{CPU: 500, MemoryMB: 256}
+	r.Reserved = gossip.Resources{CPU: 500, MemoryMB: 256}
 	n := nodeFromRecord(old, r, lt0)
 	switch {
 	case n.Eligible || !n.Drain:

@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/ciplat/ciplat/api"
-	"github.com/ciplat/ciplat/client/gossip"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/gossip"
 )
 
 // fastGossip shortens memberlist's failure detection for loopback tests.
@@ -169,7 +169,7 @@ func gossipClient(t *testing.T, nodeID string, cpu int, key []byte) *gossip.Pool
 
 func gossipRecord(nodeID string, cpu int) *gossip.NodeRecord {
 	return &gossip.NodeRecord{NodeID: nodeID, Name: "build-" + nodeID, OS: "linux", Arch: "amd64",
-		Resources: api.Resources{CPU: cpu, MemoryMB: 4096}, Reserved: api.Resources{CPU: 100, MemoryMB: 128},
+		Resources: gossip.Resources{CPU: cpu, MemoryMB: 4096}, Reserved: gossip.Resources{CPU: 100, MemoryMB: 128},
 		Labels:  map[string]string{"zone": "b"},
 		Drivers: map[string]gossip.DriverHealth{"exec": {Detected: true, Healthy: true}}}
 }

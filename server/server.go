@@ -81,7 +81,7 @@ type Server struct {
 	// live holds the event bus, the event publisher and the WebSocket hub
 	// (live.go).
 	live *live
-	// nodes holds the capacity gossip member and node heartbeats (gossip.go).
+	// nodes holds the capacity gossip member and node heartbeats (node_tracker.go).
 	nodes *nodeTracker
 
 	shutdownCtx    context.Context

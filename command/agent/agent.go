@@ -21,7 +21,7 @@ import (
 
 	"github.com/ciplat/ciplat/api"
 	"github.com/ciplat/ciplat/client"
-	"github.com/ciplat/ciplat/client/gossip"
+	"github.com/ciplat/ciplat/gossip"
 	"github.com/ciplat/ciplat/server"
 	"github.com/ciplat/ciplat/ui"
 )

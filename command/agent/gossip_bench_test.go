@@ -12,9 +12,8 @@ import (
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/memberlist"
 
-	"github.com/ciplat/ciplat/api"
-	"github.com/ciplat/ciplat/client/gossip"
 	"github.com/ciplat/ciplat/fsm/state"
+	"github.com/ciplat/ciplat/gossip"
 	"github.com/ciplat/ciplat/server"
 )
 
@@ -55,7 +54,7 @@ func BenchmarkGossipCapacityToLeader(b *testing.B) {
 	pools := make([]*gossip.Pool, members)
 	record := func(i, cpu int) *gossip.NodeRecord {
 		return &gossip.NodeRecord{NodeID: fmt.Sprintf("sim-%03d", i), Name: fmt.Sprintf("sim-%03d", i),
-			OS: "linux", Arch: "amd64", Resources: api.Resources{CPU: cpu, MemoryMB: 8192},
+			OS: "linux", Arch: "amd64", Resources: gossip.Resources{CPU: cpu, MemoryMB: 8192},
 			Drivers: map[string]gossip.DriverHealth{"exec": {Detected: true, Healthy: true}},
 			Labels:  map[string]string{"rack": fmt.Sprint(i % 10)}}
 	}
@@ -132,7 +131,7 @@ func waitState(b *testing.B, srv *server.Server, what string, within time.Durati
 			if ok {
 				return idx + 1, nil
 			}
-			return st.IndexWatch(ws, "nodes"), nil
+			return st.IndexWatch(ws, state.TableNodes), nil
 		})
 		if ok {
 			return

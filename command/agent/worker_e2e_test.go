@@ -42,7 +42,7 @@ func TestE2E_WorkerStop(t *testing.T) {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
 		for time.Now().Before(deadline) {
-			ws, err := c.ListWorkers(ctx, nil)
+			ws, err := c.Workers(ctx, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestE2E_WorkerStop(t *testing.T) {
 	w2 := liveWorker(2)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		old, err := c.GetWorker(ctx, w.ID)
+		old, err := c.Worker(ctx, w.ID)
 		if err != nil {
 			t.Fatal(err)
 		}

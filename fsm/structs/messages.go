@@ -5,7 +5,34 @@ import "time"
 // MessageType is the first byte of every Raft log entry; the rest is the JSON
 // of the matching request. The list is append-only: never renumber or reuse a
 // value, since old logs and snapshots must still replay.
+//
+// Adding a message type (Nomad's rule, docs/cluster.md "Adding a message
+// type"):
+//   - take the next free number below IgnoreUnknownTypeFlag (128); the high
+//     bit is not part of the number;
+//   - add its applier to fsm's appliers map, its name to String, and a seed
+//     entry to FuzzApply (TestFuzzApply_SeedsEveryType insists);
+//   - decide what a server that does not know the type yet (an older binary,
+//     mid rolling upgrade) must do with it. By default it panics: it cannot
+//     apply an entry the others applied, and skipping it would leave its
+//     state silently different from theirs. Only when skipping is harmless
+//     (the entry changes nothing another entry or a reader relies on: a
+//     sweep of expired rows, a hint) may the proposer encode the type ORed
+//     with IgnoreUnknownTypeFlag, and then an older server logs the entry and
+//     skips it. Servers that know the type apply it alike, flag or not.
 type MessageType uint8
+
+// IgnoreUnknownTypeFlag is the flag bit of a MessageType: an entry whose
+// type carries it may be skipped by a server that does not know the type
+// (Nomad's structs.IgnoreUnknownTypeFlag). Without it, an unknown type
+// makes Apply panic. Type numbers therefore stay below 128.
+const IgnoreUnknownTypeFlag MessageType = 128
+
+// Ignorable reports whether t carries IgnoreUnknownTypeFlag.
+func (t MessageType) Ignorable() bool { return t&IgnoreUnknownTypeFlag != 0 }
+
+// Number is t without IgnoreUnknownTypeFlag: the type to dispatch on.
+func (t MessageType) Number() MessageType { return t &^ IgnoreUnknownTypeFlag }
 
 // Raft message types.
 const (
@@ -28,7 +55,11 @@ const (
 	IdempotencyKeySweepRequestType MessageType = 14
 )
 
+// String is the type's name; a flagged type's name ends in "+ignorable".
 func (t MessageType) String() string {
+	if t.Ignorable() {
+		return t.Number().String() + "+ignorable"
+	}
 	switch t {
 	case PipelineRegisterRequestType:
 		return "PipelineRegister"

@@ -99,7 +99,7 @@ func (h *API) handleClientAllocs(w http.ResponseWriter, r *http.Request) (any, e
 			}
 			out = append(out, &ClientAlloc{Allocation: a, Job: j})
 		}
-		return st.Index("allocs"), nil
+		return st.Index(state.TableAllocs), nil
 	})
 	if err != nil {
 		return nil, err

@@ -22,7 +22,7 @@ func (a *API) handleJobGet(w http.ResponseWriter, r *http.Request) (any, error) 
 			return 0, err
 		}
 		out = newJobView(j)
-		return st.Index("jobs"), nil
+		return st.Index(state.TableJobs), nil
 	})
 	if err != nil {
 		return nil, err
@@ -45,7 +45,7 @@ func (a *API) handleEvalList(w http.ResponseWriter, r *http.Request) (any, error
 	if err != nil {
 		return nil, err
 	}
-	SetIndex(w, a.b.State().Index("evals"))
+	SetIndex(w, a.b.State().Index(state.TableEvals))
 	if evals == nil {
 		evals = []*structs.Evaluation{}
 	}

@@ -48,7 +48,7 @@ func (a *API) handleNodeList(w http.ResponseWriter, r *http.Request) (any, error
 			}
 			out = append(out, v)
 		}
-		return max(st.Index("nodes"), st.Index("allocs")), nil
+		return max(st.Index(state.TableNodes), st.Index(state.TableAllocs)), nil
 	})
 	if err != nil {
 		return nil, err
@@ -77,6 +77,6 @@ func (a *API) handleNodeGet(w http.ResponseWriter, r *http.Request) (any, error)
 	if n == nil {
 		return nil, &HTTPError{Code: http.StatusNotFound, Msg: "node " + id + " not found"}
 	}
-	SetIndex(w, st.Index("nodes"))
+	SetIndex(w, st.Index(state.TableNodes))
 	return nodeViewOf(st, nil, n)
 }

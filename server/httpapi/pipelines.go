@@ -84,7 +84,7 @@ func (a *API) handlePipelineGet(w http.ResponseWriter, r *http.Request) (any, er
 		if err != nil {
 			return 0, err
 		}
-		return max(st.Index("pipelines"), st.Index("jobs")), nil
+		return max(st.Index(state.TablePipelines), st.Index(state.TableJobs)), nil
 	})
 	if err != nil {
 		return nil, err
@@ -108,7 +108,7 @@ func (a *API) handlePipelineList(w http.ResponseWriter, r *http.Request) (any, e
 		for _, p := range ps {
 			out = append(out, newPipelineRow(st, p))
 		}
-		return st.Index("pipelines"), nil
+		return st.Index(state.TablePipelines), nil
 	})
 	if err != nil {
 		return nil, err

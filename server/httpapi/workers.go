@@ -166,7 +166,7 @@ func (h *API) handleWorkerList(w http.ResponseWriter, r *http.Request) (any, err
 			}
 			out = append(out, v)
 		}
-		return st.Index("allocs"), nil
+		return st.Index(state.TableAllocs), nil
 	})
 	if err != nil {
 		return nil, err
@@ -237,7 +237,7 @@ func (h *API) handleWorkerGet(w http.ResponseWriter, r *http.Request) (any, erro
 		if out, err = h.workerViewOf(st, nil, a); err != nil {
 			return 0, err
 		}
-		return st.Index("allocs"), nil
+		return st.Index(state.TableAllocs), nil
 	})
 	if err != nil {
 		return nil, err
@@ -269,7 +269,7 @@ func (h *API) handleWorkerStop(w http.ResponseWriter, r *http.Request) (any, err
 			return nil, err
 		}
 	} else {
-		SetIndex(w, st.Index("allocs"))
+		SetIndex(w, st.Index(state.TableAllocs))
 	}
 	return h.workerViewOf(st, nil, a)
 }

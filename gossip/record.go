@@ -11,13 +11,16 @@
 //
 // The pool only spreads news. Servers turn it into Raft entries (the
 // leader, rate-limited, in package server); the scheduler never reads it.
+//
+// It lives at the top level, not under client/, because servers and
+// clients both import it; it imports nothing of the project (depguard rule
+// "gossip" in .golangci.yml). Every method of Pool is safe for concurrent
+// use.
 package gossip
 
 import (
 	"encoding/json"
 	"maps"
-
-	"github.com/ciplat/ciplat/api"
 )
 
 // Member roles.
@@ -40,13 +43,22 @@ type NodeRecord struct {
 	Arch     string `json:"arch,omitempty"`
 	Hostname string `json:"host,omitempty"`
 	// Resources is the node's total capacity; Reserved is kept for the host.
-	Resources api.Resources           `json:"res"`
-	Reserved  api.Resources           `json:"rsv"`
+	Resources Resources               `json:"res"`
+	Reserved  Resources               `json:"rsv"`
 	Drivers   map[string]DriverHealth `json:"drv,omitempty"`
 	Labels    map[string]string       `json:"lbl,omitempty"`
 	// Load is what the node runs now, as its client sees it. It is news
 	// for operators, never an input of the scheduler.
 	Load Load `json:"load"`
+}
+
+// Resources is an amount of CPU (millicores) and memory (MiB) in a record.
+// Its fields and JSON names are api.Resources' (a plain conversion turns
+// one into the other), declared here so the pool imports nothing of the
+// project; the wire form is unchanged.
+type Resources struct {
+	CPU      int `json:"cpu"`
+	MemoryMB int `json:"memory"`
 }
 
 // DriverHealth is a driver's health in a record.

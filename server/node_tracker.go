@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/serf/serf"
 
-	"github.com/ciplat/ciplat/client/gossip"
+	"github.com/ciplat/ciplat/gossip"
 )
 
 // tagGossipAddr is the serf tag with a server's capacity-gossip address,

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/api"
-	"github.com/ciplat/ciplat/client/gossip"
+	"github.com/ciplat/ciplat/gossip"
 )
 
 // GossipPool is the client's member of the capacity gossip pool
@@ -107,8 +107,8 @@ func (c *Client) publishRecord() {
 		OS:        n.Attributes["os"],
 		Arch:      n.Attributes["arch"],
 		Hostname:  n.Attributes["hostname"],
-		Resources: n.Resources,
-		Reserved:  n.Reserved,
+		Resources: gossip.Resources(n.Resources),
+		Reserved:  gossip.Resources(n.Reserved),
 		Labels:    maps.Clone(c.cfg.Labels),
 		Drivers:   make(map[string]gossip.DriverHealth, len(n.Drivers)),
 		Load:      c.load(),

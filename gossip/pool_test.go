@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-
-	"github.com/ciplat/ciplat/api"
 )
 
 // fast shortens memberlist's failure detection for tests on loopback.
@@ -57,7 +55,7 @@ func waitFor(t testing.TB, p *Pool, what string, cond func() bool) {
 
 func record(id string, cpu int) *NodeRecord {
 	return &NodeRecord{NodeID: id, Name: "build-" + id, OS: "linux", Arch: "amd64",
-		Resources: api.Resources{CPU: cpu, MemoryMB: 8192}, Reserved: api.Resources{CPU: 500, MemoryMB: 512},
+		Resources: Resources{CPU: cpu, MemoryMB: 8192}, Reserved: Resources{CPU: 500, MemoryMB: 512},
 		Drivers: map[string]DriverHealth{"exec": {Detected: true, Healthy: true}},
 		Labels:  map[string]string{"zone": "a"}}
 }
