@@ -91,7 +91,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
-	run(s.broker.runDelayed)
+	run(s.broker.RunDelayed)
 	run(s.planApplier)
 	run(s.watchPendingEvals)
 	run(s.watchCapacity)
@@ -101,7 +101,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	run(s.sweepIdempotencyKeys) // idempotency_sweep.go
 	run(s.publishEvents)
 	// Scheduling (eval_watch.go, scheduler_config.go).
-	run(s.broker.runTimeouts)
+	run(s.broker.RunTimeouts)
 	run(s.reapFailedEvals)
 	run(s.runSchedulerWorkers)
 	<-ctx.Done()

@@ -23,6 +23,7 @@ import (
 	"github.com/ciplat/ciplat/fsm"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/broker"
 )
 
 // Server is one server agent.
@@ -74,7 +75,7 @@ type Server struct {
 	// sched builds the scheduler from the configuration in state
 	// (scheduler_config.go); metrics are its atomics (metrics_sched.go).
 	sched   *schedulers
-	broker  *EvalBroker
+	broker  *broker.Broker
 	plans   *PlanQueue
 	metrics *schedMetrics
 	// live holds the event bus, the event publisher and the WebSocket hub
@@ -119,7 +120,7 @@ func New(cfg Config) (*Server, error) {
 		fsm:            f,
 		logs:           logs,
 		sched:          newSchedulers(cfg),
-		broker:         NewEvalBroker(cfg.Now, cfg.EvalBroker),
+		broker:         broker.New(cfg.Now, cfg.EvalBroker),
 		plans:          NewPlanQueue(),
 		metrics:        new(schedMetrics),
 		shutdownCtx:    ctx,
