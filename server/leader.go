@@ -92,7 +92,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		go func() { defer wg.Done(); f(ctx) }()
 	}
 	run(s.broker.RunDelayed)
-	run(s.planApplier)
+	run(s.applier.Run)
 	run(s.watchPendingEvals)
 	run(s.watchCapacity)
 	run(s.watchNodeLiveness) // node_liveness.go

@@ -1,23 +1,24 @@
-package server
+package planapply
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/hashicorp/raft"
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/scheduler"
 )
 
-// errPlanConflict means a placement no longer fit when the applier
+// ErrConflict means a placement no longer fit when the applier
 // re-checked it: the worker schedules the evaluation again.
-var errPlanConflict = errors.New("plan conflict: the node's capacity was taken")
+var ErrConflict = errors.New("plan conflict: the node's capacity was taken")
 
 // maxPlanBatch bounds how many plans one Raft entry commits.
 const maxPlanBatch = 256
@@ -35,20 +36,20 @@ type pendingPlan struct {
 	done func(error)
 }
 
-// PlanQueue carries plans from scheduler workers to the single applier.
+// Queue carries plans from scheduler workers to the single applier.
 // Submit is safe for concurrent use; only the applier calls next.
-type PlanQueue struct {
+type Queue struct {
 	ch chan *pendingPlan
 }
 
-// NewPlanQueue returns an empty queue.
-func NewPlanQueue() *PlanQueue {
-	return &PlanQueue{ch: make(chan *pendingPlan, maxPlanBatch)}
+// NewQueue returns an empty queue.
+func NewQueue() *Queue {
+	return &Queue{ch: make(chan *pendingPlan, maxPlanBatch)}
 }
 
 // Submit queues a plan and waits for the applier's verdict: nil when
-// committed (or recorded as blocked), errPlanConflict when it no longer fit.
-func (q *PlanQueue) Submit(ctx context.Context, p *structs.Plan) error {
+// committed (or recorded as blocked), ErrConflict when it no longer fit.
+func (q *Queue) Submit(ctx context.Context, p *structs.Plan) error {
 	result := make(chan error, 1)
 	if err := q.SubmitAsync(ctx, p, func(err error) { result <- err }); err != nil {
 		return err
@@ -63,7 +64,7 @@ func (q *PlanQueue) Submit(ctx context.Context, p *structs.Plan) error {
 
 // SubmitAsync queues a plan; the applier calls done with its verdict
 // later, from its own goroutine, so done must not block.
-func (q *PlanQueue) SubmitAsync(ctx context.Context, p *structs.Plan, done func(error)) error {
+func (q *Queue) SubmitAsync(ctx context.Context, p *structs.Plan, done func(error)) error {
 	select {
 	case q.ch <- &pendingPlan{plan: p, done: done}:
 		return nil
@@ -73,7 +74,7 @@ func (q *PlanQueue) SubmitAsync(ctx context.Context, p *structs.Plan, done func(
 }
 
 // next blocks for one plan, then takes whatever else is already queued.
-func (q *PlanQueue) next(ctx context.Context) []*pendingPlan {
+func (q *Queue) next(ctx context.Context) []*pendingPlan {
 	var batch []*pendingPlan
 	select {
 	case p := <-q.ch:
@@ -92,19 +93,84 @@ func (q *PlanQueue) next(ctx context.Context) []*pendingPlan {
 	return batch
 }
 
-// planApplier is the one goroutine that commits plans. It re-checks every
+// Config is what the applier needs from the server that holds it. Every
+// field is required but Logger.
+//
+// The applier calls these from its own goroutines only: Snapshot, Now and
+// Propose from the one goroutine of Run, in batch order; the wait function
+// that Propose returns from a goroutine per batch in flight (up to
+// maxPlansInFlight at once). Snapshot and Now must not block for long, and
+// Propose must not wait for the entry to apply: that is the wait
+// function's work.
+type Config struct {
+	// Queue is where scheduler workers submit plans; only the applier takes
+	// from it.
+	Queue *Queue
+	// Snapshot returns a snapshot of the newest state.
+	Snapshot func() (*state.StateSnapshot, error)
+	// Propose proposes one plan entry to Raft without waiting; the
+	// returned wait function blocks until the entry applied and returns
+	// what the FSM returned (an error the FSM returned is its error). The
+	// wait must end once Raft shut down or leadership was lost (the
+	// server waits on Raft futures through its waitRaft, never a bare
+	// Future.Error, which hashicorp/raft may leave unanswered at
+	// shutdown). Propose fails at once when this server is not the leader.
+	Propose func(*structs.PlanApplyRequest) (wait func() (any, error), err error)
+	// Now is the clock: the entry's timestamp and the placements'
+	// CreatedAt.
+	Now func() time.Time
+	// Counters are the server's metrics the applier adds to.
+	Counters Counters
+	// Logger logs what the applier could not commit (default: discard).
+	Logger *slog.Logger
+}
+
+// Counters are the metrics the applier bumps, owned by the server (which
+// reads them for /v1/metrics). Each is added to atomically, from any of
+// the applier's goroutines. Every field is required.
+type Counters struct {
+	// Placements counts allocations committed.
+	Placements *atomic.Uint64
+	// Conflicts counts placements the re-check rejected (either kind);
+	// PipelineConflicts those of the pipeline re-check.
+	Conflicts, PipelineConflicts *atomic.Uint64
+	// Applies counts plan entries applied.
+	Applies *atomic.Uint64
+	// EvalsBlocked counts evaluations recorded blocked; Preemptions the
+	// allocations evicted.
+	EvalsBlocked, Preemptions *atomic.Uint64
+}
+
+// Applier is the single plan applier of a leader. It re-checks every
 // placement against the newest state, plus the placements of batches
 // proposed to Raft and not yet applied, plus what it accepted earlier in
 // the same batch (optimistic concurrency: nothing is double-booked), and
 // commits a whole batch in one Raft entry. Up to maxPlansInFlight entries
 // are in flight; each batch's verdicts go to its workers once it applied.
-func (s *Server) planApplier(ctx context.Context) {
+//
+// Lifecycle: New once per server; Run once per leadership term (it starts
+// with no entry in flight and returns, after every batch in flight got its
+// verdicts, when ctx ends). At most one Run at a time.
+type Applier struct {
+	cfg Config
+}
+
+// New returns an applier over cfg (see Config).
+func New(cfg Config) *Applier {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Applier{cfg: cfg}
+}
+
+// Run applies plans from the queue until ctx ends.
+func (ap *Applier) Run(ctx context.Context) {
 	inflight := newInflightPlans()
 	slots := make(chan struct{}, maxPlansInFlight)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
-		batch := s.plans.next(ctx)
+		batch := ap.cfg.Queue.next(ctx)
 		if batch == nil {
 			return
 		}
@@ -116,7 +182,7 @@ func (s *Server) planApplier(ctx context.Context) {
 			}
 			return
 		}
-		wait := s.applyPlans(batch, inflight)
+		wait := ap.applyPlans(batch, inflight)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -129,7 +195,7 @@ func (s *Server) planApplier(ctx context.Context) {
 // applyPlans checks a batch and proposes what still fits in one Raft
 // entry. It returns a function that waits for the entry to apply, then
 // hands every plan its verdict.
-func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait func()) {
+func (ap *Applier) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait func()) {
 	verdict := make([]error, len(batch))
 	deliver := func() {
 		for i, pp := range batch {
@@ -140,14 +206,14 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 	// is then either in the snapshot or counted from the view, even if it
 	// applies (and leaves inflight) while the batch is checked.
 	flying := inflight.view()
-	snap, err := s.State().Snapshot()
+	snap, err := ap.cfg.Snapshot()
 	if err != nil {
 		for i := range verdict {
 			verdict[i] = err
 		}
 		return deliver
 	}
-	now := s.now()
+	now := ap.cfg.Now()
 	req := &structs.PlanApplyRequest{
 		WriteRequest: structs.WriteRequest{Timestamp: now},
 		Metrics:      map[string]*structs.PlacementMetrics{},
@@ -182,7 +248,7 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 		a := p.Placement
 		node, _ := snap.NodeByID(nil, a.NodeID)
 		if node == nil || !node.Schedulable() {
-			verdict[i] = errPlanConflict
+			verdict[i] = ErrConflict
 			continue
 		}
 		allocs, err := snap.AllocsByNode(a.NodeID)
@@ -192,7 +258,7 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 		}
 		victims, ok := checkPreemptions(snap, p, allocs, evicted, flying)
 		if !ok {
-			verdict[i] = errPlanConflict
+			verdict[i] = ErrConflict
 			continue
 		}
 		if len(victims) > 0 {
@@ -200,7 +266,7 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 		}
 		extra := taken[a.NodeID].Add(a.Resources)
 		if ok, _ := scheduler.AllocsFit(node, allocs, extra.Add(flying.held(snap, a.NodeID))); !ok {
-			verdict[i] = errPlanConflict
+			verdict[i] = ErrConflict
 			continue
 		}
 		if err := recheckPipeline(snap, p, node, batchSiblings, flying); err != nil {
@@ -225,14 +291,14 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 	}
 	conflicts := 0
 	for _, v := range verdict {
-		if isPlanConflict(v) {
+		if IsConflict(v) {
 			conflicts++
 		}
-		if errors.Is(v, errPipelineConflict) {
-			s.metrics.pipelineConflicts.Add(1)
+		if errors.Is(v, ErrPipelineConflict) {
+			ap.cfg.Counters.PipelineConflicts.Add(1)
 		}
 	}
-	s.metrics.planConflicts.Add(uint64(conflicts))
+	ap.cfg.Counters.Conflicts.Add(uint64(conflicts))
 	if len(req.Allocs)+len(req.Evals) == 0 {
 		// Nothing to commit, but the verdicts may rest on entries still in
 		// flight: hand them out once those applied, so a worker that got a
@@ -252,7 +318,7 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 			}
 		}
 	}
-	future, err := s.proposePlan(req)
+	future, err := ap.cfg.Propose(req)
 	if err != nil {
 		fail(err)
 		return deliver
@@ -264,43 +330,15 @@ func (s *Server) applyPlans(batch []*pendingPlan, inflight *inflightPlans) (wait
 		if err != nil {
 			fail(err)
 		} else {
-			s.metrics.planApplies.Add(1)
+			ap.cfg.Counters.Applies.Add(1)
 			if n, ok := resp.(int); ok {
-				s.metrics.placements.Add(uint64(n))
+				ap.cfg.Counters.Placements.Add(uint64(n))
 			}
-			s.metrics.evalsBlocked.Add(uint64(blocked))
-			s.metrics.preemptions.Add(uint64(len(req.Preemptions)))
+			ap.cfg.Counters.EvalsBlocked.Add(uint64(blocked))
+			ap.cfg.Counters.Preemptions.Add(uint64(len(req.Preemptions)))
 		}
 		deliver()
 	}
-}
-
-// proposePlan proposes a plan entry to Raft without waiting; the returned
-// function waits for it to apply and returns what the FSM returned, as
-// Server.apply does.
-func (s *Server) proposePlan(req *structs.PlanApplyRequest) (func() (any, error), error) {
-	if s.raft.State() != raft.Leader {
-		return nil, ErrNoLeader
-	}
-	req.StampRules()
-	buf, err := structs.Encode(structs.PlanApplyRequestType, req)
-	if err != nil {
-		return nil, err
-	}
-	f := s.raft.Apply(buf, 30*time.Second)
-	return func() (any, error) {
-		if err := s.waitRaft(f); err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
-				return nil, ErrNoLeader
-			}
-			return nil, err
-		}
-		resp := f.Response()
-		if e, ok := resp.(error); ok {
-			return nil, e
-		}
-		return resp, nil
-	}, nil
 }
 
 // checkPreemptions re-checks a plan's evictions against the applier's
