@@ -59,6 +59,9 @@ type planVerdict struct {
 // goroutine does all the scheduling (its rng is not shared). It stops
 // taking evaluations when stop ends and returns once the plans it has in
 // flight are decided; it returns at once when ctx (the leader's) ends.
+//
+// A scheduler worker is a goroutine of the leader; it is not a CI worker
+// (the container or Pod that runs a job's steps, http_workers.go).
 func (s *Server) schedulerWorker(ctx context.Context, stop <-chan struct{}, rng *rand.Rand) {
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
