@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
@@ -492,99 +491,4 @@ func (b *Broker) RunDelayed(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
-}
-
-// MaxPriority is the highest job priority a spec may give (1–100); the
-// ready gauges of Metrics are indexed by priority up to it.
-const MaxPriority = 100
-
-// Metrics are the broker's gauges and counters at one moment. Each is read
-// with an atomic load, without the broker's lock, so two of them may be a
-// change apart; none is ever torn.
-type Metrics struct {
-	// Ready counts ready evaluations per priority (0–MaxPriority; others
-	// clamp).
-	Ready [MaxPriority + 1]int64
-	// Delayed and Unacked are the evaluations waiting for their WaitUntil
-	// and those handed out and not acked yet.
-	Delayed, Unacked int64
-	// Counters: evaluations handed out, nacked, handed out again after the
-	// redelivery timeout, failed at the delivery limit, and turned away by
-	// a full broker.
-	Delivered, Nacked, TimedOut, Failed, Refused uint64
-}
-
-// Metrics returns the broker's gauges and counters (for /v1/metrics).
-func (b *Broker) Metrics() Metrics {
-	m := &b.m
-	var out Metrics
-	for i := range m.ready {
-		out.Ready[i] = m.ready[i].Load()
-	}
-	out.Delayed, out.Unacked = m.delayed.Load(), m.unacked.Load()
-	out.Delivered, out.Nacked, out.TimedOut = m.delivered.Load(), m.nacked.Load(), m.timedOut.Load()
-	out.Failed, out.Refused = m.failed.Load(), m.refused.Load()
-	return out
-}
-
-// brokerMetrics are the broker's gauges and counters. The broker changes
-// them under its lock; readers (the metrics endpoint) load them without it.
-type brokerMetrics struct {
-	// ready counts ready evaluations per priority (0–100; others clamp).
-	ready     [MaxPriority + 1]atomic.Int64
-	delayed   atomic.Int64
-	unacked   atomic.Int64
-	delivered atomic.Uint64
-	nacked    atomic.Uint64
-	timedOut  atomic.Uint64
-	failed    atomic.Uint64
-	refused   atomic.Uint64
-}
-
-func (m *brokerMetrics) readyAdd(priority int, d int64) {
-	m.ready[min(max(priority, 0), MaxPriority)].Add(d)
-}
-
-// reset zeroes the gauges (the broker was emptied); counters keep counting.
-func (m *brokerMetrics) reset() {
-	for i := range m.ready {
-		m.ready[i].Store(0)
-	}
-	m.delayed.Store(0)
-	m.unacked.Store(0)
-}
-
-// evalHeap orders by priority (high first), then create index (old first).
-type evalHeap []*structs.Evaluation
-
-func (h evalHeap) Len() int { return len(h) }
-func (h evalHeap) Less(i, j int) bool {
-	if h[i].Priority != h[j].Priority {
-		return h[i].Priority > h[j].Priority
-	}
-	return h[i].CreateIndex < h[j].CreateIndex
-}
-func (h evalHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *evalHeap) Push(x any)   { *h = append(*h, x.(*structs.Evaluation)) }
-func (h *evalHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
-}
-
-// delayHeap orders by WaitUntil.
-type delayHeap []*structs.Evaluation
-
-func (h delayHeap) Len() int           { return len(h) }
-func (h delayHeap) Less(i, j int) bool { return h[i].WaitUntil.Before(h[j].WaitUntil) }
-func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*structs.Evaluation)) }
-func (h *delayHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
 }
