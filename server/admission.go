@@ -22,7 +22,7 @@ const busyRetryAfter = 5
 func (s *Server) admit(w http.ResponseWriter) error {
 	reason := ""
 	if s.broker.Full() {
-		reason = fmt.Sprintf("the evaluation broker holds its limit of %d evaluations", s.broker.cfg.MaxEvals)
+		reason = fmt.Sprintf("the evaluation broker holds its limit of %d evaluations", s.broker.Config().MaxEvals)
 	} else if n, limit := s.metrics.pendingEvals.Load()+s.metrics.blockedEvals.Load(), int64(s.cfg.maxPendingEvals()); n >= limit {
 		reason = fmt.Sprintf("%d evaluations wait for placement (limit %d)", n, limit)
 	}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/structs"
 	"github.com/ciplat/ciplat/jobspec"
+	"github.com/ciplat/ciplat/server/broker"
 	"github.com/ciplat/ciplat/server/events"
 )
 
@@ -74,8 +75,8 @@ type Config struct {
 	// with PUT /v1/operator/scheduler.
 	SchedulerAlgorithm string
 	// EvalBroker bounds the leader's evaluation broker: delivery limit,
-	// redelivery timeout, most evaluations held (see BrokerConfig).
-	EvalBroker BrokerConfig
+	// redelivery timeout, most evaluations held (see broker.Config).
+	EvalBroker broker.Config
 	// MaxPendingEvals is how many evaluations may wait in state (pending
 	// or blocked) before submits get 429; default 100,000.
 	MaxPendingEvals int

@@ -11,12 +11,13 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/broker"
 )
 
 // The leader feeds the broker from state with blocking queries, never by
 // polling: pending evaluations whenever the evaluations change, blocked
 // ones whenever capacity may have freed up. Both also wake when a full
-// broker makes room again (EvalBroker.Room), and both offer the
+// broker makes room again (broker.Broker.Room), and both offer the
 // evaluations from inside the query, so a wake-up that changed no index
 // still offers them.
 
@@ -168,7 +169,7 @@ func (s *Server) reapFailedEvals(ctx context.Context) {
 // failEval returns the evaluation updates that record f failed: the
 // evaluation itself and, when its job still waits on it, a delayed
 // follow-up. Nothing when the evaluation already finished.
-func (s *Server) failEval(st *state.StateStore, f *FailedEval) []*structs.Evaluation {
+func (s *Server) failEval(st *state.StateStore, f *broker.FailedEval) []*structs.Evaluation {
 	cur, err := st.EvalByID(nil, f.Eval.ID)
 	if err != nil || cur == nil || (cur.Status != structs.EvalPending && cur.Status != structs.EvalBlocked) {
 		return nil

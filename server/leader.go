@@ -91,8 +91,8 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		wg.Add(1)
 		go func() { defer wg.Done(); f(ctx) }()
 	}
-	run(s.broker.runDelayed)
-	run(s.planApplier)
+	run(s.broker.RunDelayed)
+	run(s.applier.Run)
 	run(s.watchPendingEvals)
 	run(s.watchCapacity)
 	run(s.watchNodeLiveness) // node_liveness.go
@@ -101,7 +101,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 	run(s.sweepIdempotencyKeys) // idempotency_sweep.go
 	run(s.publishEvents)
 	// Scheduling (eval_watch.go, scheduler_config.go).
-	run(s.broker.runTimeouts)
+	run(s.broker.RunTimeouts)
 	run(s.reapFailedEvals)
 	run(s.runSchedulerWorkers)
 	<-ctx.Done()

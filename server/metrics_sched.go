@@ -14,7 +14,7 @@ import (
 // schedMetrics are the scheduler's counters and gauges. Workers, the plan
 // applier and the leader's watch loops bump them with atomics (no lock on
 // the hot path); GET /v1/metrics reads them. The broker keeps its own
-// (brokerMetrics).
+// (broker.Metrics).
 type schedMetrics struct {
 	placements    atomic.Uint64 // allocations committed
 	planConflicts atomic.Uint64 // placements rejected by the plan applier's re-check
@@ -116,14 +116,14 @@ func (p promWriter) one(name, typ, help string, v float64) {
 func (s *Server) writeMetrics(w *bufio.Writer) {
 	p := promWriter{w}
 	s.writeWSMetrics(p) // metrics_http.go
-	bm := &s.broker.m
+	bm := s.broker.Metrics()
 	m := s.metrics
 	s.writeLogMetrics(p) // log_retention.go
 
 	p.head("ciplat_broker_ready_evals", "gauge", "Evaluations ready to be handed out, per job priority.")
 	total := int64(0)
-	for prio := range bm.ready {
-		if n := bm.ready[prio].Load(); n != 0 {
+	for prio := range bm.Ready {
+		if n := bm.Ready[prio]; n != 0 {
 			p.value("ciplat_broker_ready_evals", fmt.Sprintf("priority=%q", strconv.Itoa(prio)), float64(n))
 			total += n
 		}
@@ -131,14 +131,14 @@ func (s *Server) writeMetrics(w *bufio.Writer) {
 	if total == 0 {
 		p.value("ciplat_broker_ready_evals", `priority="50"`, 0)
 	}
-	p.one("ciplat_broker_delayed_evals", "gauge", "Evaluations waiting for their WaitUntil (retry backoff).", float64(bm.delayed.Load()))
-	p.one("ciplat_broker_unacked_evals", "gauge", "Evaluations handed out to a worker and not acked yet.", float64(bm.unacked.Load()))
-	p.one("ciplat_broker_max_evals", "gauge", "Most evaluations the broker holds before submits get 429.", float64(s.broker.cfg.MaxEvals))
-	p.one("ciplat_broker_delivered_total", "counter", "Evaluations handed out to workers.", float64(bm.delivered.Load()))
-	p.one("ciplat_broker_nacked_total", "counter", "Evaluations a worker gave back (nack).", float64(bm.nacked.Load()))
-	p.one("ciplat_broker_redelivered_total", "counter", "Evaluations handed out again after the redelivery timeout.", float64(bm.timedOut.Load()))
-	p.one("ciplat_broker_failed_total", "counter", "Evaluations that reached the delivery limit.", float64(bm.failed.Load()))
-	p.one("ciplat_broker_refused_total", "counter", "Evaluations the full broker turned away (left pending in state).", float64(bm.refused.Load()))
+	p.one("ciplat_broker_delayed_evals", "gauge", "Evaluations waiting for their WaitUntil (retry backoff).", float64(bm.Delayed))
+	p.one("ciplat_broker_unacked_evals", "gauge", "Evaluations handed out to a worker and not acked yet.", float64(bm.Unacked))
+	p.one("ciplat_broker_max_evals", "gauge", "Most evaluations the broker holds before submits get 429.", float64(s.broker.Config().MaxEvals))
+	p.one("ciplat_broker_delivered_total", "counter", "Evaluations handed out to workers.", float64(bm.Delivered))
+	p.one("ciplat_broker_nacked_total", "counter", "Evaluations a worker gave back (nack).", float64(bm.Nacked))
+	p.one("ciplat_broker_redelivered_total", "counter", "Evaluations handed out again after the redelivery timeout.", float64(bm.TimedOut))
+	p.one("ciplat_broker_failed_total", "counter", "Evaluations that reached the delivery limit.", float64(bm.Failed))
+	p.one("ciplat_broker_refused_total", "counter", "Evaluations the full broker turned away (left pending in state).", float64(bm.Refused))
 
 	p.one("ciplat_sched_placements_total", "counter", "Allocations committed by the plan applier.", float64(m.placements.Load()))
 	p.one("ciplat_sched_plan_conflicts_total", "counter", "Placements the plan applier rejected on re-check (capacity taken, or a pipeline sibling placed, meanwhile).", float64(m.planConflicts.Load()))

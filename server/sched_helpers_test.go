@@ -13,6 +13,7 @@ import (
 
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/broker"
 	"github.com/ciplat/ciplat/server/httpapi"
 )
 
@@ -162,4 +163,27 @@ func reportAlloc(ts *testServer, allocID, clientStatus string, js structs.JobSta
 	if resp := ts.do("POST", "/v1/client/allocations", b, nil, nil); resp.StatusCode != 200 {
 		ts.t.Fatalf("alloc update: HTTP %d", resp.StatusCode)
 	}
+}
+
+// dequeue takes the next ready evaluation from the broker by hand.
+func dequeue(t *testing.T, b *broker.Broker) (*structs.Evaluation, uint64) {
+	t.Helper()
+	// A bound, not a pace: under -race on two busy cores a submit's
+	// evaluation has taken over 5 s to reach the broker.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, token, err := b.Dequeue(ctx)
+	if err != nil {
+		t.Fatalf("dequeue: %v", err)
+	}
+	return e, token
+}
+
+// ids returns the evaluations' IDs.
+func ids(evals []*structs.Evaluation) []string {
+	out := make([]string, len(evals))
+	for i, e := range evals {
+		out[i] = e.ID
+	}
+	return out
 }

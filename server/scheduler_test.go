@@ -14,6 +14,7 @@ import (
 	"github.com/ciplat/ciplat/fsm"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/broker"
 	"github.com/ciplat/ciplat/server/httpapi"
 )
 
@@ -25,16 +26,16 @@ func TestEvalBroker_DeliveryLimitFailsEval(t *testing.T) {
 	tests := []struct {
 		name    string
 		opt     func(*Config)
-		give    func(b *EvalBroker, e *structs.Evaluation, token uint64)
+		give    func(b *broker.Broker, e *structs.Evaluation, token uint64)
 		wantWhy string
 	}{
-		{"nacks", func(c *Config) {}, func(b *EvalBroker, e *structs.Evaluation, token uint64) {
+		{"nacks", func(c *Config) {}, func(b *broker.Broker, e *structs.Evaluation, token uint64) {
 			if _, err := b.Nack(e.ID, token, "plan conflict: the node's capacity was taken"); err != nil {
 				t.Errorf("nack: %v", err)
 			}
 		}, "evaluation failed after 2 deliveries: plan conflict"},
 		{"redelivery timeout", func(c *Config) { c.EvalBroker.RedeliveryTimeout = 50 * time.Millisecond },
-			func(*EvalBroker, *structs.Evaluation, uint64) {}, // never acked: the worker is stuck
+			func(*broker.Broker, *structs.Evaluation, uint64) {}, // never acked: the worker is stuck
 			"evaluation failed after 2 deliveries: not acked within 50ms"},
 	}
 	for _, tt := range tests {

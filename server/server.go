@@ -23,7 +23,9 @@ import (
 	"github.com/ciplat/ciplat/fsm"
 	"github.com/ciplat/ciplat/fsm/state"
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/broker"
 	"github.com/ciplat/ciplat/server/httpapi"
+	"github.com/ciplat/ciplat/server/planapply"
 )
 
 // Server is one server agent.
@@ -74,9 +76,12 @@ type Server struct {
 	logs *LogStore
 	// sched builds the scheduler from the configuration in state
 	// (scheduler_config.go); metrics are its atomics (metrics_sched.go).
-	sched   *schedulers
-	broker  *EvalBroker
-	plans   *PlanQueue
+	sched  *schedulers
+	broker *broker.Broker
+	plans  *planapply.Queue
+	// applier is the single plan applier; it runs on the leader
+	// (sched_applier.go).
+	applier *planapply.Applier
 	metrics *schedMetrics
 	// live holds the event bus, the event publisher and the WebSocket hub
 	// (live.go).
@@ -120,8 +125,8 @@ func New(cfg Config) (*Server, error) {
 		fsm:            f,
 		logs:           logs,
 		sched:          newSchedulers(cfg),
-		broker:         NewEvalBroker(cfg.Now, cfg.EvalBroker),
-		plans:          NewPlanQueue(),
+		broker:         broker.New(cfg.Now, cfg.EvalBroker),
+		plans:          planapply.NewQueue(),
 		metrics:        new(schedMetrics),
 		shutdownCtx:    ctx,
 		shutdownCancel: cancel,
@@ -131,6 +136,7 @@ func New(cfg Config) (*Server, error) {
 		raftDown:       make(chan struct{}),
 	}
 	s.forwarder = newForwarder(s)
+	s.applier = s.newPlanApplier()
 	// A part that fails to start stops the ones started before it
 	// (Shutdown copes with any partial start) and fails New.
 	for _, start := range []func() error{s.setupRaft, s.setupSerf, s.setupNodes, s.startLive} {

@@ -23,6 +23,7 @@ import (
 	"github.com/ciplat/ciplat/client"
 	"github.com/ciplat/ciplat/gossip"
 	"github.com/ciplat/ciplat/server"
+	"github.com/ciplat/ciplat/server/broker"
 	"github.com/ciplat/ciplat/ui"
 )
 
@@ -223,7 +224,7 @@ func (a *Agent) startServer(bind string) error {
 		MaxWSClients:      cfg.HTTP.MaxWSClients,
 		HTTPConns:         a.conns.stats,
 		SchedulerWorkers:  cfg.SchedulerWorkers,
-		EvalBroker:        server.BrokerConfig{MaxEvals: cfg.EvalBrokerMax},
+		EvalBroker:        broker.Config{MaxEvals: cfg.EvalBrokerMax},
 		MaxPendingEvals:   cfg.MaxPendingEvals,
 		IdempotencyTTL:    cfg.IdempotencyTTL,
 		SnapshotMaxBytes:  cfg.SnapshotMaxBytes,

@@ -1,4 +1,17 @@
-package server
+// Package broker is the leader's evaluation broker: it holds the
+// evaluations waiting for a scheduler worker (ready by priority then FIFO,
+// delayed until their WaitUntil, handed out until acked, redelivered after
+// a timeout, failed past a delivery limit) and counts what it holds.
+//
+// It owns only that queue. It knows nothing of Raft, state or the server:
+// the server constructs one with New (a clock and a Config), enables it
+// while it leads, runs RunDelayed and RunTimeouts on the leader, feeds it
+// from state, and records failed evaluations through Raft. The broker may
+// import the standard library and fsm/structs only (depguard in
+// .golangci.yml: no server package).
+//
+// Concurrency: every method of Broker is safe for concurrent use.
+package broker
 
 import (
 	"container/heap"
@@ -6,15 +19,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
 )
 
-// BrokerConfig bounds the evaluation broker. Zero values take the defaults
+// Config bounds the evaluation broker. Zero values take the defaults
 // noted.
-type BrokerConfig struct {
+type Config struct {
 	// DeliveryLimit is how often an evaluation is handed out (nacked or
 	// timed out in between) before it fails: the leader records it failed,
 	// with the reason, and retries its job after FailedEvalFollowUp.
@@ -37,7 +49,7 @@ const (
 	DefaultMaxEvals          = 10_000
 )
 
-func (c BrokerConfig) withDefaults() BrokerConfig {
+func (c Config) withDefaults() Config {
 	if c.DeliveryLimit <= 0 {
 		c.DeliveryLimit = DefaultDeliveryLimit
 	}
@@ -60,7 +72,7 @@ var (
 	ErrTokenMismatch = errors.New("evaluation token does not match: it was redelivered")
 )
 
-// EvalBroker hands evaluations to scheduler workers: highest priority
+// Broker hands evaluations to scheduler workers: highest priority
 // first, FIFO (by Raft create index) within a priority, and never before an
 // evaluation's WaitUntil. Delivery is at least once: a handed-out
 // evaluation is outstanding until its worker acks it (done) or nacks it
@@ -75,9 +87,9 @@ var (
 // SetEnabled(false) drops everything, and the new leader rebuilds the queue
 // from state. Time comes from the injected clock. All methods are safe for
 // concurrent use; the gauges in Metrics are read without the lock.
-type EvalBroker struct {
+type Broker struct {
 	now func() time.Time
-	cfg BrokerConfig
+	cfg Config
 	m   brokerMetrics
 
 	mu      sync.Mutex
@@ -101,8 +113,8 @@ type EvalBroker struct {
 	// wake is closed and replaced whenever ready gains an item or the
 	// broker is disabled.
 	wake chan struct{}
-	// delayWake tells runDelayed that the earliest WaitUntil changed;
-	// timeoutWake tells runTimeouts that an evaluation was handed out;
+	// delayWake tells RunDelayed that the earliest WaitUntil changed;
+	// timeoutWake tells RunTimeouts that an evaluation was handed out;
 	// failedWake tells the leader an evaluation failed.
 	delayWake   chan struct{}
 	timeoutWake chan struct{}
@@ -126,9 +138,9 @@ type FailedEval struct {
 	Reason string
 }
 
-// NewEvalBroker returns a disabled broker.
-func NewEvalBroker(now func() time.Time, cfg BrokerConfig) *EvalBroker {
-	return &EvalBroker{
+// New returns a disabled broker.
+func New(now func() time.Time, cfg Config) *Broker {
+	return &Broker{
 		now:         now,
 		cfg:         cfg.withDefaults(),
 		held:        map[string]*heldEval{},
@@ -143,11 +155,11 @@ func NewEvalBroker(now func() time.Time, cfg BrokerConfig) *EvalBroker {
 }
 
 // Config returns the broker's bounds, defaults applied.
-func (b *EvalBroker) Config() BrokerConfig { return b.cfg }
+func (b *Broker) Config() Config { return b.cfg }
 
 // SetEnabled turns the broker on (leader) or off (follower); turning it off
 // forgets every evaluation and wakes blocked Dequeue calls.
-func (b *EvalBroker) SetEnabled(on bool) {
+func (b *Broker) SetEnabled(on bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.enabled = on
@@ -166,14 +178,14 @@ func (b *EvalBroker) SetEnabled(on bool) {
 
 // Enqueue adds an evaluation. It reports false when the broker is disabled,
 // already holds it, holds it aside as failed, or is full (see Room).
-func (b *EvalBroker) Enqueue(e *structs.Evaluation) bool {
+func (b *Broker) Enqueue(e *structs.Evaluation) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.enqueueLocked(e)
 }
 
 // EnqueueAll adds evaluations under one lock and returns how many it took.
-func (b *EvalBroker) EnqueueAll(evals []*structs.Evaluation) int {
+func (b *Broker) EnqueueAll(evals []*structs.Evaluation) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	n := 0
@@ -189,7 +201,7 @@ func (b *EvalBroker) EnqueueAll(evals []*structs.Evaluation) int {
 // turned away for lack of room, which the caller still owes the broker and
 // offers again when Room fires. Evaluations it holds already, holds aside
 // as failed, or refuses because it is disabled are not returned.
-func (b *EvalBroker) EnqueueOwed(evals []*structs.Evaluation) []*structs.Evaluation {
+func (b *Broker) EnqueueOwed(evals []*structs.Evaluation) []*structs.Evaluation {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var owed []*structs.Evaluation
@@ -201,13 +213,13 @@ func (b *EvalBroker) EnqueueOwed(evals []*structs.Evaluation) []*structs.Evaluat
 	return owed
 }
 
-func (b *EvalBroker) enqueueLocked(e *structs.Evaluation) bool {
+func (b *Broker) enqueueLocked(e *structs.Evaluation) bool {
 	ok, _ := b.offerLocked(e)
 	return ok
 }
 
 // offerLocked adds e if it can; full reports a refusal for lack of room.
-func (b *EvalBroker) offerLocked(e *structs.Evaluation) (ok, full bool) {
+func (b *Broker) offerLocked(e *structs.Evaluation) (ok, full bool) {
 	if !b.enabled || e == nil {
 		return false, false
 	}
@@ -224,7 +236,7 @@ func (b *EvalBroker) offerLocked(e *structs.Evaluation) (ok, full bool) {
 	return true, false
 }
 
-func (b *EvalBroker) pushLocked(e *structs.Evaluation) {
+func (b *Broker) pushLocked(e *structs.Evaluation) {
 	if !e.WaitUntil.IsZero() && e.WaitUntil.After(b.now()) {
 		heap.Push(&b.delayed, e)
 		b.m.delayed.Add(1)
@@ -236,21 +248,21 @@ func (b *EvalBroker) pushLocked(e *structs.Evaluation) {
 	b.signalLocked()
 }
 
-func (b *EvalBroker) signalLocked() {
+func (b *Broker) signalLocked() {
 	close(b.wake)
 	b.wake = make(chan struct{})
 }
 
 // forgetLocked drops an evaluation the broker no longer holds and opens
 // Room if an Enqueue was refused for lack of it.
-func (b *EvalBroker) forgetLocked(id string) {
+func (b *Broker) forgetLocked(id string) {
 	delete(b.held, id)
 	if b.refused && len(b.held) < b.cfg.MaxEvals {
 		b.openRoomLocked()
 	}
 }
 
-func (b *EvalBroker) openRoomLocked() {
+func (b *Broker) openRoomLocked() {
 	b.refused = false
 	close(b.room)
 	b.room = make(chan struct{})
@@ -267,14 +279,14 @@ func notify(ch chan struct{}) {
 // Room returns a channel closed when the broker, having refused an
 // evaluation for lack of room, can take one again. Whoever feeds the
 // broker from state adds it to its watch set.
-func (b *EvalBroker) Room() <-chan struct{} {
+func (b *Broker) Room() <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.room
 }
 
 // Full reports whether the broker holds MaxEvals evaluations.
-func (b *EvalBroker) Full() bool {
+func (b *Broker) Full() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.enabled && len(b.held) >= b.cfg.MaxEvals
@@ -282,7 +294,7 @@ func (b *EvalBroker) Full() bool {
 
 // Dequeue blocks until an evaluation is ready or ctx ends. It returns the
 // evaluation and the token its Ack or Nack must carry.
-func (b *EvalBroker) Dequeue(ctx context.Context) (*structs.Evaluation, uint64, error) {
+func (b *Broker) Dequeue(ctx context.Context) (*structs.Evaluation, uint64, error) {
 	for {
 		b.mu.Lock()
 		if b.enabled && len(b.ready) > 0 {
@@ -313,7 +325,7 @@ func (b *EvalBroker) Dequeue(ctx context.Context) (*structs.Evaluation, uint64, 
 
 // outstandingLocked returns the handed-out evaluation id if token is its
 // current delivery's.
-func (b *EvalBroker) outstandingLocked(id string, token uint64) (*heldEval, error) {
+func (b *Broker) outstandingLocked(id string, token uint64) (*heldEval, error) {
 	h, ok := b.unacked[id]
 	if !ok || !b.enabled {
 		return nil, fmt.Errorf("evaluation %s: %w", id, ErrNotOutstanding)
@@ -325,7 +337,7 @@ func (b *EvalBroker) outstandingLocked(id string, token uint64) (*heldEval, erro
 }
 
 // Ack forgets a handed-out evaluation: it was processed.
-func (b *EvalBroker) Ack(id string, token uint64) error {
+func (b *Broker) Ack(id string, token uint64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if _, err := b.outstandingLocked(id, token); err != nil {
@@ -340,7 +352,7 @@ func (b *EvalBroker) Ack(id string, token uint64) error {
 // Nack puts a handed-out evaluation back (a plan conflict, a failed
 // write), ready at once, unless it reached the delivery limit: then it
 // fails (see TakeFailed) with reason. failed reports which.
-func (b *EvalBroker) Nack(id string, token uint64, reason string) (failed bool, err error) {
+func (b *Broker) Nack(id string, token uint64, reason string) (failed bool, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	h, err := b.outstandingLocked(id, token)
@@ -354,7 +366,7 @@ func (b *EvalBroker) Nack(id string, token uint64, reason string) (failed bool, 
 
 // requeueLocked takes an outstanding evaluation back: ready again, or
 // failed past the delivery limit (reported true).
-func (b *EvalBroker) requeueLocked(h *heldEval) bool {
+func (b *Broker) requeueLocked(h *heldEval) bool {
 	id := h.eval.ID
 	delete(b.unacked, id)
 	b.m.unacked.Add(-1)
@@ -374,11 +386,11 @@ func (b *EvalBroker) requeueLocked(h *heldEval) bool {
 }
 
 // FailedCh receives a value when evaluations failed; TakeFailed returns them.
-func (b *EvalBroker) FailedCh() <-chan struct{} { return b.failedWake }
+func (b *Broker) FailedCh() <-chan struct{} { return b.failedWake }
 
 // TakeFailed returns the evaluations that failed since the last call. They
 // stay held aside (Enqueue refuses them) until FailedRecorded.
-func (b *EvalBroker) TakeFailed() []*FailedEval {
+func (b *Broker) TakeFailed() []*FailedEval {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := b.failed
@@ -388,7 +400,7 @@ func (b *EvalBroker) TakeFailed() []*FailedEval {
 
 // FailedRecorded lets the broker take the evaluations again (their status
 // in state is failed now, so nobody offers them).
-func (b *EvalBroker) FailedRecorded(ids ...string) {
+func (b *Broker) FailedRecorded(ids ...string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, id := range ids {
@@ -399,7 +411,7 @@ func (b *EvalBroker) FailedRecorded(ids ...string) {
 // expireUnacked hands out again every evaluation whose redelivery deadline
 // passed (or fails it at the delivery limit) and returns the next deadline
 // (zero when nothing is outstanding).
-func (b *EvalBroker) expireUnacked() time.Time {
+func (b *Broker) expireUnacked() time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -418,9 +430,9 @@ func (b *EvalBroker) expireUnacked() time.Time {
 	return next
 }
 
-// runTimeouts redelivers evaluations held past RedeliveryTimeout. It runs
+// RunTimeouts redelivers evaluations held past RedeliveryTimeout. It runs
 // on the leader until ctx ends.
-func (b *EvalBroker) runTimeouts(ctx context.Context) {
+func (b *Broker) RunTimeouts(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -438,22 +450,22 @@ func (b *EvalBroker) runTimeouts(ctx context.Context) {
 	}
 }
 
-// BrokerStats counts what the broker holds.
-type BrokerStats struct {
+// Stats counts what the broker holds.
+type Stats struct {
 	Ready, Delayed, Unacked, Failed int
 }
 
 // Stats returns the number of ready, delayed, handed-out and failed
 // (not yet recorded) evaluations.
-func (b *EvalBroker) Stats() BrokerStats {
+func (b *Broker) Stats() Stats {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return BrokerStats{Ready: len(b.ready), Delayed: len(b.delayed), Unacked: len(b.unacked), Failed: len(b.failing)}
+	return Stats{Ready: len(b.ready), Delayed: len(b.delayed), Unacked: len(b.unacked), Failed: len(b.failing)}
 }
 
-// runDelayed moves delayed evaluations to the ready queue when their time
+// RunDelayed moves delayed evaluations to the ready queue when their time
 // comes. It runs on the leader until ctx ends.
-func (b *EvalBroker) runDelayed(ctx context.Context) {
+func (b *Broker) RunDelayed(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -479,69 +491,4 @@ func (b *EvalBroker) runDelayed(ctx context.Context) {
 		case <-timer.C:
 		}
 	}
-}
-
-// maxPriority is the highest job priority a spec may give (1–100).
-const maxPriority = 100
-
-// brokerMetrics are the broker's gauges and counters. The broker changes
-// them under its lock; readers (the metrics endpoint) load them without it.
-type brokerMetrics struct {
-	// ready counts ready evaluations per priority (0–100; others clamp).
-	ready     [maxPriority + 1]atomic.Int64
-	delayed   atomic.Int64
-	unacked   atomic.Int64
-	delivered atomic.Uint64
-	nacked    atomic.Uint64
-	timedOut  atomic.Uint64
-	failed    atomic.Uint64
-	refused   atomic.Uint64
-}
-
-func (m *brokerMetrics) readyAdd(priority int, d int64) {
-	m.ready[min(max(priority, 0), maxPriority)].Add(d)
-}
-
-// reset zeroes the gauges (the broker was emptied); counters keep counting.
-func (m *brokerMetrics) reset() {
-	for i := range m.ready {
-		m.ready[i].Store(0)
-	}
-	m.delayed.Store(0)
-	m.unacked.Store(0)
-}
-
-// evalHeap orders by priority (high first), then create index (old first).
-type evalHeap []*structs.Evaluation
-
-func (h evalHeap) Len() int { return len(h) }
-func (h evalHeap) Less(i, j int) bool {
-	if h[i].Priority != h[j].Priority {
-		return h[i].Priority > h[j].Priority
-	}
-	return h[i].CreateIndex < h[j].CreateIndex
-}
-func (h evalHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *evalHeap) Push(x any)   { *h = append(*h, x.(*structs.Evaluation)) }
-func (h *evalHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
-}
-
-// delayHeap orders by WaitUntil.
-type delayHeap []*structs.Evaluation
-
-func (h delayHeap) Len() int           { return len(h) }
-func (h delayHeap) Less(i, j int) bool { return h[i].WaitUntil.Before(h[j].WaitUntil) }
-func (h delayHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *delayHeap) Push(x any)        { *h = append(*h, x.(*structs.Evaluation)) }
-func (h *delayHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	return e
 }

@@ -1,4 +1,4 @@
-package server
+package broker
 
 import (
 	"context"
@@ -19,7 +19,7 @@ func ev(id string, prio int, idx uint64) *structs.Evaluation {
 	return &structs.Evaluation{ID: id, Priority: prio, CreateIndex: idx, Status: structs.EvalPending}
 }
 
-func dequeue(t *testing.T, b *EvalBroker) (*structs.Evaluation, uint64) {
+func dequeue(t *testing.T, b *Broker) (*structs.Evaluation, uint64) {
 	t.Helper()
 	// A bound, not a pace: under -race on two busy cores a submit's
 	// evaluation has taken over 5 s to reach the broker.
@@ -33,7 +33,7 @@ func dequeue(t *testing.T, b *EvalBroker) (*structs.Evaluation, uint64) {
 }
 
 // empty asserts nothing is ready.
-func empty(t *testing.T, b *EvalBroker) {
+func empty(t *testing.T, b *Broker) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -42,9 +42,9 @@ func empty(t *testing.T, b *EvalBroker) {
 	}
 }
 
-func TestEvalBroker_PriorityThenFIFO(t *testing.T) {
+func TestBroker_PriorityThenFIFO(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := NewEvalBroker(clk.now, BrokerConfig{})
+	b := New(clk.now, Config{})
 	b.SetEnabled(true)
 	b.Enqueue(ev("low-1", 10, 1))
 	b.Enqueue(ev("high-2", 90, 3))
@@ -70,8 +70,8 @@ func TestEvalBroker_PriorityThenFIFO(t *testing.T) {
 	}
 }
 
-func TestEvalBroker_NackRedeliversThenFails(t *testing.T) {
-	b := NewEvalBroker(time.Now, BrokerConfig{DeliveryLimit: 3})
+func TestBroker_NackRedeliversThenFails(t *testing.T) {
+	b := New(time.Now, Config{DeliveryLimit: 3})
 	b.SetEnabled(true)
 	b.Enqueue(ev("e", 50, 1))
 	for i := 1; i <= 3; i++ {
@@ -107,9 +107,9 @@ func TestEvalBroker_NackRedeliversThenFails(t *testing.T) {
 	}
 }
 
-func TestEvalBroker_AckTokens(t *testing.T) {
+func TestBroker_AckTokens(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := NewEvalBroker(clk.now, BrokerConfig{RedeliveryTimeout: 10 * time.Second})
+	b := New(clk.now, Config{RedeliveryTimeout: 10 * time.Second})
 	b.SetEnabled(true)
 	b.Enqueue(ev("e", 50, 1))
 	_, old := dequeue(t, b)
@@ -130,12 +130,12 @@ func TestEvalBroker_AckTokens(t *testing.T) {
 	}
 }
 
-// TestEvalBroker_RedeliveryTimeout: an evaluation handed out and not acked
+// TestBroker_RedeliveryTimeout: an evaluation handed out and not acked
 // within the timeout is handed out again, on the injected clock, and fails
 // once the timeouts reach the delivery limit.
-func TestEvalBroker_RedeliveryTimeout(t *testing.T) {
+func TestBroker_RedeliveryTimeout(t *testing.T) {
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b := NewEvalBroker(clk.now, BrokerConfig{RedeliveryTimeout: 30 * time.Second, DeliveryLimit: 2})
+	b := New(clk.now, Config{RedeliveryTimeout: 30 * time.Second, DeliveryLimit: 2})
 	b.SetEnabled(true)
 	b.Enqueue(ev("stuck", 50, 1))
 	dequeue(t, b)
@@ -163,13 +163,13 @@ func TestEvalBroker_RedeliveryTimeout(t *testing.T) {
 	}
 }
 
-// TestEvalBroker_RedeliveryLoop runs the timeout loop on the real clock.
-func TestEvalBroker_RedeliveryLoop(t *testing.T) {
-	b := NewEvalBroker(time.Now, BrokerConfig{RedeliveryTimeout: 50 * time.Millisecond})
+// TestBroker_RedeliveryLoop runs the timeout loop on the real clock.
+func TestBroker_RedeliveryLoop(t *testing.T) {
+	b := New(time.Now, Config{RedeliveryTimeout: 50 * time.Millisecond})
 	b.SetEnabled(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go b.runTimeouts(ctx)
+	go b.RunTimeouts(ctx)
 	b.Enqueue(ev("e", 50, 1))
 	_, first := dequeue(t, b)
 	got, second := dequeue(t, b) // blocks until the loop redelivers
@@ -178,8 +178,8 @@ func TestEvalBroker_RedeliveryLoop(t *testing.T) {
 	}
 }
 
-func TestEvalBroker_Bounded(t *testing.T) {
-	b := NewEvalBroker(time.Now, BrokerConfig{MaxEvals: 2})
+func TestBroker_Bounded(t *testing.T) {
+	b := New(time.Now, Config{MaxEvals: 2})
 	b.SetEnabled(true)
 	room := b.Room()
 	if n := b.EnqueueAll([]*structs.Evaluation{ev("a", 50, 1), ev("b", 50, 2), ev("c", 50, 3)}); n != 2 {
@@ -213,13 +213,13 @@ func TestEvalBroker_Bounded(t *testing.T) {
 	}
 }
 
-func TestEvalBroker_DelayedUntilWaitUntil(t *testing.T) {
+func TestBroker_DelayedUntilWaitUntil(t *testing.T) {
 	start := time.Now()
-	b := NewEvalBroker(time.Now, BrokerConfig{})
+	b := New(time.Now, Config{})
 	b.SetEnabled(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go b.runDelayed(ctx)
+	go b.RunDelayed(ctx)
 	late := ev("late", 90, 1)
 	late.WaitUntil = start.Add(150 * time.Millisecond)
 	b.Enqueue(late)
@@ -236,8 +236,8 @@ func TestEvalBroker_DelayedUntilWaitUntil(t *testing.T) {
 	}
 }
 
-func TestEvalBroker_DisableDropsAndWakes(t *testing.T) {
-	b := NewEvalBroker(time.Now, BrokerConfig{})
+func TestBroker_DisableDropsAndWakes(t *testing.T) {
+	b := New(time.Now, Config{})
 	b.SetEnabled(true)
 	b.Enqueue(ev("a", 50, 1))
 	b.SetEnabled(false)
@@ -250,11 +250,11 @@ func TestEvalBroker_DisableDropsAndWakes(t *testing.T) {
 	}
 }
 
-// TestEvalBroker_EnqueueOwed: what a full broker turns away comes back to
+// TestBroker_EnqueueOwed: what a full broker turns away comes back to
 // the caller (owed until Room fires); what it holds already, or holds
 // aside as failed, does not, nor does anything while disabled.
-func TestEvalBroker_EnqueueOwed(t *testing.T) {
-	b := NewEvalBroker(time.Now, BrokerConfig{MaxEvals: 2, DeliveryLimit: 1})
+func TestBroker_EnqueueOwed(t *testing.T) {
+	b := New(time.Now, Config{MaxEvals: 2, DeliveryLimit: 1})
 	if owed := b.EnqueueOwed([]*structs.Evaluation{ev("a", 50, 1)}); len(owed) != 0 {
 		t.Fatalf("a disabled broker owes %d, want none (the next leader offers from state)", len(owed))
 	}

@@ -1,4 +1,4 @@
-package server
+package planapply
 
 import (
 	"errors"
@@ -88,8 +88,8 @@ func TestRecheckPipeline(t *testing.T) {
 				t.Errorf("recheck = %v, want no conflict", err)
 			case tc.want != "" && err == nil:
 				t.Errorf("no conflict, want one naming %q", tc.want)
-			case tc.want != "" && (!errors.Is(err, errPipelineConflict) || !isPlanConflict(err) || !strings.Contains(err.Error(), tc.want)):
-				t.Errorf("recheck = %v, want errPipelineConflict naming %q", err, tc.want)
+			case tc.want != "" && (!errors.Is(err, ErrPipelineConflict) || !IsConflict(err) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("recheck = %v, want ErrPipelineConflict naming %q", err, tc.want)
 			}
 		})
 	}

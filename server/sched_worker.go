@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ciplat/ciplat/fsm/structs"
+	"github.com/ciplat/ciplat/server/planapply"
 )
 
 // maxPlanRetries is how often a worker schedules an evaluation again on
@@ -17,7 +18,7 @@ import (
 const maxPlanRetries = 3
 
 // maxPipelineRetries is how often a worker schedules an evaluation again
-// after pipeline conflicts (errPipelineConflict) before it nacks it. They
+// after pipeline conflicts (planapply.ErrPipelineConflict) before it nacks it. They
 // do not use up maxPlanRetries: each rests on a sibling placed since the
 // plan's snapshot, which the next snapshot shows, so re-scoring ends after
 // at most one retry per sibling placement; the bound is a safety net for
@@ -58,6 +59,9 @@ type planVerdict struct {
 // goroutine does all the scheduling (its rng is not shared). It stops
 // taking evaluations when stop ends and returns once the plans it has in
 // flight are decided; it returns at once when ctx (the leader's) ends.
+//
+// A scheduler worker is a goroutine of the leader; it is not a CI worker
+// (the container or Pod that runs a job's steps, http_workers.go).
 func (s *Server) schedulerWorker(ctx context.Context, stop <-chan struct{}, rng *rand.Rand) {
 	dctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -190,11 +194,11 @@ func (s *Server) planDecided(ctx context.Context, v planVerdict) bool {
 			s.metrics.latency.Observe(s.cfg.Now().Sub(v.w.started))
 		}
 		s.ack(v.w)
-	case errors.Is(v.err, errPipelineConflict) && v.w.pipelineTries < maxPipelineRetries:
+	case errors.Is(v.err, planapply.ErrPipelineConflict) && v.w.pipelineTries < maxPipelineRetries:
 		v.w.pipelineTries++
 		s.metrics.planRetries.Add(1)
 		return false
-	case errors.Is(v.err, errPlanConflict) && v.w.tries < maxPlanRetries:
+	case errors.Is(v.err, planapply.ErrConflict) && v.w.tries < maxPlanRetries:
 		v.w.tries++
 		s.metrics.planRetries.Add(1)
 		return false
@@ -202,7 +206,7 @@ func (s *Server) planDecided(ctx context.Context, v planVerdict) bool {
 		// Leadership ended: the broker was emptied, and the next leader
 		// schedules it from state.
 	default:
-		if !isPlanConflict(v.err) {
+		if !planapply.IsConflict(v.err) {
 			s.log.Error("apply plan", "eval", v.w.ev.ID, "err", v.err)
 		}
 		s.nack(v.w, v.err.Error())

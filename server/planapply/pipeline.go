@@ -1,4 +1,4 @@
-package server
+package planapply
 
 import (
 	"errors"
@@ -9,18 +9,18 @@ import (
 	"github.com/ciplat/ciplat/scheduler"
 )
 
-// errPipelineConflict means a placement of a job with spread or
+// ErrPipelineConflict means a placement of a job with spread or
 // anti-affinity was scored on a snapshot that missed a job of the same
 // pipeline placed since on the same node (anti-affinity) or value (spread):
 // the worker schedules the evaluation again on state that shows it. It is a
-// plan conflict (isPlanConflict) of its own kind, because its retries do not
-// use up maxPlanRetries (see maxPipelineRetries).
-var errPipelineConflict = errors.New("plan conflict on spread or anti-affinity")
+// plan conflict (IsConflict) of its own kind, because its retries do not
+// use up the scheduler worker's plan retries (they have a bound of their own).
+var ErrPipelineConflict = errors.New("plan conflict on spread or anti-affinity")
 
-// isPlanConflict reports whether a plan verdict is a conflict of either
+// IsConflict reports whether a plan verdict is a conflict of either
 // kind: schedule again rather than fail.
-func isPlanConflict(err error) bool {
-	return errors.Is(err, errPlanConflict) || errors.Is(err, errPipelineConflict)
+func IsConflict(err error) bool {
+	return errors.Is(err, ErrConflict) || errors.Is(err, ErrPipelineConflict)
 }
 
 // recheckPipeline is the applier's pipeline re-check of a plan whose
@@ -30,7 +30,7 @@ func isPlanConflict(err error) bool {
 // allocations committed after the plan's SnapshotIndex, those of plan
 // entries in flight, and those accepted earlier in this batch (batch, by
 // pipeline ID). scheduler.PipelineConflict judges; a conflict is returned
-// as errPipelineConflict with its reason. Jobs without spread or
+// as ErrPipelineConflict with its reason. Jobs without spread or
 // anti-affinity cost one job lookup.
 func recheckPipeline(snap *state.StateSnapshot, p *structs.Plan, node *structs.Node,
 	batch map[string][]*structs.Allocation, inflight inflightView) error {
@@ -66,7 +66,7 @@ func recheckPipeline(snap *state.StateSnapshot, p *structs.Plan, node *structs.N
 		return n
 	}
 	if reason, ok := scheduler.PipelineConflict(job, node, unseen, nodeOf); ok {
-		return fmt.Errorf("%w: %s", errPipelineConflict, reason)
+		return fmt.Errorf("%w: %s", ErrPipelineConflict, reason)
 	}
 	return nil
 }
