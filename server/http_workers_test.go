@@ -14,7 +14,9 @@ import (
 func TestServer_Workers(t *testing.T) {
 	ts := newTestServer(t, "")
 	registerNode(ts, "n1")
-	_, code := submit(ts, "name: w\njobs:\n  a: { retry: { attempts: 1, backoff: 10ms }, steps: [ { name: s, run: 'sleep 100' } ] }\n", nil)
+	// The retry's backoff outlasts the test: the stopped job must still be
+	// PENDING when it is read (a short one let a loaded host place it again).
+	_, code := submit(ts, "name: w\njobs:\n  a: { retry: { attempts: 1, backoff: 1h }, steps: [ { name: s, run: 'sleep 100' } ] }\n", nil)
 	if code/100 != 2 {
 		t.Fatalf("submit: HTTP %d", code)
 	}
