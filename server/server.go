@@ -1,7 +1,13 @@
 // Package server is ciplat's server agent: it holds cluster state in a Raft
-// FSM (hashicorp/raft over raft-boltdb), runs the leader's duties (evaluation
-// broker, scheduler workers, the single plan applier) and serves the /v1 HTTP
-// API.
+// FSM (hashicorp/raft over raft-boltdb), finds its peers with serf, forwards
+// writes to the leader, and runs the leader's duties: the evaluation broker
+// (server/broker), the scheduler workers (sched_worker.go) and the single plan
+// applier (server/planapply). The /v1 HTTP layer is server/httpapi, which
+// reaches the server only through the Backend that http_backend.go
+// implements; the NATS event publisher is server/events.
+//
+// Every wait on a Raft future goes through waitRaft (raft_wait.go), so no
+// goroutine outlives Shutdown on a future Raft abandoned.
 package server
 
 import (
