@@ -203,12 +203,22 @@ func (c *Client) get(ctx context.Context, path string, q *QueryOptions, out any)
 }
 
 // send writes JSON (or raw bytes) and reads JSON into out (out may be nil).
+// Every body goes with a Content-Type that is not a form's: the agent
+// refuses text/plain, form bodies and untyped bodies with 415.
 func (c *Client) send(ctx context.Context, method, path string, in any, out any, hdr http.Header) error {
 	var body io.Reader
 	switch v := in.(type) {
 	case nil:
 	case []byte:
 		body = bytes.NewReader(v)
+		if hdr.Get("Content-Type") == "" {
+			// The agent refuses a body without a type (CSRF guard); callers
+			// name theirs, this is the fallback.
+			if hdr == nil {
+				hdr = http.Header{}
+			}
+			hdr.Set("Content-Type", "application/octet-stream")
+		}
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {

@@ -102,7 +102,8 @@ type SchedulePreempt struct {
 // would be placed, without submitting it.
 func (c *Client) Schedule(ctx context.Context, spec []byte) (*ScheduleDryRun, error) {
 	var out ScheduleDryRun
-	if err := c.send(ctx, http.MethodPost, "/v1/schedule", spec, &out, nil); err != nil {
+	hdr := http.Header{"Content-Type": {"application/yaml"}} // JSON is YAML too
+	if err := c.send(ctx, http.MethodPost, "/v1/schedule", spec, &out, hdr); err != nil {
 		return nil, err
 	}
 	return &out, nil

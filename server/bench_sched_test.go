@@ -128,6 +128,7 @@ func (s *sim) call(method, path string, body []byte, out any) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	setBodyType(req, body)
 	resp, err := s.cl.Do(req)
 	if err != nil {
 		return 0, err

@@ -143,6 +143,7 @@ func BenchmarkSnapshotRestoreRSS(b *testing.B) {
 		fi, _ := f.Stat()
 		req, _ := http.NewRequest("PUT", web.URL+"/v1/operator/snapshot", f)
 		req.ContentLength = fi.Size()
+		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)

@@ -228,6 +228,7 @@ func (cs *clusterServer) try(method, path string, body []byte, hdr map[string]st
 	if err != nil {
 		return nil, err
 	}
+	setBodyType(req, body)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}

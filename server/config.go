@@ -33,6 +33,14 @@ type Config struct {
 	// HTTPAddr is this server's HTTP API address as other servers reach it
 	// (gossiped in serf, used to forward requests to the leader).
 	HTTPAddr string
+	// HTTPListen is the address the agent's HTTP listener is bound to. When
+	// it is a loopback address, the API refuses requests whose Host is not
+	// a loopback name or one of HTTPAddr, HTTPListen and HTTPHosts (DNS
+	// rebinding; see server/httpapi/browser.go). Empty: no Host check.
+	HTTPListen string
+	// HTTPHosts are more names of this agent's HTTP API (-http-addr as
+	// given), accepted as Host and as a browser's Origin.
+	HTTPHosts []string
 	// Bootstrap makes this server bootstrap a one-server cluster when its data
 	// dir holds no Raft state yet (-dev, or -bootstrap-expect 1).
 	Bootstrap bool

@@ -88,6 +88,7 @@ func submitAnywhere(t *testing.T, mu *sync.Mutex, members []*clusterMember, key 
 		}
 		req, _ := http.NewRequest("POST", m.web.URL+"/v1/pipelines", bytes.NewReader([]byte(twoJobs)))
 		req.Header.Set("Idempotency-Key", key)
+		req.Header.Set("Content-Type", "application/yaml")
 		resp, err := http.DefaultClient.Do(req)
 		if err == nil {
 			_, _ = io.Copy(io.Discard, resp.Body)

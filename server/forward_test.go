@@ -58,6 +58,7 @@ func TestForward_LeaderBlackholed(t *testing.T) {
 		{"GET", "/v1/pipelines?index=1&wait=2s", "", 2 * time.Second},
 	} {
 		req, _ := http.NewRequest(tc.method, "http://"+f.httpAddr+tc.path, bytes.NewReader([]byte(tc.body)))
+		setBodyType(req, []byte(tc.body))
 		start := time.Now()
 		resp, err := client.Do(req)
 		if err != nil {

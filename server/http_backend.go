@@ -1,6 +1,7 @@
 package server
 
 import (
+	"net"
 	"net/http"
 	"time"
 
@@ -24,7 +25,30 @@ func (s *Server) httpAPI() *httpapi.API {
 		IdempotencyTTL:   s.cfg.IdempotencyTTL,
 		WriteTimeout:     s.cfg.Logs.WriteTimeout,
 		SnapshotMaxBytes: s.cfg.snapshotMaxBytes(),
+		LoopbackBind:     isLoopbackAddr(s.cfg.HTTPListen),
+		OwnAddrs:         s.cfg.httpOwnAddrs(),
 	})
+}
+
+// isLoopbackAddr reports whether hostport is bound to a loopback IP.
+func isLoopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// httpOwnAddrs are the addresses naming this agent's HTTP API.
+func (c *Config) httpOwnAddrs() []string {
+	var out []string
+	for _, a := range append([]string{c.HTTPAddr, c.HTTPListen}, c.HTTPHosts...) {
+		if a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // HTTPHandler returns the /v1 API. Unknown paths under /v1 get 404 and

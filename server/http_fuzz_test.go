@@ -61,6 +61,7 @@ func FuzzHTTPRoutes(f *testing.F) {
 	routes := fuzzRoutes(s)
 	send := func(rt httpapi.Route, body []byte) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(rt.Method, rt.Pattern, bytes.NewReader(body))
+		setBodyType(req, body)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, req)
 		return w

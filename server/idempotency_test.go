@@ -122,6 +122,7 @@ func TestServer_IdempotencyKey_Validation(t *testing.T) {
 	}
 	t.Run("given twice", func(t *testing.T) {
 		req, _ := http.NewRequest("POST", ts.web.URL+"/v1/pipelines", strings.NewReader(otherSpec))
+		req.Header.Set("Content-Type", "application/yaml")
 		req.Header.Add("Idempotency-Key", "a")
 		req.Header.Add("Idempotency-Key", "b")
 		resp, err := http.DefaultClient.Do(req)

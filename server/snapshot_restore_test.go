@@ -112,6 +112,7 @@ func TestSnapshotRestore_SizeLimit(t *testing.T) {
 			body = io.MultiReader(body) // hides the length: sent chunked
 		}
 		req, _ := http.NewRequest("PUT", ts.web.URL+"/v1/operator/snapshot", body)
+		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -146,6 +147,7 @@ func TestSnapshotRestore_OneAtATime(t *testing.T) {
 	first := make(chan *http.Response, 1)
 	go func() {
 		req, _ := http.NewRequest("PUT", ts.web.URL+"/v1/operator/snapshot", pr)
+		req.Header.Set("Content-Type", "application/octet-stream")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Error(err)

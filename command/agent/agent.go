@@ -208,6 +208,8 @@ func (a *Agent) startServer(bind string) error {
 		SerfAddr:        serfAddr,
 		SerfAdvertise:   serfAdv,
 		HTTPAddr:        httpAdv,
+		HTTPListen:      a.listener.Addr().String(),
+		HTTPHosts:       httpHosts(cfg.HTTPAddr),
 		Bootstrap:       a.singleServer(),
 		BootstrapExpect: cfg.BootstrapExpect,
 		Dev:             cfg.Dev,
@@ -259,6 +261,16 @@ func resolveIP(host string) (string, error) {
 		}
 	}
 	return ips[0].String(), nil
+}
+
+// httpHosts is -http-addr as given (it may name the host, as
+// "localhost:4680" or "ci.internal:4680"), which the API accepts as Host and
+// Origin besides loopback names and the listener's own address.
+func httpHosts(flag string) []string {
+	if flag == "" {
+		return nil
+	}
+	return []string{flag}
 }
 
 // advertised is addr with its host replaced by adv when adv is set, or addr

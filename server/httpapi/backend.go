@@ -125,6 +125,15 @@ type Config struct {
 	IdempotencyTTL time.Duration
 	// SnapshotMaxBytes caps a snapshot restore's body.
 	SnapshotMaxBytes int64
+	// LoopbackBind says the agent's HTTP listener is bound to a loopback
+	// address: requests whose Host is not a loopback name or one of
+	// OwnAddrs are refused (DNS rebinding; browser.go).
+	LoopbackBind bool
+	// OwnAddrs are the agent's HTTP addresses, host or host:port (the
+	// listener's, -http-addr as given, the advertised one): accepted as
+	// Host on a loopback bind, and as the Origin of a browser's write
+	// besides the request's own Host.
+	OwnAddrs []string
 }
 
 // API is the HTTP layer of one server.

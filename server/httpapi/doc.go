@@ -1,6 +1,7 @@
 // Package httpapi is the servers' HTTP layer: the /v1 route table
 // (routes.go), the one middleware chain every route is served through
-// (handler.go: large-body deadline, leader forwarding and consistency
+// (handler.go: the guard against cross-site writes and DNS rebinding of
+// browser.go, large-body deadline, leader forwarding and consistency
 // headers, request body limits; the ACL check of wave 2 goes there), the
 // error writer, the security headers, the deadline writer of streamed
 // answers, the OpenAPI document served at /v1/openapi.json (a test keeps it

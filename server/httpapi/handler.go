@@ -14,6 +14,7 @@ type Middleware func(rt Route, next HandlerFunc) HandlerFunc
 // chain is the middleware every route is served through, outermost first.
 func (a *API) chain() []Middleware {
 	return []Middleware{
+		a.browserGuard, // browser.go: CSRF and DNS rebinding
 		largeBodyDeadline,
 		a.leaderOnly,
 		limitBody,
