@@ -22,11 +22,7 @@ func (a *API) handleJobLogs(w http.ResponseWriter, r *http.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	follow, err := parseBool(r, "follow")
-	if err != nil {
-		return nil, err
-	}
-	after, err := parseAfter(r)
+	follow, after, err := parseFollow(r)
 	if err != nil {
 		return nil, err
 	}
@@ -99,6 +95,15 @@ func hasStep(j *structs.Job, name string) bool {
 		}
 	}
 	return false
+}
+
+// parseFollow reads a log read's ?follow and ?after (job and worker logs).
+func parseFollow(r *http.Request) (follow bool, after uint64, err error) {
+	if follow, err = parseBool(r, "follow"); err != nil {
+		return false, 0, err
+	}
+	after, err = parseAfter(r)
+	return follow, after, err
 }
 
 func parseAfter(r *http.Request) (uint64, error) {

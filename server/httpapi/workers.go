@@ -283,11 +283,7 @@ func (h *API) handleWorkerLogs(w http.ResponseWriter, r *http.Request) (any, err
 	if err != nil {
 		return nil, err
 	}
-	follow, err := parseBool(r, "follow")
-	if err != nil {
-		return nil, err
-	}
-	after, err := parseAfter(r)
+	follow, after, err := parseFollow(r)
 	if err != nil {
 		return nil, err
 	}
